@@ -1,0 +1,1 @@
+"""HTTP API, CLI, stores and camera workers."""

@@ -1,0 +1,157 @@
+"""The FastAPI application: routers, shared state and start-up/shut-down.
+
+Example (single process, SQLite, camera workers in threads)::
+
+    from storesense.api.app import create_app
+    from storesense.api.settings import ServiceSettings
+    from storesense.api.store import open_store
+    from storesense.zones.config import load_layout
+
+    layout = load_layout("examples/store.yaml")
+    store = open_store("sqlite:///storesense.db", layout.store.id)
+    app = create_app(ServiceSettings(), store, layout, supervisor=None)
+    # uvicorn.run(app)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from storesense.api.auth import Authenticator
+from storesense.api.privacy.service import OptInService
+from storesense.api.routers import (
+    cameras,
+    counts,
+    events,
+    health,
+    keys,
+    metrics,
+    occupancy,
+    transactions,
+)
+from storesense.api.routers import layout as layout_router
+from storesense.api.routers import optin as optin_router
+from storesense.api.routers.events import EventHub
+from storesense.api.routers.occupancy import OccupancyCache, OccupancyFastPath
+from storesense.api.settings import ServiceSettings
+from storesense.api.store.base import ApiKeyRecord, Store, StoreUnavailableError
+from storesense.api.workers import WorkerSupervisor
+from storesense.zones.config import StoreLayout
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(str(resources.files("storesense.api") / "static"))
+
+
+def create_app(
+    settings: ServiceSettings,
+    store: Store,
+    layout: StoreLayout,
+    *,
+    supervisor: WorkerSupervisor | None = None,
+    file_keys: Iterable[ApiKeyRecord] = (),
+    manage_supervisor: bool = True,
+    optin: OptInService | None = None,
+) -> FastAPI:
+    """Build the API over ``store``.
+
+    ``supervisor`` (optional) runs the camera workers of this process; with
+    ``manage_supervisor`` it is started and stopped with the app. ``file_keys``
+    are hashed keys from an ``--api-keys`` file, on top of keys in the store.
+    ``optin`` (shared with the workers) serves ``/v1/optin`` and purges old data.
+    """
+    occupancy_cache = OccupancyCache(store, layout, settings.occupancy_refresh_s)
+    hub = EventHub(store, settings.sse_queue_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        occupancy_cache.start()
+        hub.start()
+        if optin is not None:
+            optin.start()
+        if supervisor is not None and manage_supervisor:
+            supervisor.start()
+        try:
+            yield
+        finally:
+            if supervisor is not None and manage_supervisor:
+                supervisor.stop()
+            hub.stop()
+            occupancy_cache.stop()
+            if optin is not None:
+                optin.close()
+
+    app = FastAPI(
+        title="StoreSense",
+        version="1",
+        summary="Anonymous in-store analytics: live occupancy, events, counts and metrics.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.layout = layout
+    app.state.supervisor = supervisor
+    app.state.auth = Authenticator(store, file_keys, cache_s=settings.key_cache_s)
+    app.state.occupancy = occupancy_cache
+    app.state.events = hub
+    app.state.optin = optin
+
+    def apply_layout(new_layout: StoreLayout) -> None:
+        app.state.layout = new_layout
+        occupancy_cache.set_layout(new_layout)
+        if optin is not None:
+            optin.set_layout(new_layout)
+        if supervisor is not None:
+            supervisor.apply_layout(new_layout)
+
+    app.state.apply_layout = apply_layout
+
+    for module in (
+        occupancy,
+        events,
+        counts,
+        metrics,
+        transactions,
+        layout_router,
+        cameras,
+        keys,
+        health,
+        optin_router,
+    ):
+        app.include_router(module.router)
+
+    @app.exception_handler(StoreUnavailableError)
+    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"path": _dotted(err.get("loc", ())), "message": str(err.get("msg", ""))}
+            for err in exc.errors()
+        ]
+        return JSONResponse({"detail": problems}, status_code=422)
+
+    @app.get("/", include_in_schema=False)
+    async def live_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(OccupancyFastPath, state=app.state)
+    return app
+
+
+def _dotted(loc: Iterable[object]) -> str:
+    """``('body', 'zones', 2, 'polygon')`` → ``body.zones[2].polygon``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path

@@ -1,0 +1,288 @@
+"""API keys with scopes, stored hashed.
+
+A key is ``ss_`` + 43 URL-safe characters (256 random bits); only its SHA-256 is
+kept (in the store, or in an ``--api-keys`` file). With that much entropy a
+plain hash is enough (no password stretching needed), and the stored hash is
+compared in constant time.
+
+Scopes: ``ingest`` (cameras push frames), ``display`` (live occupancy and the
+event stream), ``analyst`` (everything ``display`` reads plus counts, metrics,
+transactions and exports), ``admin`` (everything, including layout, keys and
+track ids).
+
+Example:
+    >>> key, record = new_key("till", [Scope.ANALYST])
+    >>> record.key_hash == hash_key(key), sorted(s.value for s in expand_scopes(record.scopes))
+    (True, ['analyst', 'display'])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from fastapi import HTTPException, Request
+from storesense.api.store.base import ApiKeyRecord, Store, StoreUnavailableError
+from storesense.zones.config import syntax_error_message
+
+KEY_PREFIX = "ss_"
+
+
+class Scope(StrEnum):
+    INGEST = "ingest"
+    DISPLAY = "display"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+
+_IMPLIED: dict[Scope, frozenset[Scope]] = {
+    Scope.INGEST: frozenset({Scope.INGEST}),
+    Scope.DISPLAY: frozenset({Scope.DISPLAY}),
+    Scope.ANALYST: frozenset({Scope.ANALYST, Scope.DISPLAY}),
+    Scope.ADMIN: frozenset(Scope),
+}
+
+
+def parse_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
+    """Validate scope names; raises ``ValueError`` naming the bad one."""
+    parsed = set()
+    for name in scopes:
+        try:
+            parsed.add(Scope(name))
+        except ValueError:
+            raise ValueError(
+                f"unknown scope {name!r}; choose from {', '.join(s.value for s in Scope)}"
+            ) from None
+    if not parsed:
+        raise ValueError("a key needs at least one scope")
+    return frozenset(parsed)
+
+
+def expand_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
+    """The scopes a key effectively holds (``admin`` implies all)."""
+    granted: set[Scope] = set()
+    for scope in parse_scopes(scopes):
+        granted |= _IMPLIED[scope]
+    return frozenset(granted)
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(name: str, scopes: Iterable[str]) -> tuple[str, ApiKeyRecord]:
+    """A fresh key (shown once) and the record to store (hash only)."""
+    if not name.strip():
+        raise ValueError("a key needs a non-empty name")
+    key = generate_key()
+    record = ApiKeyRecord(
+        key_id="k_" + secrets.token_hex(6),
+        name=name.strip(),
+        key_hash=hash_key(key),
+        scopes=frozenset(s.value for s in parse_scopes(scopes)),
+        created_at=time.time(),
+    )
+    return key, record
+
+
+def load_key_file(path: Path) -> list[ApiKeyRecord]:
+    """Read hashed keys from a JSON or YAML list of ``{key_id, name, key_hash, scopes}``.
+
+    A missing file is an empty key list (``storesense keys create --file`` creates it).
+    """
+    if not path.exists():
+        return []
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the key file ({exc.strerror or exc})") from None
+    try:
+        raw = yaml.safe_load(text) or []
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: {syntax_error_message(exc)}") from None
+    if not isinstance(raw, list):
+        raise ValueError(f"{path}: expected a list of keys, got {type(raw).__name__}")
+    records = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise ValueError(f"{path}: keys[{i}] must be a mapping")
+        missing = {"key_id", "key_hash", "scopes"} - set(item)
+        if missing:
+            raise ValueError(f"{path}: keys[{i}] lacks {', '.join(sorted(missing))}")
+        key_hash = str(item["key_hash"])
+        if len(key_hash) != 64 or any(c not in "0123456789abcdef" for c in key_hash):
+            raise ValueError(f"{path}: keys[{i}].key_hash must be 64 lowercase hex digits")
+        try:
+            scopes = parse_scopes(item["scopes"])
+        except ValueError as exc:
+            raise ValueError(f"{path}: keys[{i}].scopes: {exc}") from None
+        records.append(
+            ApiKeyRecord(
+                key_id=str(item["key_id"]),
+                name=str(item.get("name", item["key_id"])),
+                key_hash=key_hash,
+                scopes=frozenset(s.value for s in scopes),
+                created_at=float(item.get("created_at", 0.0)),
+            )
+        )
+    return records
+
+
+def append_key_file(path: Path, record: ApiKeyRecord) -> None:
+    """Add one hashed key to a key file (JSON), creating it if needed."""
+    records = load_key_file(path)
+    records.append(record)
+    payload = [
+        {
+            "key_id": r.key_id,
+            "name": r.name,
+            "key_hash": r.key_hash,
+            "scopes": sorted(r.scopes),
+            "created_at": r.created_at,
+        }
+        for r in records
+    ]
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path.chmod(0o600)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: ``key_id`` is ``None`` in open (no keys) mode."""
+
+    key_id: str | None
+    name: str
+    scopes: frozenset[Scope]
+
+    @property
+    def is_admin(self) -> bool:
+        return Scope.ADMIN in self.scopes
+
+
+OPEN_PRINCIPAL = Principal(key_id=None, name="local (no keys configured)", scopes=frozenset(Scope))
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key``."""
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = headers.get("x-api-key")
+    return key.strip() if key else None
+
+
+class Authenticator:
+    """Checks keys against the key file and the store, caching verified keys briefly.
+
+    Auth is *enabled* as soon as any key exists (file or store); until then every
+    caller is the local operator (the service refuses non-loopback hosts then).
+    """
+
+    def __init__(
+        self, store: Store, file_records: Iterable[ApiKeyRecord] = (), cache_s: float = 5.0
+    ):
+        self._store = store
+        self._file_records = {r.key_hash: r for r in file_records}
+        self._cache_s = cache_s
+        self._cache: dict[str, tuple[ApiKeyRecord, float]] = {}
+        self._lock = threading.Lock()
+        self._enabled = bool(self._file_records)
+        self._enabled_checked_at = 0.0
+        self.refresh_enabled()
+
+    @property
+    def enabled(self) -> bool:
+        if not self._enabled and time.monotonic() - self._enabled_checked_at > self._cache_s:
+            self.refresh_enabled()
+        return self._enabled
+
+    def refresh_enabled(self) -> bool:
+        """Re-check whether any key exists (a key created by another process turns auth on)."""
+        self._enabled_checked_at = time.monotonic()
+        if self._enabled:
+            return True
+        with contextlib.suppress(StoreUnavailableError):
+            self._enabled = bool(self._store.list_api_keys())
+        return self._enabled
+
+    def key_enabled(self) -> None:
+        """Call after creating a key in this process: auth is on from now."""
+        self._enabled = True
+
+    def forget(self, key_id: str) -> None:
+        """Drop a deleted key from the cache so it stops working at once here."""
+        with self._lock:
+            for key_hash, (record, _) in list(self._cache.items()):
+                if record.key_id == key_id:
+                    del self._cache[key_hash]
+
+    def _lookup(self, key_hash: str) -> ApiKeyRecord | None:
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        record = self._file_records.get(key_hash)
+        if record is None:
+            try:
+                record = self._store.find_api_key(key_hash)
+            except StoreUnavailableError as exc:
+                raise HTTPException(
+                    503, f"cannot verify the API key: store unavailable ({exc})"
+                ) from exc
+        if record is not None:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[key_hash] = (record, now + self._cache_s)
+        return record
+
+    def authenticate(self, headers: Mapping[str, str], needed: Scope) -> Principal:
+        """The caller, or ``HTTPException`` 401 (no/bad key) or 403 (scope missing)."""
+        if not self.enabled:
+            return OPEN_PRINCIPAL
+        key = presented_key(headers)
+        if not key:
+            raise HTTPException(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        key_hash = hash_key(key)
+        record = self._lookup(key_hash)
+        if record is None or not hmac.compare_digest(record.key_hash, key_hash):
+            raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+        scopes = expand_scopes(record.scopes)
+        if needed not in scopes:
+            raise HTTPException(
+                403,
+                f"this key has scope(s) {', '.join(sorted(record.scopes))}; "
+                f"this endpoint needs '{needed.value}'",
+            )
+        return Principal(key_id=record.key_id, name=record.name, scopes=scopes)
+
+
+def require(scope: Scope) -> Callable[[Request], Principal]:
+    """FastAPI dependency: ``principal: Principal = Depends(require(Scope.ANALYST))``."""
+
+    def dependency(request: Request) -> Principal:
+        authenticator: Authenticator = request.app.state.auth
+        return authenticator.authenticate(request.headers, scope)
+
+    dependency.__name__ = f"require_{scope.value}"
+    return dependency

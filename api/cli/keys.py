@@ -1,0 +1,117 @@
+"""``storesense keys``: create, list and delete API keys (stored hashed).
+
+Example::
+
+    storesense keys create --scope analyst --name "back office"      # into the store
+    storesense keys create --scope display --file keys.json           # into a key file
+    storesense keys list
+    storesense keys delete k_1a2b3c4d5e6f
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storesense.api.cli import CLIError
+
+if TYPE_CHECKING:
+    from storesense.api.store.base import Store
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("keys", help="manage API keys")
+    actions = parser.add_subparsers(dest="keys_action", required=True)
+
+    def store_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--store", default="sqlite:///storesense.db", help="store URL")
+        p.add_argument("--layout", type=Path, help="layout file: its store.id names the store")
+        p.add_argument("--store-id", help="store id when no --layout (default: default)")
+
+    create = actions.add_parser("create", help="create a key and print it once")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=["ingest", "display", "analyst", "admin"],
+        help="repeatable",
+    )
+    create.add_argument("--name", default=None, help="what the key is for")
+    create.add_argument("--file", type=Path, help="append to this key file instead of the store")
+    store_options(create)
+    create.set_defaults(func=_create)
+
+    listing = actions.add_parser("list", help="list keys in the store (never the secrets)")
+    store_options(listing)
+    listing.set_defaults(func=_list)
+
+    delete = actions.add_parser("delete", help="revoke a key in the store")
+    delete.add_argument("key_id")
+    store_options(delete)
+    delete.set_defaults(func=_delete)
+
+
+@contextmanager
+def _open(args: argparse.Namespace) -> Iterator[Store]:
+    """The store named by ``--store`` (and ``--layout``/``--store-id``), closed after use;
+    a bad URL or a store that cannot be reached is one CLI error line."""
+    from storesense.api.store import open_store
+    from storesense.api.store.base import StoreUnavailableError
+    from storesense.zones.config import LayoutError, load_layout
+
+    store_id = args.store_id or "default"
+    if args.layout is not None:
+        try:
+            store_id = load_layout(args.layout).store.id
+        except LayoutError as exc:
+            raise CLIError(f"layout {args.layout}: {exc}") from None
+    try:
+        store = open_store(args.store, store_id)
+    except (ValueError, StoreUnavailableError) as exc:
+        raise CLIError(f"store {args.store}: {exc}") from None
+    try:
+        yield store
+    except StoreUnavailableError as exc:
+        raise CLIError(f"store {args.store}: {exc}") from None
+    finally:
+        store.close()
+
+
+def _create(args: argparse.Namespace) -> int:
+    from storesense.api.auth import append_key_file, new_key
+
+    name = args.name or "+".join(sorted(set(args.scope)))
+    try:
+        key, record = new_key(name, args.scope)
+    except ValueError as exc:
+        raise CLIError(f"--name: {exc}") from None
+    if args.file is not None:
+        try:
+            append_key_file(args.file, record)
+        except (OSError, ValueError) as exc:
+            raise CLIError(f"{args.file}: {exc}") from None
+    else:
+        with _open(args) as store:
+            store.put_api_key(record)
+    print(f"key id:  {record.key_id}\nscopes:  {', '.join(sorted(record.scopes))}", file=sys.stderr)
+    print("the key (shown only now; store it safely):", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        for record in store.list_api_keys():
+            print(f"{record.key_id}\t{','.join(sorted(record.scopes))}\t{record.name}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        if not store.delete_api_key(args.key_id):
+            raise CLIError(f"unknown key id {args.key_id!r}")
+    return 0

@@ -1,0 +1,1 @@
+"""Privacy: consent, opt-in recognition hooks, retention and pixelation."""

@@ -1,0 +1,217 @@
+"""Time-bucketed counts per zone and line, as JSON or CSV (``Accept: text/csv``).
+
+Buckets (``15m``, ``1h``, ``1d``…) are aligned in the store's time zone by
+:func:`storesense.zones.metrics.bucket_counts` — the same events and the same
+function behind ``storesense count``. With ``k_anonymity`` = k > 0, a bucket
+count below k is suppressed (``null`` in JSON, empty in CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from storesense.api.auth import Principal, Scope, require
+from storesense.api.schemas import CountRow, CountsOut, parse_time, unix_text
+from storesense.api.store.base import EventQuery, Store
+from storesense.zones.config import StoreLayout
+from storesense.zones.events import EventType
+
+router = APIRouter(prefix="/v1", tags=["counts"])
+
+_BUCKET = re.compile(r"^(\d+)\s*([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_BUCKETS = 100_000
+CSV_COLUMNS = ("bucket_start", "bucket_start_iso", "target", "kind", "measure", "count")
+
+
+FromQuery = Annotated[
+    str | None,
+    Query(alias="from", description="Unix seconds or ISO 8601; default: today's local midnight"),
+]
+ToQuery = Annotated[
+    str | None,
+    Query(description="Unix seconds or ISO 8601 (exclusive); default: the end of that day"),
+]
+
+
+def parse_bucket(text: str) -> timedelta:
+    """``15m`` → 15 minutes; ``1h``, ``1d``, ``30s``. ``ValueError`` otherwise.
+
+    >>> parse_bucket("15m"), parse_bucket("1d")
+    (datetime.timedelta(seconds=900), datetime.timedelta(days=1))
+    """
+    match = _BUCKET.match(text.strip().lower())
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"bucket {text!r} must be a positive number and a unit s/m/h/d, e.g. 15m")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def bucket_step(text: str, start: float, end: float, max_buckets: int) -> timedelta:
+    """The ``bucket`` query parameter for ``[start, end)``, or 422 with the reason (malformed,
+    or more than ``max_buckets`` buckets)."""
+    try:
+        step = parse_bucket(text)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if (end - start) / step.total_seconds() > max_buckets:
+        raise HTTPException(422, f"more than {max_buckets} buckets: use a larger bucket")
+    return step
+
+
+def _local_midnight(moment: float, timezone: ZoneInfo | None, days: int = 0) -> float:
+    """Unix time of the local midnight starting ``moment``'s day, ``days`` later (DST-safe)."""
+    local = datetime.fromtimestamp(moment, timezone)
+    wall = datetime(local.year, local.month, local.day) + timedelta(days=days)
+    return wall.replace(tzinfo=timezone).timestamp()
+
+
+def time_range(
+    from_: str | None, to: str | None, timezone: ZoneInfo | None = None
+) -> tuple[float, float]:
+    """Validated ``[from, to)`` in Unix seconds, or 422 with the reason.
+
+    With ``timezone``, a missing ``from`` is the start of today there and a
+    missing ``to`` the end of that day, so ``GET /v1/counts`` alone is today.
+    """
+    if (from_ is None or to is None) and timezone is None:
+        raise HTTPException(422, "'from' and 'to' are required")
+    try:
+        start = parse_time(from_) if from_ is not None else _local_midnight(time.time(), timezone)
+        end = parse_time(to) if to is not None else _local_midnight(start, timezone, days=1)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if end <= start:
+        raise HTTPException(422, f"'to' ({to}) must be after 'from' ({from_})")
+    return start, end
+
+
+def count_rows(
+    store: Store,
+    layout: StoreLayout,
+    start: float,
+    end: float,
+    bucket: timedelta,
+    *,
+    zones: set[str] | None,
+    lines: set[str] | None,
+    k_anonymity: int,
+) -> list[CountRow]:
+    from storesense.zones.metrics import bucket_counts
+
+    events = store.query_events(
+        EventQuery(
+            start=start,
+            end=end,
+            types=frozenset({EventType.ZONE_ENTER, EventType.ZONE_EXIT, EventType.LINE_CROSS}),
+        )
+    )
+    buckets = bucket_counts(
+        events,
+        layout,
+        start=datetime.fromtimestamp(start, UTC),
+        end=datetime.fromtimestamp(end, UTC),
+        bucket=bucket,
+    )
+    rows: list[CountRow] = []
+    filtering = zones is not None or lines is not None
+    for item in buckets:
+        begins = datetime.fromisoformat(item["start"])
+        groups = (("zone", item["zones"], zones), ("line", item["lines"], lines))
+        for kind, per_target, wanted in groups:
+            for target, measures in per_target.items():
+                if filtering and (wanted is None or target not in wanted):
+                    continue
+                for measure, count in measures.items():
+                    shown = None if 0 < count < k_anonymity else int(count)
+                    rows.append(
+                        CountRow(
+                            bucket_start=begins.timestamp(),
+                            bucket_start_iso=begins.isoformat(),
+                            target=target,
+                            kind=kind,
+                            measure=measure,
+                            count=shown,
+                        )
+                    )
+    return rows
+
+
+def _csv(rows: list[CountRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [
+                unix_text(row.bucket_start),
+                row.bucket_start_iso,
+                row.target,
+                row.kind,
+                row.measure,
+                "" if row.count is None else row.count,
+            ]
+        )
+    return out.getvalue()
+
+
+@router.get(
+    "/counts",
+    response_model=CountsOut,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV on Accept"}},
+)
+def get_counts(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Scope.ANALYST))],
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    bucket: Annotated[str, Query(description="15m, 1h, 1d…, aligned in the store's zone")] = "1h",
+    zone: Annotated[list[str] | None, Query(description="zone ids; repeatable")] = None,
+    line: Annotated[list[str] | None, Query(description="line ids; repeatable")] = None,
+) -> CountsOut | Response:
+    """Zone entries/exits and line in/out per bucket (scope ``analyst``).
+
+    ``Accept: text/csv`` gives CSV. Without ``zone``/``line`` every zone and line is listed.
+    """
+    layout: StoreLayout = request.app.state.layout
+    start, end = time_range(from_, to, layout.store.tz)
+    step = bucket_step(bucket, start, end, MAX_BUCKETS)
+    known_zones = {z.id for z in layout.zones}
+    known_lines = {ln.id for ln in layout.lines}
+    for given, known, what in ((zone, known_zones, "zone"), (line, known_lines, "line")):
+        unknown = set(given or ()) - known
+        if unknown:
+            raise HTTPException(
+                422, f"unknown {what}(s) {sorted(unknown)} (known: {sorted(known)})"
+            )
+    k: int = request.app.state.settings.k_anonymity
+    rows = count_rows(
+        request.app.state.store,
+        layout,
+        start,
+        end,
+        step,
+        zones=set(zone) if zone else None,
+        lines=set(line) if line else None,
+        k_anonymity=k,
+    )
+    if "text/csv" in request.headers.get("accept", ""):
+        return Response(
+            _csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="counts.csv"'},
+        )
+    return CountsOut(
+        start=start,
+        end=end,
+        bucket=bucket,
+        timezone=layout.store.timezone,
+        k_anonymity=k,
+        rows=rows,
+    )

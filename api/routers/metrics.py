@@ -1,0 +1,52 @@
+"""Store metrics (footfall, conversion, dwell, occupancy, queues) from ``zones.metrics``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from storesense.api.auth import Principal, Scope, require
+from storesense.api.routers.counts import FromQuery, ToQuery, bucket_step, time_range
+from storesense.api.store.base import EventQuery, Store
+from storesense.zones.config import StoreLayout
+from storesense.zones.metrics import StoreMetrics, compute_metrics
+
+router = APIRouter(prefix="/v1", tags=["metrics"])
+
+MAX_METRIC_BUCKETS = 10_000
+
+
+@router.get("/metrics", response_model=StoreMetrics)
+def get_metrics(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Scope.ANALYST))],
+    from_: FromQuery = None,
+    to: ToQuery = None,
+    bucket: Annotated[str | None, Query(description="15m, 1h, 1d… (optional)")] = None,
+) -> StoreMetrics:
+    """Footfall, passers-by, conversions (sales conversion from ``POST /v1/transactions``),
+    dwell, occupancy and queues for ``[from, to)`` (default: today in the store's time zone),
+    optionally per bucket (scope ``analyst``).
+    """
+    layout: StoreLayout = request.app.state.layout
+    start, end = time_range(from_, to, layout.store.tz)
+    step = bucket_step(bucket, start, end, MAX_METRIC_BUCKETS) if bucket else None
+    store: Store = request.app.state.store
+    events = store.query_events(EventQuery(start=start, end=end))
+    till = store.get_transactions(start, end)
+    optin = getattr(request.app.state, "optin", None)
+    staff_keys = optin.staff_track_keys(start, end) if optin is not None else set()
+    metrics = compute_metrics(
+        events,
+        layout,
+        start=datetime.fromtimestamp(start, UTC),
+        end=datetime.fromtimestamp(end, UTC),
+        bucket=step,
+        transactions={datetime.fromtimestamp(t, UTC): n for t, n in till.items()} or None,
+        staff_track_keys=staff_keys,
+    )
+    if optin is not None:
+        metrics.members = asdict(optin.aggregates(start, end))
+    return metrics

@@ -1,0 +1,182 @@
+"""The one store interface every back-end (SQLite, Redis) implements.
+
+The API, the camera workers and the privacy layer only talk to this interface;
+``open_store(url)`` picks the back-end from the URL.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from storesense.zones.events import Event, EventType
+
+
+class StoreUnavailableError(RuntimeError):
+    """The back-end cannot be reached (e.g. Redis is down)."""
+
+
+@dataclass(frozen=True)
+class ZoneOccupancy:
+    zone_id: str
+    camera_id: str
+    count: int
+    updated_at: float
+    """Unix seconds of the frame that produced this count."""
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    key_id: str
+    name: str
+    key_hash: str
+    scopes: frozenset[str]
+    created_at: float
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    start: float | None = None
+    end: float | None = None
+    types: frozenset[EventType] | None = None
+    targets: frozenset[str] | None = None
+    camera_id: str | None = None
+    limit: int | None = None
+
+
+class Store(abc.ABC):
+    """State shared by workers and API replicas of one store (``store_id``)."""
+
+    store_id: str
+
+    # events -------------------------------------------------------------
+    @abc.abstractmethod
+    def write_events(self, events: Sequence[Event]) -> int:
+        """Persist events idempotently (keyed by ``event_id``); returns how many were new.
+
+        Returning means the events are durable (acknowledged).
+        """
+
+    @abc.abstractmethod
+    def query_events(self, query: EventQuery) -> list[Event]:
+        """Events in timestamp order."""
+
+    @abc.abstractmethod
+    def delete_events_before(self, timestamp: float) -> int:
+        """Retention purge; returns how many were deleted."""
+
+    @abc.abstractmethod
+    def delete_events_with_attribute(self, key: str, value: str) -> int:
+        """Erase events whose ``attributes[key] == value`` (e.g. a member token)."""
+
+    @abc.abstractmethod
+    def tail_events(
+        self, last_id: str | None, block_ms: int = 0, limit: int = 100
+    ) -> tuple[str, list[Event]]:
+        """New events written after the cursor ``last_id``, for live feeds (SSE).
+
+        Returns ``(cursor, events)`` in write order; pass ``cursor`` back on the
+        next call. ``last_id=None`` means "from now": only events written after
+        this call are returned. ``"0"`` means from the oldest stored event.
+        Waits up to ``block_ms`` milliseconds when nothing new is there yet
+        (``0`` = do not wait) and then returns ``(last cursor, [])``. Cursors are
+        opaque strings; a malformed one raises ``ValueError``. An event written
+        twice appears once; erased events are skipped.
+
+        Example (SSE loop)::
+
+            cursor, _ = store.tail_events(None)
+            while True:
+                cursor, events = store.tail_events(cursor, block_ms=1000)
+                for event in events:
+                    send(event.to_json())
+        """
+
+    def count_events(
+        self, start: float, end: float, bucket_seconds: int = 60
+    ) -> dict[tuple[float, str, str], int]:
+        """Event counts per ``(bucket_start, type, target)`` in ``[start, end)``.
+
+        Buckets are aligned to multiples of ``bucket_seconds`` since the Unix epoch.
+        Back-ends may answer from pre-aggregated counters (Redis keeps per-minute
+        counters); this default counts stored events.
+        """
+        check_bucket_seconds(bucket_seconds)
+        counts: dict[tuple[float, str, str], int] = {}
+        for event in self.query_events(EventQuery(start=start, end=end)):
+            bucket = float(int(event.timestamp // bucket_seconds) * bucket_seconds)
+            key = (bucket, str(event.type), event.target)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    # live occupancy -------------------------------------------------------
+    @abc.abstractmethod
+    def set_occupancy(self, camera_id: str, counts: Mapping[str, int], timestamp: float) -> None:
+        """Replace the live counts of the zones of one camera."""
+
+    @abc.abstractmethod
+    def get_occupancy(self) -> tuple[str, dict[str, ZoneOccupancy]]:
+        """(version, counts per zone). The version changes whenever any count changes."""
+
+    # transactions (till) ---------------------------------------------------
+    @abc.abstractmethod
+    def add_transactions(self, buckets: Mapping[float, int]) -> None:
+        """Set the transaction count of each bucket start (Unix seconds)."""
+
+    @abc.abstractmethod
+    def get_transactions(self, start: float, end: float) -> dict[float, int]: ...
+
+    # layout and keys ---------------------------------------------------------
+    @abc.abstractmethod
+    def get_layout(self) -> str | None:
+        """The layout JSON shared by every replica, if one was stored."""
+
+    @abc.abstractmethod
+    def put_layout(self, layout_json: str) -> None: ...
+
+    @abc.abstractmethod
+    def put_api_key(self, record: ApiKeyRecord) -> None: ...
+
+    @abc.abstractmethod
+    def find_api_key(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    @abc.abstractmethod
+    def list_api_keys(self) -> list[ApiKeyRecord]: ...
+
+    @abc.abstractmethod
+    def delete_api_key(self, key_id: str) -> bool: ...
+
+    # health -----------------------------------------------------------------
+    @abc.abstractmethod
+    def ping(self) -> bool: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+def check_tail_args(block_ms: int, limit: int) -> None:
+    """``ValueError`` unless ``block_ms >= 0`` and ``limit > 0`` (:meth:`Store.tail_events`)."""
+    if block_ms < 0 or limit <= 0:
+        raise ValueError(f"block_ms must be >= 0 and limit > 0; got {block_ms}, {limit}")
+
+
+def check_bucket_seconds(bucket_seconds: int) -> None:
+    """``ValueError`` unless ``bucket_seconds > 0`` (:meth:`Store.count_events`)."""
+    if bucket_seconds <= 0:
+        raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds}")
+
+
+def events_matching(events: Iterable[Event], query: EventQuery) -> list[Event]:
+    """Apply an :class:`EventQuery` in memory (shared by back-ends that filter late)."""
+    selected = [
+        e
+        for e in events
+        if (query.start is None or e.timestamp >= query.start)
+        and (query.end is None or e.timestamp < query.end)
+        and (query.types is None or e.type in query.types)
+        and (query.targets is None or e.target in query.targets)
+        and (query.camera_id is None or e.camera_id == query.camera_id)
+    ]
+    selected.sort(key=lambda e: (e.timestamp, e.event_id))
+    return selected[: query.limit] if query.limit is not None else selected

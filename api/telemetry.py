@@ -1,0 +1,58 @@
+"""Prometheus metrics of the service (served at ``/metrics``)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+from storesense.vision.pipeline import STAGES, PipelineStats
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
+
+FRAMES_PROCESSED = Counter(
+    "storesense_frames_processed_total", "Frames run through the pipeline", ["camera"]
+)
+FRAMES_DROPPED = Counter(
+    "storesense_frames_dropped_total",
+    "Frames not processed (ingest queue full, undecodable, out of order, reader too late)",
+    ["camera", "reason"],
+)
+STAGE_SECONDS = Histogram(
+    "storesense_stage_seconds",
+    "Per-frame latency of each worker stage (decode, preprocess, inference, postprocess, "
+    "tracker from the camera pipeline; zones and store from the worker)",
+    ["camera", "stage"],
+    buckets=_LATENCY_BUCKETS,
+)
+EVENTS_WRITTEN = Counter(
+    "storesense_events_written_total", "Events acknowledged by the store", ["camera"]
+)
+WORKER_RESTARTS = Counter(
+    "storesense_worker_restarts_total", "Camera worker restarts after a failure", ["camera"]
+)
+CAMERA_UP = Gauge("storesense_camera_up", "1 while the camera worker is running", ["camera"])
+SSE_CLIENTS = Gauge("storesense_sse_clients", "Connected event-stream clients")
+SSE_DROPPED = Counter(
+    "storesense_sse_dropped_events_total",
+    "Events dropped for slow event-stream clients (their queue was full)",
+)
+SNAPSHOTS_SERVED = Counter(
+    "storesense_debug_snapshots_total", "Pixelated debug snapshots served", ["camera"]
+)
+
+
+class PrometheusPipelineStats(PipelineStats):
+    """:class:`PipelineStats` that also feeds each stage time to ``storesense_stage_seconds``.
+
+    Example:
+        >>> stats = PrometheusPipelineStats("doc-cam")
+        >>> stats.record("inference", 0.012)
+        >>> stats.count("inference")
+        1
+    """
+
+    def __init__(self, camera_id: str, window: int = 256) -> None:
+        super().__init__(window)
+        self._histograms = {stage: STAGE_SECONDS.labels(camera_id, stage) for stage in STAGES}
+
+    def record(self, stage: str, seconds: float) -> None:
+        super().record(stage, seconds)
+        self._histograms[stage].observe(seconds)

@@ -1,0 +1,64 @@
+"""Shared fixtures: the real models and MOT15 sequences in ``../shared``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["fixtures_redis"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STORESENSE_SHARED", REPO_ROOT.parent / "shared")).resolve()
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(
+            f"{path} is missing: tests need ../shared beside the repository "
+            f"(or STORESENSE_SHARED pointing at it)"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def model_mirror(shared_dir: Path) -> Path:
+    return _require(shared_dir / "models")
+
+
+@pytest.fixture(scope="session")
+def pets09(shared_dir: Path) -> Path:
+    """Folder with PETS09-S2L1.avi (real 7 fps), gt/gt.txt and seqinfo.ini."""
+    return _require(shared_dir / "data" / "PETS09-S2L1")
+
+
+@pytest.fixture(scope="session")
+def tud_campus(shared_dir: Path) -> Path:
+    return _require(shared_dir / "data" / "TUD-Campus")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _model_cache(tmp_path_factory: pytest.TempPathFactory, model_mirror: Path) -> None:
+    """Every test run fetches models into its own cache from the ../shared mirror."""
+    os.environ["STORESENSE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["STORESENSE_MODEL_MIRROR"] = str(model_mirror)
+
+
+@pytest.fixture(scope="session")
+def yolox_path(_model_cache: None) -> Path:
+    from storesense.models.fetch import fetch
+
+    return fetch("yolox-nano")
+
+
+@pytest.fixture(scope="session")
+def reid_path(_model_cache: None) -> Path:
+    from storesense.models.fetch import fetch
+
+    return fetch("person-reid-0248")

@@ -1,0 +1,309 @@
+"""One contract, every back-end: SQLite (tmp file) and a real redis-server."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from storesense.api.store import open_store
+from storesense.api.store.base import ApiKeyRecord, EventQuery, Store, StoreUnavailableError
+from storesense.api.store.redis import RedisStore
+from storesense.api.store.spool import SpoolingStore
+from storesense.api.store.sqlite import SQLiteStore
+from storesense.zones.events import Event, EventType
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from fixtures_redis import RedisServer
+
+
+T0 = 1_700_000_040.0  # a whole minute
+
+
+def make_events(store_id: str, count: int, start: float = T0, step: float = 1.0) -> list[Event]:
+    kinds = [EventType.ZONE_ENTER, EventType.ZONE_EXIT, EventType.LINE_CROSS]
+    return [
+        Event.create(
+            kinds[i % 3],
+            store_id,
+            f"cam{i % 2}",
+            ["aisle", "door", "till"][i % 3],
+            track_id=i,
+            timestamp=start + i * step,
+            attributes={"direction": "in"} if kinds[i % 3] == EventType.LINE_CROSS else {},
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "spool+redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    store_id = f"s-{uuid.uuid4().hex[:8]}"
+    if request.param == "sqlite":
+        opened = open_store(f"sqlite:///{tmp_path / 'store.db'}", store_id)
+    elif request.param == "redis":
+        opened = open_store(request.getfixturevalue("redis_url"), store_id)
+    elif request.param == "redis-cluster":
+        opened = open_store(request.getfixturevalue("redis_cluster_url"), store_id)
+    else:
+        opened = open_store(
+            request.getfixturevalue("redis_url"), store_id, spool_path=tmp_path / "spool.db"
+        )
+        assert isinstance(opened, SpoolingStore)
+    yield opened
+    opened.close()
+
+
+def test_writing_the_same_events_twice_stores_them_once(store: Store) -> None:
+    events = make_events(store.store_id, 10)
+    assert store.write_events(events) == 10
+    assert store.write_events(events) == 0
+    assert store.write_events(events[:3] + make_events(store.store_id, 12)[10:]) == 2
+    stored = store.query_events(EventQuery())
+    assert [e.event_id for e in stored] == [e.event_id for e in make_events(store.store_id, 12)]
+    assert stored[2] == events[2]  # attributes and types round-trip exactly
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_indexes"),
+    [
+        (EventQuery(start=T0 + 3, end=T0 + 7), [3, 4, 5, 6]),
+        (EventQuery(types=frozenset({EventType.LINE_CROSS})), [2, 5, 8, 11]),
+        (EventQuery(targets=frozenset({"aisle", "door"}), end=T0 + 5), [0, 1, 3, 4]),
+        (EventQuery(camera_id="cam1", start=T0 + 6), [7, 9, 11]),
+        (EventQuery(start=T0 + 2, limit=3), [2, 3, 4]),
+        (EventQuery(start=T0 + 100), []),
+    ],
+)
+def test_query_filters_by_time_type_target_and_camera(
+    store: Store, query: EventQuery, expected_indexes: list[int]
+) -> None:
+    events = make_events(store.store_id, 12)
+    store.write_events(events[::-1])  # write order must not matter
+    assert store.query_events(query) == [events[i] for i in expected_indexes]
+
+
+def test_occupancy_replaces_a_cameras_zones_and_versions_changes(store: Store) -> None:
+    empty_version, zones = store.get_occupancy()
+    assert zones == {}
+    store.set_occupancy("cam1", {"aisle": 2, "till": 1}, T0)
+    store.set_occupancy("cam2", {"door": 4}, T0 + 1)
+    v1, zones = store.get_occupancy()
+    assert v1 != empty_version
+    assert {z: o.count for z, o in zones.items()} == {"aisle": 2, "till": 1, "door": 4}
+    assert zones["door"].camera_id == "cam2" and zones["door"].updated_at == T0 + 1
+
+    store.set_occupancy("cam1", {"aisle": 2, "till": 1}, T0 + 2)  # same counts
+    v2, zones = store.get_occupancy()
+    assert v2 == v1 and zones["aisle"].updated_at == T0 + 2
+
+    store.set_occupancy("cam1", {"aisle": 3}, T0 + 3)  # till left cam1's view
+    v3, zones = store.get_occupancy()
+    assert v3 != v1
+    assert {z: o.count for z, o in zones.items()} == {"aisle": 3, "door": 4}
+    with pytest.raises(ValueError, match="negative"):
+        store.set_occupancy("cam1", {"aisle": -1}, T0)
+
+
+def test_transactions_layout_and_api_keys_round_trip(store: Store) -> None:
+    store.add_transactions({T0: 3, T0 + 900: 5, T0 + 1800: 0})
+    store.add_transactions({T0 + 900: 6})
+    assert store.get_transactions(T0, T0 + 1800) == {T0: 3, T0 + 900: 6}
+
+    assert store.get_layout() is None
+    store.put_layout('{"zones": [{"id": "aisle"}]}')
+    assert store.get_layout() == '{"zones": [{"id": "aisle"}]}'
+
+    admin = ApiKeyRecord("k1", "admin", "hash-a", frozenset({"admin", "read"}), T0)
+    reader = ApiKeyRecord("k2", "dashboard", "hash-b", frozenset({"read"}), T0 + 1)
+    store.put_api_key(admin)
+    store.put_api_key(reader)
+    assert store.find_api_key("hash-b") == reader
+    assert store.find_api_key("no-such-hash") is None
+    assert store.list_api_keys() == [admin, reader]
+    rotated = ApiKeyRecord("k1", "admin", "hash-c", frozenset({"admin"}), T0 + 2)
+    store.put_api_key(rotated)
+    assert store.find_api_key("hash-a") is None and store.find_api_key("hash-c") == rotated
+    assert store.delete_api_key("k2") is True
+    assert store.delete_api_key("k2") is False
+    assert store.list_api_keys() == [rotated]
+
+
+def test_retention_purge_deletes_old_events_and_blocks_their_replay(store: Store) -> None:
+    events = make_events(store.store_id, 10)
+    store.write_events(events)
+    assert store.delete_events_before(T0 + 4) == 4
+    assert store.query_events(EventQuery()) == events[4:]
+    assert store.write_events(events) == 0  # a late replay cannot bring purged events back
+    assert sum(store.count_events(T0 - 60, T0 + 120).values()) == 6
+
+
+def test_count_events_buckets_per_minute(store: Store) -> None:
+    store.write_events(make_events(store.store_id, 90))  # 90 s from T0, one event a second
+    counts = store.count_events(T0, T0 + 120)
+    assert counts[(T0, "zone_enter", "aisle")] == 20
+    assert counts[(T0 + 60, "line_cross", "till")] == 10
+    assert sum(counts.values()) == 90
+    assert sum(store.count_events(T0, T0 + 60, bucket_seconds=30).values()) == 60
+    per_event = Store.count_events(store, T0 - 7.5, T0 + 77.5, bucket_seconds=45)
+    assert store.count_events(T0 - 7.5, T0 + 77.5, bucket_seconds=45) == per_event
+    assert sum(per_event.values()) == 78
+
+
+def _raw_contains(store: Store, token: str) -> bool:
+    """Whether ``token`` is anywhere in the store's raw data (all keys / the file)."""
+    if isinstance(store, SpoolingStore):
+        spool_files = store.spool_path.parent.glob(store.spool_path.name + "*")
+        in_spool = any(token.encode() in p.read_bytes() for p in spool_files)
+        return in_spool or _raw_contains(store.primary, token)
+    if isinstance(store, RedisStore):
+        client = store.client
+        readers = {
+            "string": client.get,
+            "hash": client.hgetall,
+            "zset": lambda key: client.zrange(key, 0, -1),
+            "stream": lambda key: client.xrange(key),
+            "set": client.smembers,
+            "list": lambda key: client.lrange(key, 0, -1),
+        }
+        return any(
+            token in repr(readers[client.type(key)](key)) or token in key
+            for key in client.scan_iter(match="*")
+        )
+    assert isinstance(store, SQLiteStore)
+    data = b"".join(
+        p.read_bytes() for p in Path(store.path).parent.glob(Path(store.path).name + "*")
+    )
+    return token.encode() in data
+
+
+def test_erasure_by_attribute_leaves_no_trace(store: Store) -> None:
+    token = f"member-{uuid.uuid4().hex}"
+    member = [
+        Event.create(EventType.ZONE_ENTER, store.store_id, "cam1", "aisle", 100 + i, T0 + i,
+                     {"member": token})
+        for i in range(5)
+    ]  # fmt: skip
+    others = make_events(store.store_id, 5, start=T0 + 0.5)
+    store.write_events(member + others)
+    cursor = store.tail_events("0")[0]
+    assert _raw_contains(store, token)
+
+    assert store.delete_events_with_attribute("member", token) == 5
+    assert store.query_events(EventQuery()) == others
+    assert not _raw_contains(store, token)
+    assert sum(store.count_events(T0 - 60, T0 + 60).values()) == 5
+    assert store.delete_events_with_attribute("member", token) == 0
+    assert store.tail_events("0", limit=100)[1] == others
+    assert store.tail_events(cursor)[1] == []
+
+
+def test_tail_events_follows_new_writes(store: Store) -> None:
+    events = make_events(store.store_id, 6)
+    store.write_events(events[:2])
+    cursor, seen = store.tail_events(None)
+    assert seen == []  # "from now"
+    store.write_events(events[:4])  # two old (duplicates) and two new
+    cursor, seen = store.tail_events(cursor)
+    assert seen == events[2:4]
+    assert store.tail_events("0", limit=3)[1] == events[:3]
+
+    writer = threading.Timer(0.2, store.write_events, args=(events[4:],))
+    started = time.monotonic()
+    writer.start()
+    cursor, seen = store.tail_events(cursor, block_ms=3000)
+    writer.join()
+    assert seen == events[4:]
+    assert 0.15 < time.monotonic() - started < 2.5
+
+    started = time.monotonic()
+    assert store.tail_events(cursor, block_ms=200) == (cursor, [])
+    assert time.monotonic() - started >= 0.19
+    with pytest.raises(ValueError, match="cursor"):
+        store.tail_events("not-a-cursor")
+
+
+def test_events_without_a_finite_timestamp_are_rejected(store: Store) -> None:
+    broken = Event.create(EventType.ZONE_ENTER, store.store_id, "cam1", "aisle", 1, float("inf"))
+    with pytest.raises(ValueError, match="non-finite timestamp"):
+        store.write_events([*make_events(store.store_id, 2), broken])
+    assert store.query_events(EventQuery()) == []  # the batch is all or nothing
+
+
+def test_events_of_different_stores_are_separate(store: Store, tmp_path: Path) -> None:
+    if isinstance(store, SpoolingStore):
+        store = store.primary
+    url = store.path if isinstance(store, SQLiteStore) else None
+    other: Store = (
+        SQLiteStore(url, "other-store")
+        if url is not None
+        else RedisStore(store.client, "other-store-" + store.store_id)
+    )
+    store.write_events(make_events(store.store_id, 3))
+    other.write_events(make_events(other.store_id, 2))
+    assert len(store.query_events(EventQuery())) == 3
+    assert len(other.query_events(EventQuery())) == 2
+    assert len(other.tail_events("0")[1]) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://db/x", "unknown store URL scheme"),
+        ("storesense.db", "no scheme"),
+        ("sqlite://", "names no database file"),
+        ("sqlite:///no/such/dir/x.db", "directory of the SQLite database does not exist"),
+        ("sqlite:///x.db?synchronous=sometimes", "synchronous must be one of"),
+        ("sqlite:///x.db?journal=off", "unknown SQLite store option"),
+        ("redis://", "names no Redis host"),
+    ],
+)
+def test_open_store_rejects_bad_urls_clearly(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_store(url, "s1")
+
+
+@pytest.mark.parametrize("store_id", ["", "a{b}", "x" * 65, "line\nbreak"])
+def test_store_ids_that_would_break_key_names_are_rejected(store_id: str) -> None:
+    with pytest.raises(ValueError, match="store_id"):
+        open_store("sqlite://:memory:", store_id)
+
+
+def test_sqlite_store_is_safe_across_threads(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "threads.db", "s1", synchronous="normal")
+    batches = [make_events("s1", 50, start=T0 + 1000 * k) for k in range(4)]
+    threads = [threading.Thread(target=store.write_events, args=(b,)) for b in batches * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store.query_events(EventQuery())) == 200
+    store.close()
+    reopened = SQLiteStore(tmp_path / "threads.db", "s1")  # survives a restart
+    assert len(reopened.query_events(EventQuery())) == 200
+    reopened.close()
+
+
+def test_lost_redis_connection_raises_store_unavailable(
+    new_redis_server: Callable[..., RedisServer],
+) -> None:
+    server = new_redis_server()
+    store = RedisStore.from_url(server.url, "s1", socket_timeout=1.0, connect_timeout=0.3)
+    store.write_events(make_events("s1", 2))
+    server.kill()
+    assert store.ping() is False
+    for call in (
+        lambda: store.write_events(make_events("s1", 3)),
+        lambda: store.query_events(EventQuery()),
+        lambda: store.get_occupancy(),
+        lambda: store.tail_events("0"),
+    ):
+        with pytest.raises(StoreUnavailableError, match="Redis unavailable"):
+            call()
+    store.close()

@@ -1,0 +1,355 @@
+"""The multi-object tracker: Kalman filter, association, track life cycle, real video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+from storesense.vision.detections import Detections, Tracks
+from storesense.vision.tracking import ConstantVelocityKalman, Tracker, TrackerConfig
+from storesense.vision.tracking.kalman import dense_covariance
+from storesense.vision.tracking.matching import iou_matrix, match
+
+
+def boxes_at(*xyxy: tuple[float, float, float, float], score: float = 0.9) -> Detections:
+    boxes = np.array(xyxy, np.float32).reshape(-1, 4)
+    return Detections(boxes, np.full(len(boxes), score), np.zeros(len(boxes), np.int64))
+
+
+def person(cx: float, bottom: float, height: float = 100.0, score: float = 0.9) -> Detections:
+    return boxes_at((cx - 0.2 * height, bottom - height, cx + 0.2 * height, bottom), score=score)
+
+
+# ---------------------------------------------------------------- Kalman filter
+
+
+@pytest.mark.parametrize("fps", [5.0, 25.0])
+@pytest.mark.parametrize("jitter", [False, True])
+def test_kalman_converges_to_constant_velocity(fps: float, jitter: bool) -> None:
+    kf = ConstantVelocityKalman()
+    rng = np.random.default_rng(1)
+    velocity = np.array([80.0, -40.0, 0.0, 0.0])
+    start = np.array([100.0, 300.0, 40.0, 100.0])
+    mean, cov = kf.initiate(start[None])
+    t = 0.0
+    for _ in range(int(4 * fps)):
+        dt = (1.0 / fps) * (rng.uniform(0.3, 2.0) if jitter else 1.0)
+        t += dt
+        mean, cov = kf.predict(mean, cov, dt)
+        mean, cov = kf.update(mean, cov, (start + velocity * t)[None])
+    np.testing.assert_allclose(mean[0, 4:], velocity, atol=2.0)
+    np.testing.assert_allclose(mean[0, :4], start + velocity * t, atol=1.0)
+
+
+def test_kalman_prediction_composes_over_time_steps() -> None:
+    kf = ConstantVelocityKalman()
+    mean, cov = kf.initiate(np.array([[10.0, 20.0, 30.0, 90.0], [0.0, 0.0, 5.0, 10.0]]))
+    mean[:, 4:] = [[12.0, -3.0, 0.5, 1.0], [1.0, 2.0, 0.0, 0.0]]
+    once_mean, once_cov = kf.predict(mean.copy(), cov.copy(), 0.3)
+    twice_mean, twice_cov = kf.predict(*kf.predict(mean.copy(), cov.copy(), 0.1), 0.2)
+    # White-noise acceleration is defined in continuous time: 0.1 s + 0.2 s == 0.3 s.
+    # (Height changes between the two steps, so the noise scale differs slightly.)
+    np.testing.assert_allclose(twice_mean, once_mean)
+    np.testing.assert_allclose(twice_cov, once_cov, rtol=1e-2)
+    still_mean, still_cov = kf.predict(mean.copy(), cov.copy(), 0.0)
+    np.testing.assert_array_equal(still_mean, mean)
+    np.testing.assert_array_equal(still_cov, cov)
+
+
+def test_kalman_block_form_equals_dense_filter() -> None:
+    kf = ConstantVelocityKalman(measurement_std=0.1, acceleration_std=0.7)
+    mean, cov = kf.initiate(np.array([[50.0, 60.0, 20.0, 80.0]]))
+    dense_mean, dense_cov = mean[0].copy(), dense_covariance(cov)[0]
+    for step, dt in enumerate([0.04, 0.2, 0.1, 0.5]):
+        z = np.array([50.0 + 9 * step, 60.0 - 4 * step, 21.0, 82.0 + step])
+        # Dense reference: x' = F x, P' = F P F^T + Q; K = P H^T (H P H^T + R)^-1.
+        f = np.eye(8)
+        f[:4, 4:] = dt * np.eye(4)
+        h2 = dense_mean[3] ** 2
+        q_rate = h2 * np.array([0.7**2, 0.7**2, 0.1**2, 0.1**2])
+        q = np.zeros((8, 8))
+        q[:4, :4] = np.diag(q_rate * dt**3 / 3)
+        q[:4, 4:] = q[4:, :4] = np.diag(q_rate * dt**2 / 2)
+        q[4:, 4:] = np.diag(q_rate * dt)
+        dense_mean = f @ dense_mean
+        dense_cov = f @ dense_cov @ f.T + q
+        h = np.hstack([np.eye(4), np.zeros((4, 4))])
+        r = np.eye(4) * (0.1 * z[3]) ** 2
+        gain = dense_cov @ h.T @ np.linalg.inv(h @ dense_cov @ h.T + r)
+        dense_mean = dense_mean + gain @ (z - h @ dense_mean)
+        dense_cov = (np.eye(8) - gain @ h) @ dense_cov
+
+        mean, cov = kf.predict(mean, cov, dt)
+        mean, cov = kf.update(mean, cov, z[None])
+        np.testing.assert_allclose(mean[0], dense_mean, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(dense_covariance(cov)[0], dense_cov, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["measurement_std", "acceleration_std", "size_acceleration_std", "initial_velocity_std"],
+)
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan")])
+def test_kalman_rejects_non_positive_noise(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        ConstantVelocityKalman(**{field: value})
+
+
+# ---------------------------------------------------------------- matching
+
+
+def test_iou_and_gated_match() -> None:
+    tracks = np.array([[0, 0, 10, 10], [100, 100, 110, 110]], np.float64)
+    boxes = np.array([[5, 0, 15, 10], [0, 0, 10, 10], [300, 300, 310, 310]], np.float64)
+    iou = iou_matrix(tracks, boxes)
+    np.testing.assert_allclose(iou[0], [50 / 150, 1.0, 0.0])
+    np.testing.assert_allclose(iou[1], [0.0, 0.0, 0.0])
+    rows, cols = match(iou, min_iou=0.3)
+    assert (rows.tolist(), cols.tolist()) == ([0], [1])
+    rows, cols = match(iou[:, [0]], min_iou=0.5)
+    assert len(rows) == 0
+
+
+# ---------------------------------------------------------------- tracker
+
+
+def run(tracker: Tracker, frames: list[Detections], fps: float, start: int = 0) -> list[Tracks]:
+    return [
+        tracker.update(d, timestamp=(start + k) / fps, frame_index=start + k + 1)
+        for k, d in enumerate(frames)
+    ]
+
+
+def test_crossing_people_keep_their_ids() -> None:
+    fps = 10.0
+    frames = []
+    for k in range(40):
+        x = 100.0 + 12.0 * k  # walking right, 120 px/s
+        frames.append(
+            Detections(
+                np.array(
+                    [[x - 20, 200, x + 20, 300], [660 - x - 22, 215, 660 - x + 22, 325]],
+                    np.float32,
+                ),
+                np.array([0.9, 0.85]),
+                np.array([0, 0]),
+            )
+        )
+    # The two boxes overlap heavily around the crossing (frame 19).
+    assert iou_matrix(frames[19].xyxy[:1], frames[19].xyxy[1:])[0, 0] > 0.5
+    out = run(Tracker(), frames, fps)
+    seen: dict[int, set[str]] = {}
+    for tracks in out[2:]:
+        for box, track_id in zip(tracks.xyxy, tracks.track_id, strict=True):
+            seen.setdefault(int(track_id), set()).add("right" if box[3] < 310 else "left")
+    assert sorted(seen) == [1, 2]
+    assert all(len(sides) == 1 for sides in seen.values()), seen
+
+
+def test_low_score_box_continues_a_track_but_never_starts_one() -> None:
+    config = TrackerConfig()
+    tracker = Tracker(config)
+    high = [person(100 + 5 * k, 300) for k in range(5)]
+    weak = person(125, 300, score=(config.low_score + config.high_score) / 2)
+    out = run(tracker, [*high, weak], fps=10)
+    assert out[-1].track_id.tolist() == out[-2].track_id.tolist() == [1]
+    assert out[-1].confidence[0] == pytest.approx(weak.confidence[0])
+    # Only low-score boxes: no track is ever born.
+    lonely = run(Tracker(config), [person(300, 300, score=0.3)] * 10, fps=10)
+    assert all(len(t) == 0 for t in lonely)
+
+
+@pytest.mark.parametrize("min_hits", [1, 2, 3])
+def test_confirmation_after_min_hits_and_blips_never_reported(min_hits: int) -> None:
+    tracker = Tracker(TrackerConfig(min_hits=min_hits))
+    walker = [person(100 + 4 * k, 300) for k in range(6)]
+    blip_frame = 3
+    frames = [
+        Detections(
+            np.concatenate([d.xyxy, person(500, 400).xyxy]) if k == blip_frame else d.xyxy,
+            np.full(2 if k == blip_frame else 1, 0.9),
+            np.zeros(2 if k == blip_frame else 1, np.int64),
+        )
+        for k, d in enumerate(walker)
+    ]
+    out = run(tracker, frames, fps=10)
+    first_shown = next(k for k, t in enumerate(out) if len(t))
+    assert first_shown == min_hits - 1
+    reported = {int(i) for t in out for i in t.track_id}
+    if min_hits == 1:
+        assert reported == {1, 2}  # with min_hits=1 even the blip is confirmed at once
+    else:
+        assert reported == {1}
+
+
+@pytest.mark.parametrize("fps", [5.0, 12.0, 30.0])
+@pytest.mark.parametrize(("gap_fraction", "same_id"), [(0.6, True), (1.5, False)])
+def test_lost_buffer_is_in_seconds_at_any_frame_rate(
+    fps: float, gap_fraction: float, same_id: bool
+) -> None:
+    buffer = 1.0
+    tracker = Tracker(TrackerConfig(lost_buffer_seconds=buffer))
+    seen = [person(200, 300)] * int(fps)  # one second standing still
+    hidden = [Detections.empty()] * round(gap_fraction * buffer * fps)
+    back = [person(200, 300)] * 3
+    out = run(tracker, [*seen, *hidden, *back], fps)
+    ids_after = {int(i) for t in out[len(seen) + len(hidden) :] for i in t.track_id}
+    lost = [int(i) for t in out for i in t.lost_ids]
+    if same_id:
+        assert ids_after == {1}
+        assert lost == []
+    else:
+        assert ids_after == {2}
+        assert lost == [1]
+        removed_at = next(k for k, t in enumerate(out) if len(t.lost_ids))
+        assert out[removed_at].timestamp - out[len(seen) - 1].timestamp > buffer
+        assert out[removed_at - 1].timestamp - out[len(seen) - 1].timestamp <= buffer
+
+
+@pytest.mark.parametrize("fps", [7.0, 25.0])
+@pytest.mark.parametrize(("vx", "vy"), [(60.0, -30.0), (-90.0, 15.0)])
+def test_velocity_is_floor_point_pixels_per_second(fps: float, vx: float, vy: float) -> None:
+    frames = [person(300 + vx * k / fps, 300 + vy * k / fps) for k in range(int(3 * fps))]
+    tracks = run(Tracker(), frames, fps)[-1]
+    np.testing.assert_allclose(tracks.velocity[0], [vx, vy], atol=0.05 * max(abs(vx), abs(vy)))
+
+
+def test_velocity_follows_the_feet_not_the_box_centre() -> None:
+    # Top fixed, bottom moving down 20 px/s (walking towards the camera): the floor point
+    # moves 20 px/s while the box centre moves only 10 px/s.
+    fps = 10.0
+    frames = [boxes_at((100, 100, 140, 200 + 20 * k / fps)) for k in range(40)]
+    tracks = run(Tracker(), frames, fps)[-1]
+    assert tracks.velocity[0, 1] == pytest.approx(20.0, abs=1.5)
+    assert tracks.velocity[0, 0] == pytest.approx(0.0, abs=0.5)
+
+
+def test_lost_ids_reported_once_and_reset_restarts_ids() -> None:
+    tracker = Tracker(TrackerConfig(lost_buffer_seconds=0.5))
+    out = run(tracker, [person(100, 300), person(100, 300)] + [Detections.empty()] * 10, fps=10)
+    assert [int(i) for t in out for i in t.lost_ids] == [1]
+    assert tracker.active_count == 0
+    tracker.reset()
+    again = run(tracker, [person(400, 300)] * 3, fps=10)
+    assert again[-1].track_id.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"high_score": 1.5},
+        {"low_score": -0.1},
+        {"low_score": 0.6, "high_score": 0.5},
+        {"new_track_score": 0.3, "high_score": 0.5},
+        {"match_iou": 0.0},
+        {"min_hits": 0},
+        {"lost_buffer_seconds": -1.0},
+        {"lost_buffer_seconds": float("inf")},
+        {"measurement_std": float("nan")},
+        {"output_box": "centre"},
+        {"max_age": 30},
+    ],
+)
+def test_bad_config_raises_value_error(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        TrackerConfig(**bad)
+
+
+def test_bad_input_is_rejected_or_skipped() -> None:
+    with pytest.raises(ValueError, match="TrackerConfig"):
+        Tracker({"min_hits": 2})
+    tracker = Tracker()
+    tracker.update(person(100, 300), timestamp=1.0)
+    with pytest.raises(ValueError, match="backwards"):
+        tracker.update(person(100, 300), timestamp=0.5)
+    with pytest.raises(ValueError, match="finite"):
+        tracker.update(person(100, 300), timestamp=float("nan"))
+    junk = Detections(
+        np.array([[np.nan, 0, 10, 10], [5, 5, 5, 50], [0, 0, np.inf, 10], [100, 200, 140, 300]]),
+        np.array([0.9, 0.9, 0.9, 0.9]),
+        np.zeros(4, np.int64),
+    )
+    tracks = tracker.update(junk, timestamp=1.1)
+    assert tracks.track_id.tolist() == [1]
+    assert np.isfinite(tracks.xyxy).all() and np.isfinite(tracks.velocity).all()
+
+
+# ---------------------------------------------------------------- real video
+
+
+def _ground_truth(gt_file: Path, frames: int) -> npt.NDArray[np.float64]:
+    gt = np.loadtxt(gt_file, delimiter=",")
+    return gt[(gt[:, 0] <= frames) & (gt[:, 6] != 0)]
+
+
+def test_real_pets09_frames_tracked_with_high_mota_and_idf1(pets09: Path, yolox_path: Path) -> None:
+    from storesense.vision.detector import Detector
+    from trackeval.metrics import CLEAR, Identity
+
+    frames = 60
+    fps = 7.0
+    detector = Detector(yolox_path, score_threshold=0.05)
+    capture = cv2.VideoCapture(str(pets09 / "PETS09-S2L1.avi"))
+    tracker = Tracker()
+    outputs = []
+    for index in range(1, frames + 1):
+        ok, image = capture.read()
+        assert ok, f"could not read frame {index}"
+        outputs.append(tracker.update(detector.detect(image), (index - 1) / fps, index))
+    capture.release()
+
+    gt = _ground_truth(pets09 / "gt" / "gt.txt", frames)
+    gt_ids = {v: i for i, v in enumerate(np.unique(gt[:, 1]))}
+    tr_ids = {v: i for i, v in enumerate(np.unique(np.concatenate([t.track_id for t in outputs])))}
+    data: dict[str, object] = {"num_timesteps": frames, "gt_ids": [], "tracker_ids": []}
+    similarity = []
+    for index, tracks in enumerate(outputs, start=1):
+        rows = gt[gt[:, 0] == index]
+        gt_boxes = rows[:, 2:6].copy()
+        gt_boxes[:, 2:] += gt_boxes[:, :2]
+        data["gt_ids"].append(np.array([gt_ids[v] for v in rows[:, 1]], int))  # type: ignore[attr-defined]
+        data["tracker_ids"].append(np.array([tr_ids[v] for v in tracks.track_id], int))  # type: ignore[attr-defined]
+        similarity.append(iou_matrix(gt_boxes, tracks.xyxy.astype(np.float64)))
+    data.update(
+        similarity_scores=similarity,
+        num_gt_ids=len(gt_ids),
+        num_tracker_ids=len(tr_ids),
+        num_gt_dets=len(gt),
+        num_tracker_dets=sum(len(t) for t in outputs),
+    )
+    clear = CLEAR({"PRINT_CONFIG": False}).eval_sequence(data)
+    identity = Identity({"PRINT_CONFIG": False}).eval_sequence(data)
+    # Peers on the same detections over the whole sequence reach MOTA ~0.65, IDF1 ~0.6.
+    assert clear["MOTA"] > 0.7, clear["MOTA"]
+    assert identity["IDF1"] > 0.7, identity["IDF1"]
+    assert clear["IDSW"] <= 3
+    all_ids = np.concatenate([t.track_id for t in outputs])
+    assert all_ids.min() == 1 and len(np.unique(all_ids)) <= len(gt_ids) + 3
+
+
+@pytest.mark.parametrize("recovery", [False, True])
+def test_walker_hidden_for_a_second_keeps_id_and_speed(recovery: bool) -> None:
+    fps, speed = 10.0, 80.0
+    frames = [
+        Detections.empty() if 20 <= k < 30 else person(100 + speed * k / fps, 300)
+        for k in range(34)
+    ]
+    tracker = Tracker(TrackerConfig(observation_recovery=recovery, coast_seconds=0.0))
+    out = run(tracker, frames, fps)
+    assert {int(i) for t in out for i in t.track_id} == {1}
+    assert all(len(out[k]) == 0 for k in range(20, 30))
+    assert out[30].track_id.tolist() == [1]
+    assert out[-1].velocity[0, 0] == pytest.approx(speed, rel=0.1)
+
+
+def test_coasting_reports_predicted_box_while_hidden() -> None:
+    fps = 10.0
+    frames = [person(100 + 5 * k, 300) for k in range(10)] + [Detections.empty()] * 4
+    out = run(Tracker(TrackerConfig(coast_seconds=0.25)), frames, fps)
+    shown = [len(t) for t in out[10:]]
+    assert shown == [1, 1, 0, 0]
+    # The predicted box keeps walking right at ~50 px/s.
+    assert out[11].xyxy[0, 0] > out[9].xyxy[0, 0] + 5

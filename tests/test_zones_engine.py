@@ -1,0 +1,391 @@
+"""ZoneEngine: hysteresis, line direction, lost tracks, approaching, ids, real PETS09 truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import shapely
+from storesense.vision.detections import Tracks
+from storesense.zones.config import StoreLayout
+from storesense.zones.engine import ZoneEngine
+from storesense.zones.events import Event, EventType
+from storesense.zones.geometry import PolygonSet
+
+SQUARE = [[100, 100], [300, 100], [300, 300], [100, 300]]
+
+
+def layout_with(
+    zone: dict[str, Any] | None = None, line: dict[str, Any] | None = None, lost_after: float = 2.0
+) -> StoreLayout:
+    return StoreLayout.model_validate(
+        {
+            "store": {"id": "s"},
+            "cameras": [{"id": "c", "lost_after_seconds": lost_after}],
+            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, **(zone or {})}],
+            "lines": [
+                {
+                    "id": "door",
+                    "camera": "c",
+                    "points": [[200, 0], [200, 400]],
+                    "inside": [300, 200],
+                    "min_side_seconds": 0.0,  # raw side changes; hysteresis tested apart
+                    **(line or {}),
+                }
+            ],
+        }
+    )
+
+
+def feet_at(
+    points: list[tuple[float, float]],
+    t: float,
+    ids: list[int] | None = None,
+    velocity: list[tuple[float, float]] | None = None,
+    lost: list[int] | None = None,
+) -> Tracks:
+    """Tracks whose bottom-centre (feet) is at each point."""
+    xyxy = np.array([[x - 10, y - 50, x + 10, y] for x, y in points]).reshape(-1, 4)
+    n = len(points)
+    return Tracks(
+        xyxy,
+        np.ones(n),
+        np.array(ids or list(range(1, n + 1))),
+        np.array(velocity or [(0.0, 0.0)] * n).reshape(-1, 2),
+        timestamp=t,
+        lost_ids=np.array(lost or [], np.int64),
+    )
+
+
+def run(engine: ZoneEngine, frames: list[Tracks]) -> list[Event]:
+    events: list[Event] = []
+    for frame in frames:
+        events += engine.update(frame)
+    return events
+
+
+def of(events: list[Event], kind: EventType) -> list[Event]:
+    return [e for e in events if e.type == kind]
+
+
+def test_hysteresis_ignores_a_flickering_track() -> None:
+    # Feet jump across the zone's left edge every frame at 10 fps for 2 s, then stay in.
+    xs = [95.0 if i % 2 else 105.0 for i in range(20)] + [150.0] * 20
+    frames = [feet_at([(x, 200.0)], i * 0.1) for i, x in enumerate(xs)]
+    raw = run(ZoneEngine(layout_with({"approach_seconds": 0}), "c"), frames)
+    assert len(of(raw, EventType.ZONE_ENTER)) == 11
+    assert len(of(raw, EventType.ZONE_EXIT)) == 10
+    held = ZoneEngine(
+        layout_with({"approach_seconds": 0, "min_inside_seconds": 0.3, "min_outside_seconds": 0.3}),
+        "c",
+    )
+    events = run(held, frames)
+    enters = of(events, EventType.ZONE_ENTER)
+    assert len(enters) == 1 and not of(events, EventType.ZONE_EXIT)
+    # The entry is dated when the person stepped in for good, not when it was confirmed.
+    assert enters[0].timestamp == pytest.approx(2.0)
+    assert held.occupancy() == {"z": 1}
+
+
+def test_min_dwell_hides_short_visits_and_dates_long_ones() -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0, "min_dwell_seconds": 1.0}), "c")
+    short = [feet_at([(150.0, 200.0)], t) for t in (0.0, 0.5)] + [feet_at([(50.0, 200.0)], 0.8)]
+    assert not of(run(engine, short), EventType.ZONE_ENTER)
+    long = [feet_at([(150.0, 200.0)], t) for t in (2.0, 2.5, 3.0, 3.5)]
+    events = run(engine, long)
+    assert [e.timestamp for e in of(events, EventType.ZONE_ENTER)] == [2.0]
+    exit_events = of(run(engine, [feet_at([(50.0, 200.0)], 4.0)]), EventType.ZONE_EXIT)
+    assert exit_events[0].attributes["dwell_seconds"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ([150, 190, 210, 250], ["in"]),
+        ([250, 210, 190, 150], ["out"]),
+        ([150, 250, 150], ["in", "out"]),
+        ([150, 199, 200, 199, 150], []),  # touches the line and goes back
+        ([150, 200, 250], ["in"]),  # crosses via a point exactly on the line
+    ],
+)
+def test_line_direction(path: list[float], expected: list[str]) -> None:
+    engine = ZoneEngine(layout_with(), "c")
+    events = run(engine, [feet_at([(x, 200.0)], i * 0.1) for i, x in enumerate(path)])
+    assert [e.attributes["direction"] for e in of(events, EventType.LINE_CROSS)] == expected
+
+
+def test_walking_round_the_end_of_a_line_is_not_a_crossing() -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+    path = [(150.0, 380.0), (150.0, 450.0), (250.0, 450.0), (250.0, 380.0)]
+    events = run(engine, [feet_at([p], i * 0.1) for i, p in enumerate(path)])
+    assert not of(events, EventType.LINE_CROSS)
+
+
+@pytest.mark.parametrize("min_side", [{"min_side_seconds": 0.25}, {}])  # {}: default 0.5
+def test_line_min_side_seconds_drops_a_jitter(min_side: dict[str, float]) -> None:
+    line = {"id": "door", "camera": "c", "points": [[200, 0], [200, 400]], "inside": [300, 200]}
+    layout = StoreLayout.model_validate(
+        {"store": {"id": "s"}, "cameras": [{"id": "c"}], "lines": [{**line, **min_side}]}
+    )
+    engine = ZoneEngine(layout, "c")
+    path = [150, 210, 190, 150, 210, 220, 230, 240, 250, 260, 270]
+    events = run(engine, [feet_at([(float(x), 200.0)], i * 0.1) for i, x in enumerate(path)])
+    crossings = of(events, EventType.LINE_CROSS)
+    assert [e.attributes["direction"] for e in crossings] == ["in"]
+    assert crossings[0].timestamp == pytest.approx(0.4)
+
+
+def test_lost_track_exits_at_the_first_frame_without_it() -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+    frames = [feet_at([(150.0, 200.0), (250.0, 200.0)], t) for t in (0.0, 0.5, 1.0)]
+    run(engine, frames)
+    # Track 1 is missing from 1.3 s on; the tracker reports it lost 0.3 s later.
+    assert not run(engine, [feet_at([(250.0, 200.0)], 1.3, ids=[2])])
+    events = engine.update(feet_at([(250.0, 200.0)], 1.6, ids=[2], lost=[1]))
+    exits = of(events, EventType.ZONE_EXIT)
+    # Dated like an exit seen happen (the first frame it is absent from), so a visit
+    # seen in k frames lasts k frame intervals whether it ends by walking out or not.
+    assert [(e.track_id, e.timestamp, e.attributes["dwell_seconds"]) for e in exits] == [
+        (1, 1.3, 1.3)
+    ]
+    assert engine.occupancy() == {"z": 1}
+    # Without a lost report, a track unseen for lost_after_seconds is closed the same way.
+    later = run(engine, [Tracks.empty(timestamp=t) for t in (2.0, 3.0, 4.0)])
+    assert [(e.track_id, e.timestamp) for e in of(later, EventType.ZONE_EXIT)] == [(2, 2.0)]
+    assert engine.occupancy() == {"z": 0} and engine.active_track_ids == []
+
+
+@pytest.mark.parametrize(
+    ("gap_seconds", "offset_px", "relinked"),
+    [(0.4, 10.0, True), (0.4, 40.0, False), (1.5, 10.0, False)],
+)
+def test_relink_hands_a_fragmented_visit_to_the_new_track(
+    gap_seconds: float, offset_px: float, relinked: bool
+) -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", relink_seconds=1.0)
+    first = run(engine, [feet_at([(150.0, 200.0)], t, ids=[1]) for t in (0.0, 0.1, 0.2)])
+    assert [e.type for e in first] == [EventType.ZONE_ENTER]
+    # The tracker loses track 1 and reports the same person as track 7 (box height 50 px).
+    # A person across the door line (x=200) during the gap crosses it once either way.
+    resumed = feet_at([(150.0 + offset_px, 200.0)], 0.2 + gap_seconds, ids=[7])
+    events = engine.update(resumed) + engine.finish(3.0)
+    kinds = [(e.type, e.track_id) for e in events]
+    if relinked:
+        assert kinds == [(EventType.ZONE_EXIT, 7)]
+        assert events[0].attributes["dwell_seconds"] == 3.0
+        assert engine.active_track_ids == []
+    else:
+        assert (EventType.ZONE_ENTER, 7) in kinds and (EventType.ZONE_EXIT, 1) in kinds
+
+
+def test_relink_counts_a_line_crossed_during_the_gap_once() -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+    run(engine, [feet_at([(185.0 + 5 * i, 200.0)], i * 0.1, ids=[1]) for i in range(3)])
+    events = run(
+        engine, [feet_at([(205.0 + 5 * i, 200.0)], 0.5 + i * 0.1, ids=[2]) for i in range(3)]
+    )
+    crossings = of(events, EventType.LINE_CROSS)
+    assert [(e.track_id, e.attributes["direction"]) for e in crossings] == [(2, "in")]
+    off = ZoneEngine(layout_with({"approach_seconds": 0}), "c", relink_seconds=0)
+    run(off, [feet_at([(185.0 + 5 * i, 200.0)], i * 0.1, ids=[1]) for i in range(3)])
+    late = run(off, [feet_at([(205.0 + 5 * i, 200.0)], 0.5 + i * 0.1, ids=[2]) for i in range(3)])
+    assert of(late, EventType.LINE_CROSS) == []
+
+
+@pytest.mark.parametrize("bad", [{"relink_seconds": -1.0}, {"relink_distance": float("nan")}])
+def test_bad_relink_parameters_raise(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="relink"):
+        ZoneEngine(layout_with(), "c", **bad)
+
+
+def test_finish_closes_open_visits_at_the_end_time() -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", time_origin=1_700_000_000.0)
+    run(engine, [feet_at([(150.0, 200.0)], t) for t in (0.0, 1.0, 2.0)])
+    events = engine.finish(2.5)
+    assert [(e.type, e.timestamp, e.attributes) for e in events] == [
+        (EventType.ZONE_EXIT, 1_700_000_002.5, {"dwell_seconds": 2.5})
+    ]
+    assert engine.finish(3.0) == []
+
+
+def test_approaching_predicts_entry_once() -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 2.0}), "c")
+    # Walking right at 100 px/s toward the zone's left edge (x=100) from x=-200.
+    frames = [
+        feet_at([(-200.0 + 100 * t, 200.0)], t, velocity=[(100.0, 0.0)])
+        for t in np.arange(0, 3.01, 0.25)
+    ]
+    events = run(engine, frames)
+    approaching = of(events, EventType.APPROACHING)
+    assert len(approaching) == 1
+    first = approaching[0]
+    # First predicted at t=1.0 (x=-100): 200 px to go at 100 px/s.
+    assert first.timestamp == pytest.approx(1.0)
+    assert first.attributes["eta_seconds"] == pytest.approx(2.0, abs=0.01)
+    entered = of(events, EventType.ZONE_ENTER)
+    assert entered and entered[0].timestamp > first.timestamp
+    # Standing still or walking away never predicts an approach.
+    still = ZoneEngine(layout_with({"approach_seconds": 2.0}), "c")
+    away = [feet_at([(50.0 - 100 * t, 200.0)], t, velocity=[(-100.0, 0.0)]) for t in (0, 0.5, 1)]
+    assert not of(run(still, away), EventType.APPROACHING)
+
+
+def test_multi_camera_engines_only_see_their_zones() -> None:
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "s"},
+            "cameras": [{"id": "a"}, {"id": "b"}],
+            "zones": [
+                {"id": "za", "camera": "a", "polygon": SQUARE},
+                {"id": "zb", "camera": "b", "polygon": SQUARE, "anchor": "center"},
+            ],
+            "lines": [{"id": "lb", "camera": "b", "points": [[0, 0], [0, 10]], "inside": [5, 5]}],
+        }
+    )
+    a, b = ZoneEngine(layout, "a"), ZoneEngine(layout, "b")
+    assert a.zone_ids == ["za"] and a.line_ids == [] and b.line_ids == ["lb"]
+    # Feet at y=320 are outside; the box centre (y=295) is inside: zb uses the centre anchor.
+    frame = feet_at([(150.0, 320.0)], 0.0)
+    assert not a.update(frame)
+    assert [(e.camera_id, e.target) for e in b.update(frame)] == [("b", "zb")]
+    with pytest.raises(ValueError, match="unknown camera 'c'"):
+        ZoneEngine(layout, "c")
+
+
+def test_event_ids_are_stable_across_a_replay_and_differ_per_run() -> None:
+    frames = [
+        feet_at([(float(x), 200.0), (150.0, 150.0)], i * 0.2)
+        for i, x in enumerate(range(120, 320, 20))
+    ]
+
+    def replay(run_id: str) -> list[str]:
+        engine = ZoneEngine(layout_with(), "c", run_id=run_id)
+        events = run(engine, frames) + engine.finish(3.0)
+        return [e.event_id for e in events]
+
+    first = replay("r1")
+    assert len(first) == len(set(first)) >= 4
+    assert replay("r1") == first
+    assert not set(replay("r2")) & set(first)
+
+
+def test_time_must_not_go_backwards() -> None:
+    engine = ZoneEngine(layout_with(), "c")
+    engine.update(feet_at([(150.0, 200.0)], 5.0))
+    with pytest.raises(ValueError, match="went backwards"):
+        engine.update(feet_at([(150.0, 200.0)], 4.0))
+
+
+def test_polygon_set_matches_shapely() -> None:
+    rng = np.random.default_rng(7)
+    polygons = []
+    for _ in range(6):
+        hull = shapely.convex_hull(shapely.MultiPoint(rng.uniform(0, 500, (8, 2))))
+        polygons.append(np.asarray(hull.exterior.coords)[:-1])
+    polygons.append(np.array([[0, 0], [400, 0], [400, 400], [200, 100], [0, 400]]))  # concave
+    points = rng.uniform(-20, 520, (3000, 2))
+    expected = np.stack(
+        [shapely.contains_xy(shapely.Polygon(p), points[:, 0], points[:, 1]) for p in polygons],
+        axis=1,
+    )
+    np.testing.assert_array_equal(PolygonSet(polygons).contains(points), expected)
+
+
+def _gt_tracks(pets09: Path, fps: float) -> list[Tracks]:
+    rows = np.loadtxt(pets09 / "gt" / "gt.txt", delimiter=",")
+    rows = rows[rows[:, 6] == 1]
+    last = {int(i): int(rows[rows[:, 1] == i, 0].max()) for i in np.unique(rows[:, 1])}
+    frames = []
+    for f in range(1, int(rows[:, 0].max()) + 1):
+        r = rows[rows[:, 0] == f]
+        xyxy = np.stack([r[:, 2], r[:, 3], r[:, 2] + r[:, 4], r[:, 3] + r[:, 5]], axis=1)
+        frames.append(
+            Tracks(
+                xyxy,
+                np.ones(len(r)),
+                r[:, 1].astype(np.int64),
+                np.zeros((len(r), 2)),
+                timestamp=(f - 1) / fps,
+                frame_index=f,
+                lost_ids=np.array([i for i, lf in last.items() if lf == f - 1]),
+            )
+        )
+    return frames
+
+
+def test_pets09_ground_truth_counts(pets09: Path) -> None:
+    """On the real ground-truth tracks, the README example's published truth is reproduced."""
+    from storesense.zones.summary import summarise_tracks
+
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "demo-store"},
+            "cameras": [{"id": "cam1", "fps": 7}],
+            "zones": [
+                {
+                    "id": "plaza-right",
+                    "camera": "cam1",
+                    "polygon": [[384, 150], [768, 150], [768, 600], [384, 600]],
+                }
+            ],
+            "lines": [
+                {
+                    "id": "door",
+                    "camera": "cam1",
+                    "points": [[384, 150], [384, 600]],
+                    "inside": [600, 400],
+                }
+            ],
+        }
+    )
+    tracks = _gt_tracks(pets09, 7.0)
+    summary = summarise_tracks(layout, "cam1", tracks).to_dict()
+    assert summary["frames"] == 795
+    assert summary["lines"]["door"] == {"in": 14, "out": 18}
+    zone = summary["zones"]["plaza-right"]
+    assert zone["entries"] == zone["exits"]
+    assert zone["mean_occupancy"] == pytest.approx(3.707, abs=0.05)
+    assert zone["dwell_seconds_total"] == pytest.approx(421.0, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("camera_settings", "engine_args", "relinked"),
+    [
+        ({}, {}, True),
+        ({"relink_seconds": 0}, {}, False),
+        ({"relink_distance": 0.1}, {}, False),  # 10 px jump > 0.1 x 50 px box
+        ({"relink_seconds": 0}, {"relink_seconds": 1.0}, True),  # an explicit argument wins
+    ],
+)
+def test_relink_settings_come_from_the_layout_camera(
+    camera_settings: dict[str, float], engine_args: dict[str, float], relinked: bool
+) -> None:
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "s"},
+            "cameras": [{"id": "c", **camera_settings}],
+            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, "approach_seconds": 0}],
+        }
+    )
+    engine = ZoneEngine(layout, "c", **engine_args)
+    run(engine, [feet_at([(150.0, 200.0)], t, ids=[1]) for t in (0.0, 0.1)])
+    events = engine.update(feet_at([(160.0, 200.0)], 0.5, ids=[2])) + engine.finish(1.0)
+    entries = [e.track_id for e in of(events, EventType.ZONE_ENTER)]
+    assert entries == ([] if relinked else [2])
+
+
+@pytest.mark.parametrize(("hold", "counted"), [(0.0, 0), (0.5, 1)])
+def test_occupancy_hold_comes_from_the_layout_camera(hold: float, counted: int) -> None:
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "s"},
+            "cameras": [{"id": "c", "occupancy_hold_seconds": hold}],
+            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE}],
+        }
+    )
+    engine = ZoneEngine(layout, "c")
+    engine.update(feet_at([(150.0, 200.0)], 0.0))
+    engine.update(Tracks.empty(0.3))  # missed for one frame
+    assert engine.occupancy() == {"z": counted}

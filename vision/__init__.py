@@ -1,0 +1,1 @@
+"""Person detection, frame sources and multi-object tracking."""

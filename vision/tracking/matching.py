@@ -1,0 +1,66 @@
+"""Box overlap and gated one-to-one assignment.
+
+Example:
+    >>> import numpy as np
+    >>> tracks = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float64)
+    >>> boxes = np.array([[21, 0, 31, 10], [1, 0, 11, 10]], np.float64)
+    >>> rows, cols = match(iou_matrix(tracks, boxes), min_iou=0.3)
+    >>> rows.tolist(), cols.tolist()
+    ([0, 1], [1, 0])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+
+IntArray = npt.NDArray[np.int64]
+Array = npt.NDArray[np.float64]
+
+_EMPTY = np.zeros(0, np.int64)
+
+
+def box_areas(boxes: npt.NDArray[np.floating]) -> Array:
+    """Area of each ``xyxy`` box, ``(N,)``."""
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def iou_matrix(
+    boxes_a: npt.NDArray[np.floating],
+    boxes_b: npt.NDArray[np.floating],
+    area_a: Array | None = None,
+    area_b: Array | None = None,
+) -> Array:
+    """Intersection over union of every ``xyxy`` box in ``a`` with every one in ``b``: ``(A, B)``.
+
+    Pass ``area_a``/``area_b`` (from :func:`box_areas`) when they are already known.
+    """
+    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[:, :2])
+    wh = np.minimum(boxes_a[:, None, 2:], boxes_b[:, 2:])
+    wh -= top_left
+    np.maximum(wh, 0.0, out=wh)
+    intersection = wh[:, :, 0] * wh[:, :, 1]
+    if area_a is None:
+        area_a = box_areas(boxes_a)
+    if area_b is None:
+        area_b = box_areas(boxes_b)
+    union = area_a[:, None] + area_b
+    union -= intersection
+    np.maximum(union, 1e-9, out=union)
+    intersection /= union
+    return intersection
+
+
+def match(similarity: Array, min_iou: float) -> tuple[IntArray, IntArray]:
+    """Rows and columns paired to maximise total ``similarity``, keeping pairs ``>= min_iou``.
+
+    Pairs below the gate are treated as impossible before solving, so a weak pair
+    never displaces a strong one.
+    """
+    if similarity.size == 0:
+        return _EMPTY, _EMPTY
+    gated = similarity * (similarity >= min_iou)
+    rows, cols = linear_sum_assignment(gated, maximize=True)
+    keep = gated[rows, cols] > 0.0
+    return rows[keep], cols[keep]

@@ -1,0 +1,297 @@
+"""ByteTrack-family multi-object tracker (optional OC-SORT observation-centric re-update).
+
+Each :meth:`Tracker.update` runs, over all tracks at once:
+
+1. Kalman prediction to the new timestamp (any time step);
+2. association of confirmed tracks (tracked and lost) with high-score detections;
+3. association of still-unmatched, just-tracked tracks with low-score detections;
+4. association of tentative tracks with the remaining high-score detections;
+5. Kalman update of every matched track (with ``observation_recovery``, a track
+   that was lost first re-runs the filter along a straight virtual path);
+6. birth of tentative tracks, confirmation after ``min_hits`` matched updates,
+   and removal of tracks unmatched for more than ``lost_buffer_seconds``.
+
+Example:
+    >>> import numpy as np
+    >>> from storesense.vision.detections import Detections
+    >>> tracker = Tracker(TrackerConfig(min_hits=2))
+    >>> for k in range(10):
+    ...     box = np.array([[100.0 + 10 * k, 50.0, 140.0 + 10 * k, 150.0]])
+    ...     tracks = tracker.update(Detections(box, np.array([0.9]), np.array([0])),
+    ...                             timestamp=k * 0.1, frame_index=k + 1)
+    >>> tracks.track_id.tolist(), [round(float(v), -1) for v in tracks.velocity[0]]
+    ([1], [100.0, 0.0])
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from storesense.vision.detections import Detections, Tracks
+from storesense.vision.tracking.config import TrackerConfig
+from storesense.vision.tracking.kalman import cxcywh_to_xyxy, xyxy_to_cxcywh
+from storesense.vision.tracking.matching import box_areas, iou_matrix, match
+from storesense.vision.tracking.track import TrackTable
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_MAX_RECOVERY_STEPS = 30
+_EMPTY_IDS = np.zeros(0, np.int64)
+
+
+class Tracker:
+    """Follows people across the frames of ONE camera; ids are integers from 1.
+
+    Call :meth:`update` once per frame with that frame's detections and capture
+    time in seconds (timestamps must not go backwards). Only confirmed tracks matched
+    at this update (or, with ``coast_seconds``, recently) are returned;
+    ``Tracks.lost_ids`` lists ids dropped for good.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        if config is not None and not isinstance(config, TrackerConfig):
+            raise ValueError(f"config must be a TrackerConfig, got {type(config).__name__}")
+        self.config = config or TrackerConfig()
+        self._kalman = self.config.kalman()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and the clock; the next confirmed track gets id 1."""
+        self._tracks = TrackTable()
+        self._time: float | None = None
+        self._next_id = 1
+
+    @property
+    def active_count(self) -> int:
+        """Tracks held (tentative, tracked and lost)."""
+        return len(self._tracks)
+
+    def update(self, detections: Detections, timestamp: float, frame_index: int = 0) -> Tracks:
+        """Advance to ``timestamp`` (seconds) with this frame's ``detections``."""
+        t = float(timestamp)
+        if not math.isfinite(t):
+            raise ValueError(f"timestamp must be a finite number of seconds, got {timestamp}")
+        if self._time is not None and t < self._time:
+            raise ValueError(
+                f"timestamp went backwards ({t} s after {self._time} s); "
+                "call reset() when a stream restarts"
+            )
+        dt = 0.0 if self._time is None else t - self._time
+        self._time = t
+        tracks = self._tracks
+        if len(tracks):
+            self._kalman.predict(tracks.mean, tracks.covariance, dt)
+
+        det_xyxy, det_score = _usable(detections, self.config.low_score)
+        matched_tracks, matched_dets, det_free = self._associate(det_xyxy, det_score)
+        det_boxes = xyxy_to_cxcywh(det_xyxy)
+        if len(tracks):
+            self._update_matched(
+                matched_tracks, det_boxes[matched_dets], det_score[matched_dets], t
+            )
+        lost_ids = self._remove_stale(t)
+        self._birth(det_boxes, det_score, det_free, t)
+        return self._report(t, frame_index, lost_ids)
+
+    def _associate(
+        self, det_xyxy: npt.NDArray[np.float32], det_score: npt.NDArray[np.float32]
+    ) -> tuple[IntArray, IntArray, BoolArray]:
+        """Matched (track row, detection row) pairs of the three stages and the free detections."""
+        cfg = self.config
+        tracks = self._tracks
+        det_free = np.ones(len(det_score), np.bool_)
+        if len(tracks) == 0 or len(det_score) == 0:
+            return _EMPTY_IDS, _EMPTY_IDS, det_free
+        mean = tracks.mean
+        predicted = cxcywh_to_xyxy(mean)
+        predicted_area = mean[:, 2] * mean[:, 3]
+        det_area = box_areas(det_xyxy)
+        high = det_score >= cfg.high_score
+        confirmed = tracks.confirmed
+        track_free = np.ones(len(tracks), np.bool_)
+        pairs_t: list[IntArray] = []
+        pairs_d: list[IntArray] = []
+
+        def stage(track_mask: BoolArray, det_mask: BoolArray, min_iou: float, fuse: bool) -> None:
+            track_rows = track_mask.nonzero()[0]
+            det_rows = det_mask.nonzero()[0]
+            if len(track_rows) == 0 or len(det_rows) == 0:
+                return
+            similarity = iou_matrix(
+                predicted[track_rows],
+                det_xyxy[det_rows],
+                predicted_area[track_rows],
+                det_area[det_rows],
+            )
+            if fuse:
+                similarity *= det_score[det_rows]
+            rows, cols = match(similarity, min_iou)
+            if len(rows):
+                matched_tracks, matched_dets = track_rows[rows], det_rows[cols]
+                pairs_t.append(matched_tracks)
+                pairs_d.append(matched_dets)
+                track_free[matched_tracks] = False
+                det_free[matched_dets] = False
+
+        stage(confirmed, high, cfg.match_iou, cfg.fuse_score)
+        stage(confirmed & track_free & (tracks.missed == 0), ~high, cfg.low_match_iou, False)
+        stage(~confirmed, high & det_free, cfg.tentative_match_iou, False)
+        if not pairs_t:
+            return _EMPTY_IDS, _EMPTY_IDS, det_free
+        if len(pairs_t) == 1:
+            return pairs_t[0], pairs_d[0], det_free
+        return np.concatenate(pairs_t), np.concatenate(pairs_d), det_free
+
+    def _update_matched(
+        self,
+        rows: IntArray,
+        boxes: npt.NDArray[np.float64],
+        scores: npt.NDArray[np.float32],
+        t: float,
+    ) -> None:
+        """Kalman update of matched rows; hit/miss counters of every row."""
+        tracks = self._tracks
+        tracks.missed += 1
+        matched = np.zeros(len(tracks), np.bool_)
+        matched[rows] = True
+        tracks.hits = (tracks.hits + 1) * matched
+        if len(rows):
+            if self.config.observation_recovery:
+                for k in (tracks.missed[rows] > 1).nonzero()[0]:
+                    self._recover(int(rows[k]), boxes[k], t)
+            mean, covariance = self._kalman.update(
+                tracks.mean[rows], tracks.covariance[rows], boxes
+            )
+            tracks.mean[rows] = mean
+            tracks.covariance[rows] = covariance
+            if self.config.observation_recovery:
+                tracks.saved_mean[rows] = mean
+                tracks.saved_covariance[rows] = covariance
+            tracks.last_box[rows] = boxes
+            tracks.last_score[rows] = scores
+            tracks.last_seen[rows] = t
+            tracks.missed[rows] = 0
+        # A person who just vanished is more likely hidden than shrinking: freeze the size.
+        tracks.mean[tracks.missed == 1, 6:] = 0.0
+
+    def _recover(self, row: int, box: npt.NDArray[np.float64], t: float) -> None:
+        """Re-run the filter from the last match along a straight path to ``box``.
+
+        ``missed`` already counts this update, so the gap had ``missed - 1`` frames.
+        """
+        tracks = self._tracks
+        gap = t - float(tracks.last_seen[row])
+        steps = min(int(tracks.missed[row]) - 1, _MAX_RECOVERY_STEPS)
+        if gap <= 0.0 or steps < 1:
+            return
+        step_dt = gap / (steps + 1)
+        start = tracks.last_box[row]
+        mean = tracks.saved_mean[row : row + 1].copy()
+        covariance = tracks.saved_covariance[row : row + 1].copy()
+        for i in range(1, steps + 1):
+            virtual = (start + (box - start) * (i / (steps + 1)))[None, :]
+            self._kalman.predict(mean, covariance, step_dt)
+            mean, covariance = self._kalman.update(mean, covariance, virtual)
+        self._kalman.predict(mean, covariance, step_dt)
+        tracks.mean[row] = mean[0]
+        tracks.covariance[row] = covariance[0]
+
+    def _remove_stale(self, t: float) -> IntArray:
+        """Drop unmatched tentative tracks and lost tracks past the buffer; their ids."""
+        tracks = self._tracks
+        if len(tracks) == 0:
+            return _EMPTY_IDS
+        stale = (tracks.missed > 0) & (
+            ~tracks.confirmed | (t - tracks.last_seen > self.config.lost_buffer_seconds)
+        )
+        if not stale.any():
+            return _EMPTY_IDS
+        lost_ids = tracks.track_id[stale]
+        tracks.keep(~stale)
+        return lost_ids[lost_ids > 0]
+
+    def _birth(
+        self,
+        boxes: npt.NDArray[np.float64],
+        scores: npt.NDArray[np.float32],
+        det_free: BoolArray,
+        t: float,
+    ) -> None:
+        """Confirm tentative tracks with enough hits; start tracks from free high detections."""
+        cfg = self.config
+        tracks = self._tracks
+        if len(tracks):
+            confirm = ~tracks.confirmed & (tracks.hits >= cfg.min_hits)
+            if confirm.any():
+                tracks.track_id[confirm] = self._new_ids(int(confirm.sum()))
+        candidates = (det_free & (scores >= cfg.new_track_score)).nonzero()[0]
+        if len(candidates) == 0:
+            return
+        new_boxes = boxes[candidates]
+        mean, covariance = self._kalman.initiate(new_boxes)
+        n = len(candidates)
+        ids = self._new_ids(n) if cfg.min_hits <= 1 else np.zeros(n, np.int64)
+        tracks.append(
+            TrackTable(
+                mean=mean,
+                covariance=covariance,
+                track_id=ids,
+                hits=np.ones(n, np.int64),
+                missed=np.zeros(n, np.int64),
+                last_seen=np.full(n, t),
+                last_box=new_boxes,
+                last_score=scores[candidates].astype(np.float64),
+                saved_mean=mean.copy(),
+                saved_covariance=covariance.copy(),
+            )
+        )
+
+    def _new_ids(self, count: int) -> IntArray:
+        ids = np.arange(self._next_id, self._next_id + count, dtype=np.int64)
+        self._next_id += count
+        return ids
+
+    def _report(self, t: float, frame_index: int, lost_ids: IntArray) -> Tracks:
+        tracks = self._tracks
+        coast = self.config.coast_seconds
+        if coast > 0.0:
+            recent = (t - tracks.last_seen) <= coast
+            shown = (tracks.confirmed & recent).nonzero()[0]
+        else:
+            shown = (tracks.confirmed & (tracks.missed == 0)).nonzero()[0]
+        mean = tracks.mean[shown]
+        if self.config.output_box == "detection":
+            fresh = (tracks.missed[shown] == 0)[:, None]
+            source = np.where(fresh, tracks.last_box[shown], mean[:, :4])
+        else:
+            source = mean
+        velocity = mean[:, 4:6]
+        velocity[:, 1] += 0.5 * mean[:, 7]
+        return Tracks(
+            cxcywh_to_xyxy(source).astype(np.float32),
+            tracks.last_score[shown].astype(np.float32),
+            tracks.track_id[shown],
+            velocity.astype(np.float32),
+            timestamp=t,
+            frame_index=frame_index,
+            lost_ids=lost_ids,
+        )
+
+
+def _usable(
+    detections: Detections, low_score: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Boxes and scores worth tracking: finite, positive size, score at least ``low_score``."""
+    if not isinstance(detections, Detections):
+        raise ValueError(f"detections must be a Detections, got {type(detections).__name__}")
+    xyxy = detections.xyxy
+    score = detections.confidence
+    size = xyxy[:, 2:] - xyxy[:, :2]
+    # NaN fails both comparisons; an infinite corner makes the size infinite or NaN.
+    keep = ((size > 0.0) & (size < np.inf)).all(axis=1) & (score >= low_score)
+    if keep.all():
+        return xyxy, score
+    return xyxy[keep], score[keep]

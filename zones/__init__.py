@@ -1,0 +1,1 @@
+"""Store layout, zone and line events, and store metrics."""

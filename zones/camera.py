@@ -1,0 +1,129 @@
+"""All analytics of one camera: zone and line events plus shelf events, on one clock.
+
+:class:`CameraAnalytics` is what ``storesense count`` and the service's camera
+workers feed with each frame's image and tracks: it runs the camera's
+:class:`~storesense.zones.engine.ZoneEngine` and, when the camera has
+``kind: shelf`` zones, its :class:`~storesense.zones.shelf.ShelfEngine`. Both
+date their events ``time_origin + frame seconds``.
+
+Example:
+    >>> import numpy as np
+    >>> from storesense.vision.detections import Tracks
+    >>> from storesense.zones.config import StoreLayout
+    >>> layout = StoreLayout.model_validate({
+    ...     "store": {"id": "s"}, "cameras": [{"id": "c"}],
+    ...     "zones": [{"id": "z", "camera": "c", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
+    ...               {"id": "shelf", "camera": "c", "kind": "shelf",
+    ...                "polygon": [[40, 0], [90, 0], [90, 30], [40, 30]]}]})
+    >>> analytics = CameraAnalytics(layout, "c", time_origin=1000.0)
+    >>> analytics.shelf_zone_ids
+    ['shelf']
+    >>> box = Tracks(np.array([[4, 0, 6, 5]]), np.ones(1), np.array([1]), np.zeros((1, 2)),
+    ...              timestamp=0.5)
+    >>> image = np.zeros((60, 100, 3), np.uint8)
+    >>> [(e.type.value, e.timestamp) for e in analytics.update(image, box)]
+    [('zone_enter', 1000.5)]
+    >>> analytics.occupancy()
+    {'z': 1, 'shelf': 0}
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from storesense.vision.detections import Tracks
+from storesense.zones.config import StoreLayout, ZoneKind
+from storesense.zones.engine import ZoneEngine
+from storesense.zones.events import Event
+from storesense.zones.shelf import ShelfEngine
+
+
+class CameraAnalytics:
+    """Zone, line and shelf events of one camera of a store layout.
+
+    ``run_id`` goes into every event id; ``time_origin`` (Unix seconds of frame
+    clock 0) defaults to the camera's ``start_time``, else 0. ``shelves=False``
+    leaves shelf zones to the zone engine only (enter/exit), for callers that
+    have tracks but no images.
+    """
+
+    def __init__(
+        self,
+        layout: StoreLayout,
+        camera_id: str,
+        *,
+        run_id: str = "",
+        time_origin: float | None = None,
+        shelves: bool = True,
+    ) -> None:
+        self.camera_id = camera_id
+        self.zone_engine = ZoneEngine(layout, camera_id, run_id=run_id, time_origin=time_origin)
+        self.time_origin = self.zone_engine.time_origin
+        has_shelves = any(zone.kind == ZoneKind.SHELF for zone in layout.zones_of(camera_id))
+        self.shelf_engine: ShelfEngine | None = (
+            ShelfEngine.from_layout(layout, camera_id, run_id=run_id, time_origin=self.time_origin)
+            if shelves and has_shelves
+            else None
+        )
+
+    @classmethod
+    def of(
+        cls, zone_engine: ZoneEngine, shelf_engine: ShelfEngine | None = None
+    ) -> CameraAnalytics:
+        """Wrap engines built elsewhere (same camera, same clock)."""
+        if shelf_engine is not None and shelf_engine.camera_id != zone_engine.camera_id:
+            raise ValueError(
+                f"shelf engine of camera {shelf_engine.camera_id!r} with a zone engine of "
+                f"camera {zone_engine.camera_id!r}"
+            )
+        analytics = cls.__new__(cls)
+        analytics.camera_id = zone_engine.camera_id
+        analytics.zone_engine = zone_engine
+        analytics.time_origin = zone_engine.time_origin
+        analytics.shelf_engine = shelf_engine
+        return analytics
+
+    @property
+    def zone_ids(self) -> list[str]:
+        return self.zone_engine.zone_ids
+
+    @property
+    def line_ids(self) -> list[str]:
+        return self.zone_engine.line_ids
+
+    @property
+    def shelf_zone_ids(self) -> list[str]:
+        """The shelf zones watched for takes and put-backs (empty with ``shelves=False``)."""
+        if self.shelf_engine is None:
+            return []
+        return [monitor.zone_id for monitor in self.shelf_engine.monitors]
+
+    @property
+    def needs_images(self) -> bool:
+        """True when :meth:`update` needs the frame image (the camera has shelf zones)."""
+        return self.shelf_engine is not None
+
+    def update(self, frame_image: npt.NDArray[np.uint8] | None, tracks: Tracks) -> list[Event]:
+        """One frame's events: zones and lines first, then shelves.
+
+        ``frame_image`` (BGR uint8) may be ``None`` only when :attr:`needs_images` is false.
+        """
+        if self.shelf_engine is not None and frame_image is None:
+            raise ValueError(
+                f"camera {self.camera_id!r} has shelf zones: update() needs the frame image"
+            )
+        events = self.zone_engine.update(tracks)
+        if self.shelf_engine is not None and frame_image is not None:
+            events += self.shelf_engine.update(frame_image, tracks)
+        return events
+
+    def occupancy(self) -> dict[str, int]:
+        """People inside each zone of this camera now (see :meth:`ZoneEngine.occupancy`)."""
+        return self.zone_engine.occupancy()
+
+    def finish(self, timestamp: float) -> list[Event]:
+        """End of stream (``timestamp`` on the frame clock): close every visit, settle shelves."""
+        events = self.zone_engine.finish(timestamp)
+        if self.shelf_engine is not None:
+            events += self.shelf_engine.finish(timestamp)
+        return events

@@ -1,0 +1,601 @@
+"""The store layout file: cameras, zones, lines, masks and floor homographies.
+
+One YAML or JSON file describes a store. :func:`load_layout` reads and validates
+it; :meth:`StoreLayout.model_validate` validates a dict (what the API receives).
+Every problem is reported as ``path: message``, e.g.
+``zones[2].polygon: self-intersecting``.
+
+Example:
+    >>> layout = StoreLayout.model_validate({
+    ...     "store": {"id": "demo", "timezone": "Europe/London"},
+    ...     "cameras": [{"id": "cam1"}],
+    ...     "zones": [{"id": "z", "camera": "cam1", "polygon": [[0, 0], [10, 0], [10, 10]]}],
+    ...     "lines": [{"id": "door", "camera": "cam1", "points": [[0, 0], [0, 10]],
+    ...                "inside": [5, 5]}],
+    ... })
+    >>> layout.zone("z").kind.value, layout.line("door").entrance
+    ('area', False)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from shapely.geometry import Polygon
+from shapely.validation import explain_validity
+from storesense.vision.tracking.config import TrackerConfig
+
+Point = tuple[float, float]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+class LayoutError(ValueError):
+    """A layout file that cannot be used; the message lists each ``path: message``."""
+
+
+class ZoneKind(StrEnum):
+    AREA = "area"
+    ENTRANCE = "entrance"
+    PASSERBY = "passerby"
+    QUEUE = "queue"
+    SHELF = "shelf"
+    STAFF_ONLY = "staff_only"
+
+
+class Anchor(StrEnum):
+    """Which point of a person's box decides membership."""
+
+    BOTTOM_CENTER = "bottom_center"
+    CENTER = "center"
+    TOP_CENTER = "top_center"
+
+
+ANCHOR_ORDER: tuple[Anchor, ...] = (Anchor.BOTTOM_CENTER, Anchor.CENTER, Anchor.TOP_CENTER)
+
+
+def _check_polygon(points: list[Point]) -> list[Point]:
+    if len(points) < 3:
+        raise ValueError(f"needs at least 3 points, got {len(points)}")
+    coords = np.asarray(points, np.float64)
+    if coords.shape[1:] != (2,) or not np.all(np.isfinite(coords)):
+        raise ValueError("points must be finite [x, y] pairs")
+    if np.linalg.matrix_rank(coords[1:] - coords[0], tol=1e-9) < 2:
+        raise ValueError("degenerate (all points on one line, zero area)")
+    shape = Polygon(points)
+    if not shape.is_valid:
+        reason = explain_validity(shape)
+        if "Self-intersection" in reason:
+            raise ValueError(f"self-intersecting ({reason})")
+        raise ValueError(f"invalid polygon ({reason})")
+    return points
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreInfo(_Strict):
+    id: str = Field(min_length=1)
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name)") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Homography(_Strict):
+    """Image pixels → floor metres from ≥4 point pairs (``cv2.findHomography``)."""
+
+    image_points: list[Point]
+    floor_points: list[Point]
+
+    @model_validator(mode="after")
+    def _enough_pairs(self) -> Homography:
+        if len(self.image_points) != len(self.floor_points):
+            raise ValueError(
+                f"image_points ({len(self.image_points)}) and floor_points "
+                f"({len(self.floor_points)}) differ in length"
+            )
+        if len(self.image_points) < 4:
+            raise ValueError(f"needs at least 4 point pairs, got {len(self.image_points)}")
+        matrix = self._solve()
+        if matrix is None:
+            raise ValueError("points are degenerate (collinear?): no homography")
+        image = np.asarray(self.image_points, np.float64)
+        w = np.column_stack([image, np.ones(len(image))]) @ matrix[2]
+        if not (np.all(w > 0) or np.all(w < 0)):
+            raise ValueError(
+                "image_points and floor_points are not in a consistent order (the mapping "
+                "puts some image points behind the camera): list the pairs in the same order"
+            )
+        return self
+
+    def _solve(self) -> FloatArray | None:
+        src = np.asarray(self.image_points, np.float64)
+        dst = np.asarray(self.floor_points, np.float64)
+        matrix, _ = cv2.findHomography(src, dst, 0)
+        if matrix is None or not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) < 1e-12:
+            return None
+        return np.asarray(matrix, np.float64)
+
+    @cached_property
+    def matrix(self) -> FloatArray:
+        """3x3 image→floor matrix."""
+        solved = self._solve()
+        assert solved is not None
+        return solved
+
+    @cached_property
+    def inverse(self) -> FloatArray:
+        """3x3 floor→image matrix, scaled so floor points in front of the camera have w > 0."""
+        inverse = np.asarray(np.linalg.inv(self.matrix), np.float64)
+        floor = np.asarray(self.floor_points, np.float64)
+        if (np.column_stack([floor, np.ones(len(floor))]) @ inverse[2]).mean() < 0:
+            inverse = -inverse
+        return inverse
+
+    @cached_property
+    def forward(self) -> FloatArray:
+        """:attr:`matrix` scaled so image points below the horizon have w > 0."""
+        image = np.asarray(self.image_points, np.float64)
+        sign = np.sign((np.column_stack([image, np.ones(len(image))]) @ self.matrix[2]).mean())
+        return np.asarray(self.matrix * sign, np.float64)
+
+    def to_floor(self, points: npt.ArrayLike) -> FloatArray:
+        """Image pixels (N, 2) → floor metres (N, 2)."""
+        return _project(self.matrix, points)
+
+    def to_image(self, points: npt.ArrayLike) -> FloatArray:
+        """Floor metres (N, 2) → image pixels (N, 2)."""
+        return _project(self.inverse, points)
+
+    def to_floor_checked(self, points: npt.ArrayLike) -> tuple[FloatArray, BoolArray]:
+        """Image pixels (N, 2) → floor metres (N, 2) and which points lie on the floor.
+
+        A point on or above the image's horizon has no floor position: its row is NaN
+        and its flag False (a false detection in the sky must not land behind the camera).
+        """
+        return _project_checked(self.forward, points)
+
+    def to_image_checked(self, points: npt.ArrayLike) -> tuple[FloatArray, BoolArray]:
+        """Floor metres (N, 2) → image pixels (N, 2) and which lie in front of the camera."""
+        return _project_checked(self.inverse, points)
+
+
+def _project(matrix: FloatArray, points: npt.ArrayLike) -> FloatArray:
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return np.zeros((0, 2), np.float64)
+    out = cv2.perspectiveTransform(pts[None], matrix)[0]
+    return np.asarray(out, np.float64)
+
+
+def _project_checked(matrix: FloatArray, points: npt.ArrayLike) -> tuple[FloatArray, BoolArray]:
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    mapped = pts @ matrix[:2, :2].T + matrix[:2, 2]
+    w = pts @ matrix[2, :2] + matrix[2, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = mapped / w[:, None]
+    valid = (w > 0) & np.isfinite(out).all(axis=1)
+    out[~valid] = np.nan
+    return out, valid
+
+
+MAX_IMAGE_COORDINATE = 20_000.0
+"""A floor shape whose image lands farther out than this (pixels) is too close to the horizon."""
+
+
+def _floor_shape_problems(homography: Homography, points: Sequence[Point], path: str) -> list[str]:
+    """Why floor points cannot be drawn on the image: behind the horizon or absurdly far."""
+    image, in_front = homography.to_image_checked(points)
+    problems = []
+    for index, (point, ok, pixel) in enumerate(zip(points, in_front, image, strict=True)):
+        where = f"{path}[{index}] {list(point)} m"
+        if not ok:
+            problems.append(f"{where} is behind the camera (beyond its horizon): it cannot be seen")
+        elif np.abs(pixel).max() > MAX_IMAGE_COORDINATE:
+            problems.append(
+                f"{where} maps to image pixel [{pixel[0]:.0f}, {pixel[1]:.0f}], too close to "
+                f"the horizon (beyond ±{MAX_IMAGE_COORDINATE:.0f} px)"
+            )
+    return problems
+
+
+def _side_sign(points: npt.ArrayLike, inside: npt.ArrayLike) -> int:
+    """+1 or -1: sign of the cross product (b - a) × (inside - a) for the "in" side."""
+    (ax, ay), (bx, by) = np.asarray(points, np.float64).tolist()
+    ix, iy = np.asarray(inside, np.float64).tolist()
+    return 1 if (bx - ax) * (iy - ay) - (by - ay) * (ix - ax) > 0 else -1
+
+
+def _finite(value: float) -> float:
+    if not np.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value}")
+    return value
+
+
+class CameraConfig(_Strict):
+    id: str = Field(min_length=1)
+    source: str | None = None
+    """Video file (relative to the layout file's folder), URL or device."""
+    fps: float | None = Field(default=None, gt=0)
+    """Overrides the container's frame rate (e.g. PETS09's header says 10, real is 7)."""
+    start_time: datetime | None = None
+    """Wall-clock time of the first frame; events then carry Unix time."""
+    masks: list[list[Point]] = Field(default_factory=list)
+    """Image polygons where detections are ignored (mannequins, posters)."""
+    homography: Homography | None = None
+    lost_after_seconds: float = Field(default=2.0, gt=0)
+    """A track unseen this long is treated as gone (if the tracker did not say so)."""
+    occupancy_hold_seconds: float = Field(default=0.5, ge=0)
+    """Live occupancy counts a person inside while seen within this time (short occlusions)."""
+    relink_seconds: float = Field(default=1.0, ge=0)
+    """Longest gap over which a new track id takes over a lost one's visits (0: off); at
+    most ``lost_after_seconds`` (the default is shortened to it)."""
+    relink_distance: float = Field(default=0.5, ge=0)
+    """Largest floor-point jump for a re-link, as a fraction of the new box's height."""
+    tracker: TrackerConfig = Field(default_factory=TrackerConfig)
+    """This camera's tracker settings (score thresholds, confirmation, lost buffer…);
+    the defaults are tuned on PETS09-S2L1 and TUD-Campus."""
+
+    @field_validator(
+        "lost_after_seconds", "occupancy_hold_seconds", "relink_seconds", "relink_distance"
+    )
+    @classmethod
+    def _finite_number(cls, value: float) -> float:
+        return _finite(value)
+
+    @model_validator(mode="after")
+    def _relink_within_lost_after(self) -> CameraConfig:
+        if self.relink_seconds > self.lost_after_seconds:
+            if "relink_seconds" not in self.model_fields_set:
+                # Only the default is too long for this camera: shorten it quietly.
+                object.__setattr__(self, "relink_seconds", self.lost_after_seconds)
+                return self
+            raise ValueError(
+                f"relink_seconds: {self.relink_seconds} exceeds lost_after_seconds "
+                f"({self.lost_after_seconds}); a track is closed before it could be re-linked"
+            )
+        return self
+
+    @field_validator("masks")
+    @classmethod
+    def _valid_masks(cls, masks: list[list[Point]]) -> list[list[Point]]:
+        for index, mask in enumerate(masks):
+            try:
+                _check_polygon(mask)
+            except ValueError as exc:
+                raise ValueError(f"masks[{index}]: {exc}") from exc
+        return masks
+
+
+class ShelfZoneOptions(_Strict):
+    """Extra settings for ``kind: shelf`` zones (used by the shelf engine)."""
+
+    reach_band_px: float = Field(default=40.0, gt=0)
+    """How far outside the shelf face (pixels) a person's box still counts as reaching."""
+    grid: tuple[int, int] = (3, 6)
+    """Rows and columns of cells over the face; one cell misses items smaller than about
+    12 % of it, so aim for one cell per product facing."""
+    min_interaction_seconds: float = Field(default=0.5, ge=0)
+    """A person must be in the reach band (and slow) this long for a visit to count."""
+    max_reach_speed: float | None = Field(default=0.6, gt=0)
+    """Floor-point speed in box heights per second above which time in the reach band is
+    walking past, not reaching; ``null`` turns the check off."""
+
+    @field_validator("grid")
+    @classmethod
+    def _positive_grid(cls, grid: tuple[int, int]) -> tuple[int, int]:
+        if grid[0] < 1 or grid[1] < 1:
+            raise ValueError(f"rows and cols must be ≥ 1, got {list(grid)}")
+        return grid
+
+    @field_validator("reach_band_px", "min_interaction_seconds", "max_reach_speed")
+    @classmethod
+    def _finite_number(cls, value: float | None) -> float | None:
+        return None if value is None else _finite(value)
+
+
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class ZoneConfig(_Strict):
+    id: str = Field(min_length=1)
+    camera: str
+    kind: ZoneKind = ZoneKind.AREA
+    polygon: list[Point] | None = None
+    """Image pixels."""
+    floor_polygon: list[Point] | None = None
+    """Floor metres (needs the camera's homography); used when ``polygon`` is absent."""
+    anchor: Anchor = Anchor.BOTTOM_CENTER
+    min_inside_seconds: NonNegative = 0.0
+    """Inside this long before an entry counts (hysteresis)."""
+    min_outside_seconds: NonNegative = 0.0
+    """Outside this long before an exit counts (hysteresis)."""
+    min_dwell_seconds: NonNegative = 0.0
+    """A visit is reported (enter and exit) only once it has lasted this long."""
+    approach_seconds: NonNegative = 3.0
+    """Emit ``approaching`` when a track is predicted to enter within this time (0: off)."""
+    staff_after_seconds: NonNegative = 60.0
+    """``staff_only`` zones: a track inside this long in total is staff."""
+    shelf: ShelfZoneOptions | None = None
+
+    @field_validator("polygon", "floor_polygon")
+    @classmethod
+    def _valid_polygon(cls, points: list[Point] | None) -> list[Point] | None:
+        return None if points is None else _check_polygon(points)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ZoneConfig:
+        if (self.polygon is None) == (self.floor_polygon is None):
+            raise ValueError("give exactly one of polygon (pixels) or floor_polygon (metres)")
+        if self.kind == ZoneKind.SHELF and self.shelf is None:
+            object.__setattr__(self, "shelf", ShelfZoneOptions())
+        return self
+
+
+class Coordinates(StrEnum):
+    """What a line's ``points`` and ``inside`` are measured in."""
+
+    IMAGE = "image"
+    FLOOR = "floor"
+
+
+class LineConfig(_Strict):
+    id: str = Field(min_length=1)
+    camera: str
+    points: tuple[Point, Point]
+    inside: Point
+    """Any point on the side that counts as "in"."""
+    coordinates: Coordinates = Coordinates.IMAGE
+    """``image`` (pixels) or ``floor`` (metres; needs the camera's homography)."""
+    entrance: bool = False
+    """In-crossings of entrance lines are footfall."""
+    anchor: Anchor = Anchor.BOTTOM_CENTER
+    min_side_seconds: NonNegative = 0.5
+    """A crossing counts once the person stays on the new side this long (a box that
+    jitters across the line and back is not a crossing); 0 counts every side change."""
+
+    @model_validator(mode="after")
+    def _valid_line(self) -> LineConfig:
+        (ax, ay), (bx, by) = self.points
+        length = float(np.hypot(bx - ax, by - ay))
+        if length == 0.0:
+            raise ValueError("points: the two points are identical")
+        ix, iy = self.inside
+        if abs((bx - ax) * (iy - ay) - (by - ay) * (ix - ax)) / length < 1e-6:
+            raise ValueError("inside: the point lies on the line; pick one on the 'in' side")
+        return self
+
+    @property
+    def inside_sign(self) -> int:
+        """+1 or -1: sign of the cross product for the "in" side, in the line's own
+        ``coordinates`` (for pixels of a floor line use ``StoreLayout.image_inside_sign``)."""
+        return _side_sign(self.points, self.inside)
+
+
+class StoreLayout(_Strict):
+    store: StoreInfo
+    cameras: list[CameraConfig] = Field(min_length=1)
+    zones: list[ZoneConfig] = Field(default_factory=list)
+    lines: list[LineConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> StoreLayout:
+        problems: list[str] = []
+        cameras = {camera.id: camera for camera in self.cameras}
+        groups: tuple[tuple[str, Sequence[CameraConfig | ZoneConfig | LineConfig]], ...] = (
+            ("cameras", self.cameras),
+            ("zones", self.zones),
+            ("lines", self.lines),
+        )
+        for group, items in groups:
+            seen: set[str] = set()
+            for index, item in enumerate(items):
+                if item.id in seen:
+                    problems.append(f"{group}[{index}].id: duplicate id {item.id!r}")
+                seen.add(item.id)
+        known = ", ".join(sorted(cameras))
+        placed: tuple[tuple[str, Sequence[ZoneConfig | LineConfig]], ...] = (
+            ("zones", self.zones),
+            ("lines", self.lines),
+        )
+        for group, placed_items in placed:
+            for index, item in enumerate(placed_items):
+                if item.camera not in cameras:
+                    problems.append(
+                        f"{group}[{index}].camera: unknown camera {item.camera!r} (known: {known})"
+                    )
+        for index, zone in enumerate(self.zones):
+            camera = cameras.get(zone.camera)
+            if zone.floor_polygon is None or camera is None:
+                continue
+            if camera.homography is None:
+                problems.append(
+                    f"zones[{index}].floor_polygon: camera {zone.camera!r} has no homography"
+                )
+            else:
+                problems += _floor_shape_problems(
+                    camera.homography, zone.floor_polygon, f"zones[{index}].floor_polygon"
+                )
+        for index, line in enumerate(self.lines):
+            camera = cameras.get(line.camera)
+            if line.coordinates != Coordinates.FLOOR or camera is None:
+                continue
+            if camera.homography is None:
+                problems.append(
+                    f"lines[{index}].coordinates: floor, but camera {line.camera!r} "
+                    "has no homography"
+                )
+            else:
+                problems += _floor_shape_problems(
+                    camera.homography, line.points, f"lines[{index}].points"
+                )
+                problems += [
+                    p.replace(".inside[0]", ".inside", 1)
+                    for p in _floor_shape_problems(
+                        camera.homography, [line.inside], f"lines[{index}].inside"
+                    )
+                ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for camera in self.cameras:
+            if camera.id == camera_id:
+                return camera
+        raise ValueError(f"unknown camera {camera_id!r} (known: {[c.id for c in self.cameras]})")
+
+    def zone(self, zone_id: str) -> ZoneConfig:
+        for zone in self.zones:
+            if zone.id == zone_id:
+                return zone
+        raise ValueError(f"unknown zone {zone_id!r}")
+
+    def line(self, line_id: str) -> LineConfig:
+        for line in self.lines:
+            if line.id == line_id:
+                return line
+        raise ValueError(f"unknown line {line_id!r}")
+
+    def zones_of(self, camera_id: str) -> list[ZoneConfig]:
+        return [zone for zone in self.zones if zone.camera == camera_id]
+
+    def lines_of(self, camera_id: str) -> list[LineConfig]:
+        return [line for line in self.lines if line.camera == camera_id]
+
+    def image_polygon(self, zone: ZoneConfig) -> FloatArray:
+        """The zone's polygon in image pixels (floor polygons mapped through the homography)."""
+        if zone.polygon is not None:
+            return np.asarray(zone.polygon, np.float64)
+        homography = self.camera(zone.camera).homography
+        assert homography is not None and zone.floor_polygon is not None
+        return homography.to_image(zone.floor_polygon)
+
+    def image_line(self, line: LineConfig) -> tuple[FloatArray, FloatArray]:
+        """The line's two end points (2, 2) and its ``inside`` point (2,) in image pixels.
+
+        A homography maps straight lines to straight lines and keeps the sides of a
+        line apart for points in front of the camera, so a floor line is exact in pixels.
+        """
+        points = np.asarray(line.points, np.float64)
+        inside = np.asarray(line.inside, np.float64)
+        if line.coordinates == Coordinates.IMAGE:
+            return points, inside
+        homography = self.camera(line.camera).homography
+        assert homography is not None
+        mapped = homography.to_image(np.vstack([points, inside[None]]))
+        return mapped[:2], mapped[2]
+
+    def image_inside_sign(self, line: LineConfig) -> int:
+        """+1 or -1: sign of the image cross product for the line's "in" side."""
+        return _side_sign(*self.image_line(line))
+
+
+_FIELD_PREFIX = re.compile(r"^[a-z_]+(\[\d+\])?: ")
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One ``path: message`` per problem, joined by newlines."""
+    lines: list[str] = []
+    for item in error.errors():
+        path = ""
+        for part in item["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not path:
+            lines.extend(message.split("; "))
+        elif path.endswith(".masks") and message.startswith("masks["):
+            lines.append(f"{path.removesuffix('.masks')}.{message}")
+        elif _FIELD_PREFIX.match(message):
+            lines.append(f"{path}.{message}")
+        else:
+            lines.append(f"{path}: {message}")
+    return "\n".join(lines)
+
+
+def parse_layout(data: Any, *, base_dir: Path | None = None) -> StoreLayout:
+    """Validate a dict; raise :class:`LayoutError`; resolve relative file sources."""
+    try:
+        layout = StoreLayout.model_validate(data)
+    except ValidationError as exc:
+        raise LayoutError(format_validation_error(exc)) from None
+    if base_dir is None:
+        return layout
+    cameras = []
+    for camera in layout.cameras:
+        source = camera.source
+        if (
+            source
+            and "://" not in source
+            and not source.isdigit()
+            and not Path(source).is_absolute()
+        ):
+            source = str((base_dir / source).resolve())
+        cameras.append(camera.model_copy(update={"source": source}))
+    return layout.model_copy(update={"cameras": cameras})
+
+
+def syntax_error_message(error: json.JSONDecodeError | yaml.YAMLError) -> str:
+    """One line for a YAML/JSON syntax error: what is wrong and where.
+
+    >>> try:
+    ...     yaml.safe_load("zones: [")
+    ... except yaml.YAMLError as exc:
+    ...     print(syntax_error_message(exc))
+    not valid YAML/JSON at line 1, column 9: expected the node content, but found '<stream end>'
+    """
+    if isinstance(error, json.JSONDecodeError):
+        return f"not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        problem = error.problem or error.context or "syntax error"
+        return f"not valid YAML/JSON at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return "not valid YAML/JSON: " + " ".join(str(error).split())
+
+
+def load_layout(path: str | Path) -> StoreLayout:
+    """Read a YAML/JSON layout file. Raises :class:`LayoutError` with every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LayoutError(f"{file}: cannot read layout ({exc.strerror})") from None
+    try:
+        data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise LayoutError(f"{file}: {syntax_error_message(exc)}") from None
+    if not isinstance(data, dict):
+        raise LayoutError(f"{file}: the layout must be a mapping with store, cameras, zones, lines")
+    return parse_layout(data, base_dir=file.resolve().parent)
