@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -74,6 +75,11 @@ def expand_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
     for scope in parse_scopes(scopes):
         granted |= _IMPLIED[scope]
     return frozenset(granted)
+
+
+@functools.lru_cache(maxsize=64)
+def _expand_scopes_cached(scopes: frozenset[str]) -> frozenset[Scope]:
+    return expand_scopes(scopes)
 
 
 def generate_key() -> str:
@@ -267,7 +273,7 @@ class Authenticator:
         record = self._lookup(key_hash)
         if record is None or not hmac.compare_digest(record.key_hash, key_hash):
             raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-        scopes = expand_scopes(record.scopes)
+        scopes = _expand_scopes_cached(record.scopes)
         if needed not in scopes:
             raise HTTPException(
                 403,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from storesense.api.privacy.service import OptInSettings
+from storesense.api.store import DEFAULT_STORE_URL
 
 _STORE_SCHEMES = (
     "sqlite://",
@@ -64,7 +65,7 @@ class ServiceSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    store_url: str = Field("sqlite:///storesense.db", description="sqlite:///PATH or redis://…")
+    store_url: str = Field(DEFAULT_STORE_URL, description="sqlite:///PATH or redis://…")
     spool_path: Path | None = Field(
         None, description="Redis only: local file where events wait while Redis is unreachable"
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from storesense.api.cli import CLIError
+from storesense.api.store import DEFAULT_STORE_URL
 
 if TYPE_CHECKING:
     from storesense.api.store.base import Store
@@ -28,7 +29,7 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="keys_action", required=True)
 
     def store_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", default="sqlite:///storesense.db", help="store URL")
+        p.add_argument("--store", default=DEFAULT_STORE_URL, help="store URL")
         p.add_argument("--layout", type=Path, help="layout file: its store.id names the store")
         p.add_argument("--store-id", help="store id when no --layout (default: default)")
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from storesense.api.cli import CLIError
+from storesense.api.store import DEFAULT_STORE_URL
 
 if TYPE_CHECKING:
     from storesense.api.settings import ServiceSettings
@@ -44,7 +45,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--layout", required=True, type=Path, help="store layout YAML/JSON")
     parser.add_argument(
-        "--store", default="sqlite:///storesense.db", help="sqlite:///FILE or redis://HOST:PORT/DB"
+        "--store", default=DEFAULT_STORE_URL, help="sqlite:///FILE or redis://HOST:PORT/DB"
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

@@ -39,6 +39,18 @@ class _Snapshot:
     zones_of_track: dict[int, frozenset[str]]
 
 
+def zone_polygons(layout: object) -> dict[str, dict[str, BaseGeometry]]:
+    """Camera id → zone id → image polygon of a ``zones.config.StoreLayout``.
+
+    Zones drawn on the floor plan are projected into their camera's image.
+    """
+    zones: dict[str, dict[str, BaseGeometry]] = {}
+    for zone in layout.zones:  # type: ignore[attr-defined]
+        polygon = shapely.Polygon(layout.image_polygon(zone))  # type: ignore[attr-defined]
+        zones.setdefault(zone.camera, {})[zone.id] = polygon
+    return zones
+
+
 class RecentTrackIndex:
     """Per camera, the last ``horizon_s`` seconds of which tracks were in which zones.
 
@@ -68,11 +80,7 @@ class RecentTrackIndex:
     @classmethod
     def from_layout(cls, layout: object, **kwargs: float) -> RecentTrackIndex:
         """Zones of a ``zones.config.StoreLayout`` (image polygons, floor polygons projected)."""
-        zones: dict[str, dict[str, BaseGeometry]] = {}
-        for zone in layout.zones:  # type: ignore[attr-defined]
-            polygon = shapely.Polygon(layout.image_polygon(zone))  # type: ignore[attr-defined]
-            zones.setdefault(zone.camera, {})[zone.id] = polygon
-        return cls(zones, **kwargs)
+        return cls(zone_polygons(layout), **kwargs)
 
     def set_zones(self, camera_id: str, polygons: Mapping[str, BaseGeometry]) -> None:
         """Replace one camera's zones (the layout changed)."""

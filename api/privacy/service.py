@@ -57,7 +57,7 @@ from storesense.api.privacy.hooks import (
     Reidentifier,
     load_hooks,
 )
-from storesense.api.privacy.linker import RecentTrackIndex
+from storesense.api.privacy.linker import RecentTrackIndex, zone_polygons
 from storesense.api.privacy.retention import RetentionLoop, RetentionPolicy
 from storesense.api.store.base import Store
 from storesense.vision.detections import Tracks
@@ -258,9 +258,9 @@ class OptInService:
 
     def set_layout(self, layout: object) -> None:
         """Zones changed: re-read the polygons the check-ins are matched against."""
-        fresh = RecentTrackIndex.from_layout(layout)
-        for camera_id in self.linker.camera_ids() | fresh.camera_ids():
-            self.linker.set_zones(camera_id, fresh._zones.get(camera_id, {}))
+        fresh = zone_polygons(layout)
+        for camera_id in self.linker.camera_ids() | set(fresh):
+            self.linker.set_zones(camera_id, fresh.get(camera_id, {}))
 
     def camera_restarted(self, camera_id: str, now: float) -> None:
         """A camera's tracker started over: its old track ids mean nothing any more."""
