@@ -153,14 +153,23 @@ class KeyCreatedOut(KeyOut):
 
 class CameraStatusOut(_Out):
     camera_id: str
-    state: str
-    mode: str
-    frames_processed: int
-    restarts: int
-    last_frame_time: float | None
-    last_frame_at: float | None
-    last_error: str | None
-    next_restart_at: float | None
+    state: str = Field(
+        description="starting, running, restarting, failed, finished, stopped; "
+        "'unassigned' when no worker has reported this camera, "
+        "'unknown' when its report is unreadable"
+    )
+    mode: str = Field(description="'pull' (reads its source) or 'push' (frames are POSTed)")
+    frames_processed: int = 0
+    restarts: int = 0
+    last_frame_time: float | None = None
+    last_frame_at: float | None = None
+    last_error: str | None = None
+    next_restart_at: float | None = None
+    worker: str | None = Field(None, description="host:pid of the process running it")
+    reported_at: float | None = Field(None, description="Unix time of the worker's last report")
+    stale: bool = Field(
+        False, description="the worker has missed three reports: it may be down or cut off"
+    )
 
 
 class ReadyOut(_Out):

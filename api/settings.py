@@ -86,6 +86,12 @@ class ServiceSettings(BaseModel):
     layout_poll_s: float = Field(
         2.0, gt=0, description="how often workers look for a layout changed by another replica"
     )
+    camera_report_s: float = Field(
+        5.0,
+        gt=0,
+        description="how often workers publish their cameras' states to the store "
+        "(replicas show a camera as stale after three missed reports)",
+    )
     sse_queue_size: int = Field(256, ge=1, description="events buffered per SSE client")
     sse_keepalive_s: float = Field(15.0, gt=0)
     sse_retry_ms: int = Field(

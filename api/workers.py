@@ -17,9 +17,12 @@ Example (the components are real; a layout with a file source):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -33,7 +36,7 @@ import numpy.typing as npt
 from storesense.api import telemetry
 from storesense.api.privacy.service import OptInService
 from storesense.api.settings import ServiceSettings
-from storesense.api.store.base import Store, StoreUnavailableError
+from storesense.api.store.base import CameraReport, Store, StoreUnavailableError
 from storesense.vision.detections import Tracks
 from storesense.vision.detector import Detector
 from storesense.vision.frames import Frame
@@ -299,6 +302,20 @@ class CameraStatus:
     last_error: str | None = None
     next_restart_at: float | None = None
     occupancy: Mapping[str, int] | None = None
+
+    def to_report(self, worker: str, reported_at: float) -> CameraReport:
+        """This status as other processes see it (occupancy has its own store path).
+
+        >>> status = CameraStatus("door", CameraState.RUNNING, "pull", 42)
+        >>> report = status.to_report("till-pc:812", 1_700_000_000.0)
+        >>> json.loads(report.status_json)["frames_processed"], report.reported_at
+        (42, 1700000000.0)
+        """
+        fields = dataclasses.asdict(self)
+        fields.pop("occupancy")
+        fields["state"] = self.state.value
+        fields["worker"] = worker
+        return CameraReport(self.camera_id, json.dumps(fields), reported_at)
 
 
 @dataclass(frozen=True)
@@ -606,7 +623,19 @@ class WorkerSupervisor:
         source_opener: SourceOpener = open_camera_source,
         optin: OptInService | None = None,
         snapshots: DebugSnapshots | None = None,
+        cameras: Iterable[str] | None = None,
     ) -> None:
+        """``cameras``: run only these cameras of the layout (default all), so that
+        several worker processes can share one store's cameras."""
+        self.cameras = None if cameras is None else frozenset(cameras)
+        if self.cameras is not None:
+            known = {camera.id for camera in layout.cameras}
+            unknown = sorted(self.cameras - known)
+            if unknown:
+                raise ValueError(
+                    f"camera(s) {', '.join(unknown)} not in the layout "
+                    f"(its cameras: {', '.join(sorted(known)) or 'none'})"
+                )
         self.layout = layout
         self.optin = optin
         self.snapshots = snapshots or DebugSnapshots()
@@ -626,7 +655,14 @@ class WorkerSupervisor:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._watchers: list[threading.Thread] = []
+        self._reporter: threading.Thread | None = None
         self._layout_json = layout.model_dump_json()
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        """How this process signs the camera reports it publishes (``host:pid``)."""
+
+    def _own(self, layout: StoreLayout) -> list[CameraConfig]:
+        """The cameras of ``layout`` this supervisor runs."""
+        return [c for c in layout.cameras if self.cameras is None or c.id in self.cameras]
 
     def _new_worker(self, camera: CameraConfig, layout: StoreLayout) -> CameraWorker:
         return CameraWorker(camera, layout, self._parts)
@@ -642,10 +678,15 @@ class WorkerSupervisor:
         """Start every camera; optionally follow layout changes made by other replicas."""
         self._warn_old_replays(self.layout)
         with self._lock:
-            for camera in self.layout.cameras:
+            for camera in self._own(self.layout):
                 worker = self._new_worker(camera, self.layout)
                 self._workers[camera.id] = worker
                 worker.start()
+        self._publish_reports_quietly()
+        self._reporter = threading.Thread(
+            target=self._report_loop, name="camera-reports", daemon=True
+        )
+        self._reporter.start()
         if watch_layout:
             watcher = threading.Thread(target=self._watch_layout, name="layout-watch", daemon=True)
             watcher.start()
@@ -659,6 +700,27 @@ class WorkerSupervisor:
             worker._stop.set()
         for worker in workers:
             worker.stop()
+        if self._reporter is not None:
+            self._reporter.join(timeout=10)
+        self._publish_reports_quietly()
+
+    def publish_reports(self) -> None:
+        """Publish every camera's status to the store, for replicas that run no workers."""
+        now = time.time()
+        for status in self.statuses().values():
+            self._store.put_camera_report(status.to_report(self.worker_name, now))
+
+    def _publish_reports_quietly(self) -> None:
+        try:
+            self.publish_reports()
+        except StoreUnavailableError as exc:
+            logger.debug("camera reports not published: %s", exc)
+        except Exception:
+            logger.exception("publishing camera reports failed")
+
+    def _report_loop(self) -> None:
+        while not self._stop.wait(self._settings.camera_report_s):
+            self._publish_reports_quietly()
 
     def apply_layout(self, layout: StoreLayout) -> None:
         """Bring the running workers in line with ``layout`` without a restart of the service."""
@@ -667,12 +729,13 @@ class WorkerSupervisor:
             old_cameras = {c.id: c for c in self.layout.cameras}
             self.layout = layout
             self._layout_json = layout.model_dump_json()
-            new_ids = {c.id for c in layout.cameras}
+            own = self._own(layout)
+            new_ids = {c.id for c in own}
             for camera_id in list(self._workers):
                 if camera_id not in new_ids:
                     self._workers.pop(camera_id).stop()
                     self.snapshots.disable(camera_id)
-            for camera in layout.cameras:
+            for camera in own:
                 worker = self._workers.get(camera.id)
                 if worker is not None and old_cameras.get(camera.id) == camera:
                     worker.apply_layout(layout)

@@ -151,9 +151,11 @@ def detector_supervisor(detector: Any) -> Iterator[Any]:
 
     made: list[WorkerSupervisor] = []
 
-    def make(layout: StoreLayout, store: Store) -> WorkerSupervisor:
+    def make(
+        layout: StoreLayout, store: Store, settings: ServiceSettings = SETTINGS, **kwargs: Any
+    ) -> WorkerSupervisor:
         supervisor = WorkerSupervisor(
-            layout, store, SETTINGS, pipeline_factory=pipeline_factory_for(detector)
+            layout, store, settings, pipeline_factory=pipeline_factory_for(detector), **kwargs
         )
         made.append(supervisor)
         return supervisor

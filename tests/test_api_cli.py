@@ -37,6 +37,8 @@ def test_serve_refuses_public_host_without_keys(
         (["--store", "ftp://x"], "store_url"),
         (["--no-api", "--no-workers"], "nothing to run"),
         (["--api-keys", "MISSINGDIR/keys.json", "--store", "sqlite:///nodir/x.db"], "store"),
+        (["--camera", "cam1", "--camera", "till"], "--camera: till not in"),
+        (["--camera", "cam1", "--no-workers"], "drop --no-workers"),
     ],
 )
 def test_serve_bad_options_are_one_line_errors(

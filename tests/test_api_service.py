@@ -16,7 +16,8 @@ from service_helpers import SETTINGS, T0, LiveServer, jpeg_of, layout_dict, make
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
 from storesense.api.store import open_store
-from storesense.api.store.base import Store
+from storesense.api.store.base import CameraReport, Store
+from storesense.vision.frames import Frame
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
 
@@ -521,3 +522,54 @@ def test_pushed_frames_run_through_the_pipeline(
             what="people counted in the zones",
         )
         assert occupancy >= 3  # PETS09 frame 1 shows several people on the plaza
+
+
+# ------------------------------------------------------------- cameras across processes
+def test_cameras_lists_every_camera_of_the_layout_whichever_process_runs_it(
+    store: Store, detector_supervisor: Any, pets_frames: list[np.ndarray]
+) -> None:
+    cameras = [{"id": "cam1"}, {"id": "cam2"}, {"id": "cam3"}]
+    layout = StoreLayout.model_validate(layout_dict(store.store_id, cameras=cameras))
+    settings = SETTINGS.model_copy(update={"camera_report_s": 0.1})
+    with pytest.raises(ValueError, match=r"camera\(s\) till not in the layout"):
+        detector_supervisor(layout, store, cameras=["cam1", "till"])
+    # A worker process of its own runs cam1 and cam2; this replica runs no workers.
+    workers = detector_supervisor(layout, store, settings, cameras=["cam1", "cam2"])
+    workers.start(watch_layout=False)
+    assert sorted(workers.camera_ids()) == ["cam1", "cam2"]
+    store.put_camera_report(CameraReport("removed-cam", '{"state": "running"}', time.time()))
+    with TestClient(create_app(settings, store, layout)) as replica:
+        for index, image in enumerate(pets_frames[:4], start=1):
+            workers.push_frame(Frame(image, index, T0 + index / 7, "cam1"))
+            time.sleep(0.05)
+
+        def cam1_processed() -> list[dict[str, Any]] | None:
+            listed = replica.get("/v1/cameras").json()
+            return listed if listed[0]["frames_processed"] >= 3 else None
+
+        listed = wait_for(cam1_processed, what="cam1's frames seen by the replica")
+        assert [c["camera_id"] for c in listed] == ["cam1", "cam2", "cam3"]
+        cam1, cam2, cam3 = listed
+        assert cam1["state"] == "running" and cam1["mode"] == "push"
+        assert cam1["worker"] == workers.worker_name and not cam1["stale"]
+        assert T0 < cam1["last_frame_time"] <= T0 + 1
+        assert cam2["worker"] == workers.worker_name and cam2["frames_processed"] == 0
+        assert cam3["state"] == "unassigned" and cam3["worker"] is None
+
+        workers.stop()
+        states = {c["camera_id"]: c["state"] for c in replica.get("/v1/cameras").json()}
+        assert states == {"cam1": "stopped", "cam2": "stopped", "cam3": "unassigned"}
+
+        store.put_camera_report(
+            CameraReport(
+                "cam3",
+                '{"state": "running", "mode": "pull", "frames_processed": 9, "restarts": 0}',
+                time.time() - 1,
+            )
+        )
+        cam3 = replica.get("/v1/cameras").json()[2]
+        assert cam3["state"] == "running" and cam3["stale"]  # three reports (0.3 s) missed
+
+        store.put_camera_report(CameraReport("cam2", "{not json", time.time()))
+        cam2 = replica.get("/v1/cameras").json()[1]
+        assert cam2["state"] == "unknown" and "unreadable" in cam2["last_error"]

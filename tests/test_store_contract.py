@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -11,7 +12,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from storesense.api.store import open_store
-from storesense.api.store.base import ApiKeyRecord, EventQuery, Store, StoreUnavailableError
+from storesense.api.store.base import (
+    ApiKeyRecord,
+    CameraReport,
+    EventQuery,
+    Store,
+    StoreUnavailableError,
+)
 from storesense.api.store.redis import RedisStore
 from storesense.api.store.spool import SpoolingStore
 from storesense.api.store.sqlite import SQLiteStore
@@ -133,6 +140,26 @@ def test_transactions_layout_and_api_keys_round_trip(store: Store) -> None:
     assert store.delete_api_key("k2") is True
     assert store.delete_api_key("k2") is False
     assert store.list_api_keys() == [rotated]
+
+
+def test_camera_reports_are_replaced_per_camera_and_kept_per_store(
+    store: Store, tmp_path: Path
+) -> None:
+    assert store.get_camera_reports() == {}
+    store.put_camera_report(CameraReport("door", '{"state": "starting"}', T0))
+    store.put_camera_report(CameraReport("till", '{"state": "running"}', T0 + 1))
+    store.put_camera_report(CameraReport("door", '{"state": "running"}', T0 + 5))
+    assert store.get_camera_reports() == {
+        "door": CameraReport("door", '{"state": "running"}', T0 + 5),
+        "till": CameraReport("till", '{"state": "running"}', T0 + 1),
+    }
+    backend = store.primary if isinstance(store, SpoolingStore) else store
+    if isinstance(backend, SQLiteStore):
+        with contextlib.closing(SQLiteStore(backend.path, "another-store")) as other:
+            assert other.get_camera_reports() == {}
+    else:
+        assert isinstance(backend, RedisStore)
+        assert RedisStore(backend.client, "another-" + store.store_id).get_camera_reports() == {}
 
 
 def test_retention_purge_deletes_old_events_and_blocks_their_replay(store: Store) -> None:

@@ -53,6 +53,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-api", action="store_true", help="camera workers only")
     parser.add_argument("--no-workers", action="store_true", help="HTTP API only (a replica)")
     parser.add_argument(
+        "--camera",
+        action="append",
+        metavar="ID",
+        help="run only this camera of the layout (repeatable; default: all)",
+    )
+    parser.add_argument(
         "--spool", type=Path, help="Redis: file where events wait while Redis is down"
     )
     parser.add_argument("--k-anonymity", type=int, default=0, help="suppress buckets < k (0=off)")
@@ -114,6 +120,16 @@ def _run(args: argparse.Namespace) -> int:
         layout = load_layout(args.layout)
     except LayoutError as exc:
         raise CLIError(f"layout {args.layout}: {exc}") from None
+    if args.camera:
+        if not settings.run_workers:
+            raise CLIError("--camera picks the cameras this process runs: drop --no-workers")
+        known = {camera.id for camera in layout.cameras}
+        unknown = sorted(set(args.camera) - known)
+        if unknown:
+            raise CLIError(
+                f"--camera: {', '.join(unknown)} not in {args.layout} "
+                f"(its cameras: {', '.join(sorted(known)) or 'none'})"
+            )
     try:
         file_keys = load_key_file(settings.api_keys_file) if settings.api_keys_file else []
     except ValueError as exc:
@@ -154,7 +170,12 @@ def _run(args: argparse.Namespace) -> int:
 
         detector = Detector.from_model("yolox-nano")
         supervisor = WorkerSupervisor(
-            layout, store, settings, pipeline_factory=pipeline_factory_for(detector), optin=optin
+            layout,
+            store,
+            settings,
+            pipeline_factory=pipeline_factory_for(detector),
+            optin=optin,
+            cameras=args.camera,
         )
     # The file given at start-up is the layout in force (PUT /v1/layout changes it live).
     try:

@@ -7,6 +7,7 @@ them is pixelated by :func:`storesense.vision.privacy.encode_snapshot`.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Annotated
@@ -26,6 +27,8 @@ from storesense.api.schemas import (
     FrameAcceptedOut,
     parse_time,
 )
+from storesense.api.settings import ServiceSettings
+from storesense.api.store.base import CameraReport, Store, StoreUnavailableError
 from storesense.api.workers import (
     CameraStatus,
     DebugSnapshots,
@@ -35,6 +38,7 @@ from storesense.api.workers import (
 )
 from storesense.vision.frames import Frame
 from storesense.vision.privacy import encode_snapshot
+from storesense.zones.config import CameraConfig, StoreLayout
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +48,9 @@ IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/png", "application/oc
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
-def camera_status_out(status: CameraStatus) -> CameraStatusOut:
+def camera_status_out(
+    status: CameraStatus, worker: str | None = None, reported_at: float | None = None
+) -> CameraStatusOut:
     return CameraStatusOut(
         camera_id=status.camera_id,
         state=status.state.value,
@@ -55,6 +61,36 @@ def camera_status_out(status: CameraStatus) -> CameraStatusOut:
         last_frame_at=status.last_frame_at,
         last_error=status.last_error,
         next_restart_at=status.next_restart_at,
+        worker=worker,
+        reported_at=reported_at,
+    )
+
+
+def reported_status_out(report: CameraReport, stale_after_s: float, now: float) -> CameraStatusOut:
+    """A camera run by another process, from the report its worker published."""
+    stale = now - report.reported_at > stale_after_s
+    try:
+        fields = json.loads(report.status_json)
+        fields.update(camera_id=report.camera_id, reported_at=report.reported_at, stale=stale)
+        return CameraStatusOut.model_validate(fields)
+    except (ValueError, TypeError, AttributeError) as exc:
+        logger.warning("unreadable report of camera %s: %s", report.camera_id, exc)
+        return CameraStatusOut(
+            camera_id=report.camera_id,
+            state="unknown",
+            mode="unknown",
+            last_error=f"unreadable worker report: {type(exc).__name__}",
+            reported_at=report.reported_at,
+            stale=stale,
+        )
+
+
+def unassigned_status_out(camera: CameraConfig) -> CameraStatusOut:
+    """A camera of the layout that no worker has reported."""
+    return CameraStatusOut(
+        camera_id=camera.id,
+        state="unassigned",
+        mode="pull" if camera.source is not None else "push",
     )
 
 
@@ -62,11 +98,41 @@ def camera_status_out(status: CameraStatus) -> CameraStatusOut:
 def list_cameras(
     request: Request, _: Annotated[Principal, Depends(require(Scope.ANALYST))]
 ) -> list[CameraStatusOut]:
-    """State of each camera worker in this process (scope ``analyst``)."""
+    """Every camera of the layout, whichever process runs it (scope ``analyst``).
+
+    This process's own workers answer live; the others come from the reports
+    their workers publish to the store every ``camera_report_s`` seconds, marked
+    ``stale`` after three missed reports. A camera nobody runs is ``unassigned``.
+    """
     supervisor: WorkerSupervisor | None = request.app.state.supervisor
-    if supervisor is None:
-        return []
-    return [camera_status_out(s) for s in supervisor.statuses().values()]
+    layout: StoreLayout = request.app.state.layout
+    settings: ServiceSettings = request.app.state.settings
+    store: Store = request.app.state.store
+    now = time.time()
+    local: dict[str, CameraStatusOut] = {}
+    if supervisor is not None:
+        local = {
+            camera_id: camera_status_out(status, supervisor.worker_name, now)
+            for camera_id, status in supervisor.statuses().items()
+        }
+    reports: dict[str, CameraReport] = {}
+    if any(camera.id not in local for camera in layout.cameras):
+        try:
+            reports = store.get_camera_reports()
+        except StoreUnavailableError as exc:
+            if supervisor is None:
+                raise HTTPException(503, f"store unavailable: {exc}") from exc
+            logger.warning("camera reports unavailable, showing this process's cameras: %s", exc)
+    stale_after_s = 3 * settings.camera_report_s
+    listed = []
+    for camera in layout.cameras:
+        if camera.id in local:
+            listed.append(local[camera.id])
+        elif camera.id in reports:
+            listed.append(reported_status_out(reports[camera.id], stale_after_s, now))
+        else:
+            listed.append(unassigned_status_out(camera))
+    return listed
 
 
 def decode_image(body: bytes) -> npt.NDArray[np.uint8]:

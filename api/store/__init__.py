@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from storesense.api.store.base import (
     ApiKeyRecord,
+    CameraReport,
     EventQuery,
     Store,
     StoreUnavailableError,
@@ -35,6 +36,7 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 __all__ = [
     "DEFAULT_STORE_URL",
     "ApiKeyRecord",
+    "CameraReport",
     "EventQuery",
     "Store",
     "StoreUnavailableError",

@@ -27,6 +27,17 @@ class ZoneOccupancy:
 
 
 @dataclass(frozen=True)
+class CameraReport:
+    """The last status a camera worker published, from whichever process runs it."""
+
+    camera_id: str
+    status_json: str
+    """JSON object: state, frames, errors, the worker's ``host:pid`` (no images)."""
+    reported_at: float
+    """Unix seconds when the worker published it."""
+
+
+@dataclass(frozen=True)
 class ApiKeyRecord:
     key_id: str
     name: str
@@ -126,6 +137,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_transactions(self, start: float, end: float) -> dict[float, int]: ...
+
+    # camera worker states ----------------------------------------------------
+    @abc.abstractmethod
+    def put_camera_report(self, report: CameraReport) -> None:
+        """Replace one camera's published status (workers call this every few seconds)."""
+
+    @abc.abstractmethod
+    def get_camera_reports(self) -> dict[str, CameraReport]:
+        """The latest report of every camera of the store, whichever process sent it."""
 
     # layout and keys ---------------------------------------------------------
     @abc.abstractmethod

@@ -52,6 +52,7 @@ import redis
 import redis.exceptions
 from storesense.api.store.base import (
     ApiKeyRecord,
+    CameraReport,
     EventQuery,
     Store,
     StoreUnavailableError,
@@ -218,6 +219,7 @@ class RedisStore(Store):
         self._k_occupancy_version = prefix + "occ:ver"
         self._k_transactions = prefix + "tx"
         self._k_layout = prefix + "layout"
+        self._k_cameras = prefix + "cameras"
         self._k_keys = prefix + "keys"
         self._write = client.register_script(_WRITE_SCRIPT)
         self._delete_script = client.register_script(_DELETE_SCRIPT)
@@ -507,6 +509,21 @@ class RedisStore(Store):
         return counts
 
     # layout and keys ---------------------------------------------------------------------
+    @_redis_errors
+    def put_camera_report(self, report: CameraReport) -> None:
+        payload = {"status": report.status_json, "reported_at": float(report.reported_at)}
+        self._client.hset(self._k_cameras, report.camera_id, json.dumps(payload))
+
+    @_redis_errors
+    def get_camera_reports(self) -> dict[str, CameraReport]:
+        reports = {}
+        for camera_id, value in self._client.hgetall(self._k_cameras).items():
+            payload = json.loads(value)
+            reports[str(camera_id)] = CameraReport(
+                str(camera_id), str(payload["status"]), float(payload["reported_at"])
+            )
+        return reports
+
     @_redis_errors
     def get_layout(self) -> str | None:
         value = self._client.get(self._k_layout)

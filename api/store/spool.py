@@ -43,6 +43,7 @@ from pathlib import Path
 
 from storesense.api.store.base import (
     ApiKeyRecord,
+    CameraReport,
     EventQuery,
     Store,
     StoreUnavailableError,
@@ -376,6 +377,13 @@ class SpoolingStore(Store):
     def get_transactions(self, start: float, end: float) -> dict[float, int]:
         self._flush_before_read()
         return self.primary.get_transactions(start, end)
+
+    # camera states: live only, never spooled (a report older than the outage means nothing) ----
+    def put_camera_report(self, report: CameraReport) -> None:
+        self.primary.put_camera_report(report)
+
+    def get_camera_reports(self) -> dict[str, CameraReport]:
+        return self.primary.get_camera_reports()
 
     # layout, keys, health ------------------------------------------------------------------
     def get_layout(self) -> str | None:

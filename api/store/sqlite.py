@@ -37,6 +37,7 @@ from typing import Any
 
 from storesense.api.store.base import (
     ApiKeyRecord,
+    CameraReport,
     EventQuery,
     Store,
     StoreUnavailableError,
@@ -83,6 +84,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at REAL NOT NULL,
     PRIMARY KEY (store_id, key_id),
     UNIQUE (store_id, key_hash)
+);
+CREATE TABLE IF NOT EXISTS camera_reports (
+    store_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    status TEXT NOT NULL,                   -- JSON object
+    reported_at REAL NOT NULL,
+    PRIMARY KEY (store_id, camera_id)
 );
 CREATE TABLE IF NOT EXISTS meta (
     store_id TEXT NOT NULL,
@@ -474,6 +482,24 @@ class SQLiteStore(Store):
                 (self.store_id, float(start), float(end)),
             ).fetchall()
         return {float(r[0]): int(r[1]) for r in rows}
+
+    # camera worker states ---------------------------------------------------------
+    def put_camera_report(self, report: CameraReport) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO camera_reports (store_id, camera_id, status, reported_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (store_id, camera_id) DO UPDATE SET "
+                "status = excluded.status, reported_at = excluded.reported_at",
+                (self.store_id, report.camera_id, report.status_json, float(report.reported_at)),
+            )
+
+    def get_camera_reports(self) -> dict[str, CameraReport]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT camera_id, status, reported_at FROM camera_reports WHERE store_id = ?",
+                (self.store_id,),
+            ).fetchall()
+        return {r[0]: CameraReport(r[0], r[1], float(r[2])) for r in rows}
 
     # layout and keys --------------------------------------------------------------
     def get_layout(self) -> str | None:
