@@ -311,11 +311,15 @@ class CameraStatus:
         >>> json.loads(report.status_json)["frames_processed"], report.reported_at
         (42, 1700000000.0)
         """
+        fields = {**self.public_fields(), "worker": worker}
+        return CameraReport(self.camera_id, json.dumps(fields), reported_at)
+
+    def public_fields(self) -> dict[str, object]:
+        """The fields the API shows (``CameraStatusOut``); occupancy is served on its own."""
         fields = dataclasses.asdict(self)
         fields.pop("occupancy")
         fields["state"] = self.state.value
-        fields["worker"] = worker
-        return CameraReport(self.camera_id, json.dumps(fields), reported_at)
+        return fields
 
 
 @dataclass(frozen=True)
@@ -609,6 +613,25 @@ class NotAPushCameraError(ValueError):
     """Frames were pushed to a camera that reads its own source."""
 
 
+def check_camera_ids(layout: StoreLayout, camera_ids: Iterable[str]) -> frozenset[str]:
+    """``camera_ids`` as a set, or ``ValueError`` naming those the layout lacks.
+
+    >>> layout = StoreLayout.model_validate({"store": {"id": "s"}, "cameras": [{"id": "door"}]})
+    >>> check_camera_ids(layout, ["till"])
+    Traceback (most recent call last):
+    ValueError: camera(s) till not in the layout (its cameras: door)
+    """
+    wanted = frozenset(camera_ids)
+    known = {camera.id for camera in layout.cameras}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise ValueError(
+            f"camera(s) {', '.join(unknown)} not in the layout "
+            f"(its cameras: {', '.join(sorted(known)) or 'none'})"
+        )
+    return wanted
+
+
 class WorkerSupervisor:
     """Runs one :class:`CameraWorker` per camera and keeps them in line with the layout."""
 
@@ -627,15 +650,7 @@ class WorkerSupervisor:
     ) -> None:
         """``cameras``: run only these cameras of the layout (default all), so that
         several worker processes can share one store's cameras."""
-        self.cameras = None if cameras is None else frozenset(cameras)
-        if self.cameras is not None:
-            known = {camera.id for camera in layout.cameras}
-            unknown = sorted(self.cameras - known)
-            if unknown:
-                raise ValueError(
-                    f"camera(s) {', '.join(unknown)} not in the layout "
-                    f"(its cameras: {', '.join(sorted(known)) or 'none'})"
-                )
+        self.cameras = None if cameras is None else check_camera_ids(layout, cameras)
         self.layout = layout
         self.optin = optin
         self.snapshots = snapshots or DebugSnapshots()

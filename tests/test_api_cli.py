@@ -37,7 +37,10 @@ def test_serve_refuses_public_host_without_keys(
         (["--store", "ftp://x"], "store_url"),
         (["--no-api", "--no-workers"], "nothing to run"),
         (["--api-keys", "MISSINGDIR/keys.json", "--store", "sqlite:///nodir/x.db"], "store"),
-        (["--camera", "cam1", "--camera", "till"], "--camera: till not in"),
+        (
+            ["--camera", "cam1", "--camera", "till"],
+            "--camera: camera(s) till not in the layout (its cameras: cam1)",
+        ),
         (["--camera", "cam1", "--no-workers"], "drop --no-workers"),
     ],
 )

@@ -112,7 +112,12 @@ def _run(args: argparse.Namespace) -> int:
     from storesense.api.auth import load_key_file
     from storesense.api.store import open_store
     from storesense.api.store.base import StoreUnavailableError
-    from storesense.api.workers import WorkerSupervisor, live_count_line, pipeline_factory_for
+    from storesense.api.workers import (
+        WorkerSupervisor,
+        check_camera_ids,
+        live_count_line,
+        pipeline_factory_for,
+    )
     from storesense.zones.config import LayoutError, load_layout
 
     settings = _settings(args)
@@ -123,13 +128,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.camera:
         if not settings.run_workers:
             raise CLIError("--camera picks the cameras this process runs: drop --no-workers")
-        known = {camera.id for camera in layout.cameras}
-        unknown = sorted(set(args.camera) - known)
-        if unknown:
-            raise CLIError(
-                f"--camera: {', '.join(unknown)} not in {args.layout} "
-                f"(its cameras: {', '.join(sorted(known)) or 'none'})"
-            )
+        try:
+            check_camera_ids(layout, args.camera)
+        except ValueError as exc:
+            raise CLIError(f"--camera: {exc}") from None
     try:
         file_keys = load_key_file(settings.api_keys_file) if settings.api_keys_file else []
     except ValueError as exc:

@@ -51,18 +51,8 @@ _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 def camera_status_out(
     status: CameraStatus, worker: str | None = None, reported_at: float | None = None
 ) -> CameraStatusOut:
-    return CameraStatusOut(
-        camera_id=status.camera_id,
-        state=status.state.value,
-        mode=status.mode,
-        frames_processed=status.frames_processed,
-        restarts=status.restarts,
-        last_frame_time=status.last_frame_time,
-        last_frame_at=status.last_frame_at,
-        last_error=status.last_error,
-        next_restart_at=status.next_restart_at,
-        worker=worker,
-        reported_at=reported_at,
+    return CameraStatusOut.model_validate(
+        {**status.public_fields(), "worker": worker, "reported_at": reported_at}
     )
 
 
