@@ -1,4 +1,9 @@
-"""Shared fixtures: the real models and MOT15 sequences in ``../shared``."""
+"""Shared fixtures: the real models and MOT15 sequences in ``../shared``.
+
+Nothing here needs ``../shared`` until a test asks for it: the data fixtures below are
+lazy, so pure unit tests (Kalman filter, tracker, geometry…) run without it. A test that
+does use one FAILS (never skips) with a message naming the missing path.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ SHARED = Path(os.environ.get("STORESENSE_SHARED", REPO_ROOT.parent / "shared")).
 def _require(path: Path) -> Path:
     if not path.exists():
         pytest.fail(
-            f"{path} is missing: tests need ../shared beside the repository "
-            f"(or STORESENSE_SHARED pointing at it)"
+            f"{path} is missing: this test needs the real models and videos of ../shared "
+            f"beside the repository (or STORESENSE_SHARED pointing at them)",
+            pytrace=False,
         )
     return path
 
@@ -44,21 +50,26 @@ def tud_campus(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _model_cache(tmp_path_factory: pytest.TempPathFactory, model_mirror: Path) -> None:
-    """Every test run fetches models into its own cache from the ../shared mirror."""
+def _model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test run fetches models into its own cache, and only from the ../shared mirror.
+
+    This needs nothing to exist: a test that fetches a model without asking for
+    ``model_mirror`` (or ``yolox_path``/``reid_path``, which require it) gets the fetcher's
+    one-line "mirror missing" error instead of a download.
+    """
     os.environ["STORESENSE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    os.environ["STORESENSE_MODEL_MIRROR"] = str(model_mirror)
+    os.environ["STORESENSE_MODEL_MIRROR"] = str(SHARED / "models")
 
 
 @pytest.fixture(scope="session")
-def yolox_path(_model_cache: None) -> Path:
+def yolox_path(_model_cache: None, model_mirror: Path) -> Path:
     from storesense.models.fetch import fetch
 
-    return fetch("yolox-nano")
+    return fetch("yolox-nano", mirror=model_mirror)
 
 
 @pytest.fixture(scope="session")
-def reid_path(_model_cache: None) -> Path:
+def reid_path(_model_cache: None, model_mirror: Path) -> Path:
     from storesense.models.fetch import fetch
 
-    return fetch("person-reid-0248")
+    return fetch("person-reid-0248", mirror=model_mirror)
