@@ -77,8 +77,10 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> list[str]:
             f"`{media}` {_schema_type(spec.get('schema', {}))}"
             for media, spec in body.get("content", {}).items()
         ]
-        out += [f"Request body{' (required)' if body.get('required') else ''}: "
-                + ", ".join(kinds), ""]
+        out += [
+            f"Request body{' (required)' if body.get('required') else ''}: " + ", ".join(kinds),
+            "",
+        ]
     out += ["| answer | meaning | body |", "|---|---|---|"]
     for code, response in op.get("responses", {}).items():
         content = response.get("content", {})
@@ -117,8 +119,14 @@ def http_api_page(schema: dict[str, Any], intro: str) -> str:
                 tag = (op.get("tags") or ["other"])[0]
                 groups.setdefault(tag, []).extend(_operation(method, path, op))
     info = schema["info"]
-    out = [f"# HTTP API", "", intro, "", f"OpenAPI {schema['openapi']}, "
-           f"API version {info['version']}: {_text(info.get('summary'))}", ""]
+    out = [
+        "# HTTP API",
+        "",
+        intro,
+        "",
+        f"OpenAPI {schema['openapi']}, API version {info['version']}: {_text(info.get('summary'))}",
+        "",
+    ]
     for tag, lines in groups.items():
         out += [f"## {tag.capitalize()}", "", *lines]
     out += ["## Schemas", ""]

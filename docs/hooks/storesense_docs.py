@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tomllib
@@ -22,9 +23,9 @@ from mkdocs.structure.files import File, Files
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cli_reference import cli_page  # noqa: E402
-from config_reference import models_page  # noqa: E402
-from http_reference import http_api_page, openapi_schema  # noqa: E402
+from cli_reference import cli_page
+from config_reference import models_page
+from http_reference import http_api_page, openapi_schema
 
 CONFIGURATION_INTRO = """\
 Generated from the pydantic models at build time, so it always matches the code.
@@ -69,10 +70,8 @@ def _link_namespace(root: Path) -> Path:
             continue
         if link.is_symlink():
             link.unlink()
-        try:
+        with contextlib.suppress(FileExistsError):  # a parallel build made it
             link.symlink_to(target, target_is_directory=True)
-        except FileExistsError:  # a parallel build made it
-            pass
     return namespace
 
 
