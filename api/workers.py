@@ -56,6 +56,8 @@ class CameraAnalyticsLike(Protocol):
 
     def occupancy(self) -> dict[str, int]: ...
 
+    def approaching(self) -> dict[str, int]: ...
+
     def finish(self, timestamp: float) -> list[Event]: ...
 
 
@@ -487,7 +489,7 @@ class CameraWorker:
             self._optin.camera_restarted(camera_id, time.time())
         last_timestamp: float | None = None
         frame_interval = 0.0
-        last_occupancy: dict[str, int] | None = None
+        last_occupancy: tuple[dict[str, int], dict[str, int]] | None = None
         tracked = self._tracked(pipeline)
         zones_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "zones")
         store_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "store")
@@ -520,11 +522,12 @@ class CameraWorker:
                         now=time_origin + frame.timestamp,
                     )
                 occupancy = engine.occupancy()
+                approaching = engine.approaching()
                 t2 = time.perf_counter()
                 self._write(events)
-                if occupancy != last_occupancy:
-                    self._set_occupancy(occupancy, time_origin + frame.timestamp)
-                    last_occupancy = occupancy
+                if (occupancy, approaching) != last_occupancy:
+                    self._set_occupancy(occupancy, time_origin + frame.timestamp, approaching)
+                    last_occupancy = (occupancy, approaching)
                 t3 = time.perf_counter()
                 zones_seconds.observe(t2 - t1)
                 store_seconds.observe(t3 - t2)
@@ -598,9 +601,14 @@ class CameraWorker:
         telemetry.EVENTS_WRITTEN.labels(self.camera.id).inc(len(self._pending_events))
         self._pending_events = []
 
-    def _set_occupancy(self, counts: Mapping[str, int], timestamp: float) -> None:
+    def _set_occupancy(
+        self,
+        counts: Mapping[str, int],
+        timestamp: float,
+        approaching: Mapping[str, int] | None = None,
+    ) -> None:
         try:
-            self._store.set_occupancy(self.camera.id, counts, timestamp)
+            self._store.set_occupancy(self.camera.id, counts, timestamp, approaching)
         except StoreUnavailableError:
             logger.warning("camera %s: store unavailable, occupancy not published", self.camera.id)
 
