@@ -61,6 +61,21 @@ class CameraAnalyticsLike(Protocol):
     def finish(self, timestamp: float) -> list[Event]: ...
 
 
+class LiveSink(Protocol):
+    """Gets each camera's events and zone-count changes as they happen (e.g. the MQTT
+    publisher). Called on the camera's thread: it must return at once, never block."""
+
+    def events(self, camera_id: str, events: Sequence[Event]) -> None: ...
+
+    def occupancy(
+        self,
+        camera_id: str,
+        counts: Mapping[str, int],
+        approaching: Mapping[str, int] | None,
+        timestamp: float,
+    ) -> None: ...
+
+
 PipelineFactory = Callable[[CameraConfig], CameraPipeline]
 """One :class:`CameraPipeline` (own tracker, the camera's masks) per camera run."""
 EngineFactory = Callable[[StoreLayout, str, str, float], CameraAnalyticsLike]
@@ -335,6 +350,7 @@ class WorkerParts:
     source_opener: SourceOpener
     optin: OptInService | None
     snapshots: DebugSnapshots
+    sink: LiveSink | None = None
 
 
 class CameraWorker:
@@ -344,6 +360,7 @@ class CameraWorker:
         self.camera = camera
         self._optin = parts.optin
         self._snapshots = parts.snapshots
+        self._sink = parts.sink
         self._layout = layout
         self._pending_layout: StoreLayout | None = None
         self._store = parts.store
@@ -580,6 +597,8 @@ class CameraWorker:
     def _write(self, events: Sequence[Event]) -> None:
         if events:
             self._pending_events.extend(events)
+            if self._sink is not None:
+                self._sink.events(self.camera.id, events)
         self._flush_pending()
 
     def _flush_pending(self) -> None:
@@ -607,6 +626,8 @@ class CameraWorker:
         timestamp: float,
         approaching: Mapping[str, int] | None = None,
     ) -> None:
+        if self._sink is not None:
+            self._sink.occupancy(self.camera.id, counts, approaching, timestamp)
         try:
             self._store.set_occupancy(self.camera.id, counts, timestamp, approaching)
         except StoreUnavailableError:
@@ -655,9 +676,11 @@ class WorkerSupervisor:
         optin: OptInService | None = None,
         snapshots: DebugSnapshots | None = None,
         cameras: Iterable[str] | None = None,
+        sink: LiveSink | None = None,
     ) -> None:
         """``cameras``: run only these cameras of the layout (default all), so that
-        several worker processes can share one store's cameras."""
+        several worker processes can share one store's cameras. ``sink`` gets every
+        camera's events and zone-count changes live (e.g. the MQTT publisher)."""
         self.cameras = None if cameras is None else check_camera_ids(layout, cameras)
         self.layout = layout
         self.optin = optin
@@ -673,6 +696,7 @@ class WorkerSupervisor:
             source_opener,
             optin,
             self.snapshots,
+            sink,
         )
         self._workers: dict[str, CameraWorker] = {}
         self._lock = threading.RLock()
