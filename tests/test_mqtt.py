@@ -7,6 +7,7 @@ The publisher is fed here the way camera workers feed it (its live-sink methods)
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -116,14 +117,16 @@ def test_settings_and_cli_reject_a_bad_url(tmp_path: Path) -> None:
     layout = tmp_path / "layout.json"
     layout.write_text(json.dumps(layout_dict("shop")))
     cli = "import sys; from storesense.api.cli import main; sys.exit(main())"
-    for args, message in [
-        (["--mqtt", "mqtt://user:hunter2@broker?bogus=1"], "bogus"),
-        (["--mqtt", "mqtt://broker", "--no-workers"], "drop --no-workers"),
+    for args, env, message in [
+        (["--mqtt", "mqtt://user:hunter2@broker?bogus=1"], {}, "bogus"),
+        (["--mqtt", "mqtt://broker", "--no-workers"], {}, "drop --no-workers"),
+        ([], {"STORESENSE_MQTT_URL": "mqtt://user:hunter2@broker:0"}, "port: Input should be"),
+        (["--mqtt", "mqtt://broker", "--mqtt-rate", "0"], {}, "mqtt_occupancy_max_rate"),
     ]:
         result = subprocess.run(
             [sys.executable, "-c", cli, "serve", "--layout", str(layout),
              "--store", f"sqlite:///{tmp_path / 's.db'}", *args],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True, text=True, timeout=120, env={**os.environ, **env},
         )  # fmt: skip
         assert result.returncode != 0
         assert message in result.stderr and "Traceback" not in result.stderr

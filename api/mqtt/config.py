@@ -132,7 +132,7 @@ class MqttOptions(BaseModel):
             raise ValueError(f"MQTT URL option(s) {', '.join(unknown)} unknown (known: {known})")
         fields: dict[str, object] = {
             "host": parts.hostname,
-            "port": port or DEFAULT_PORTS[parts.scheme],
+            "port": DEFAULT_PORTS[parts.scheme] if port is None else port,
             "tls": parts.scheme == "mqtts",
             "username": unquote(parts.username) if parts.username else None,
             "password": unquote(parts.password) if parts.password is not None else None,

@@ -300,7 +300,11 @@ class MqttPublisher:
                 self._apply_layout(layout)
         if self._statuses is None:
             return
-        for camera_id, status in self._statuses().items():
+        statuses = self._statuses()
+        for camera_id in set(self._camera_states) - set(statuses):  # no longer run here
+            del self._camera_states[camera_id]
+            self._queue.put_state(Message(self.topics.camera_state(camera_id), b"", True, "camera"))
+        for camera_id, status in statuses.items():
             state = str(getattr(status.state, "value", status.state))
             value = (state, int(getattr(status, "restarts", 0)))
             if self._camera_states.get(camera_id) == value:
