@@ -3,8 +3,8 @@ pacing) publishing to a real mosquitto.
 
 Checks what the issue asks: retained occupancy of every zone follows the API within 1 s,
 events carry nothing per person, the camera keeps its frame rate while the broker is
-stopped (SIGSTOP) and after it returns (SIGCONT), and ``offline`` (the last will) after the
-process is SIGKILLed.
+stopped (SIGSTOP) and after it returns (SIGCONT), retained state is published again to a
+broker that restarted empty, and ``offline`` (the last will) after the process is SIGKILLed.
 """
 
 from __future__ import annotations
@@ -180,12 +180,28 @@ def test_serve_publishes_pets09_to_mqtt(
             assert any("distance_m" in e["attributes"] for e in stored)
             assert stored[0]["track_id"] is not None  # admin (open mode) sees it; MQTT never
 
-        # 4. A late subscriber gets the retained state of the whole layout.
+            # 4. The broker dies and comes back empty (no persistence): the camera runs
+            #    on, and the process reconnects and publishes every retained topic again.
+            mosquitto.kill()
+            f4 = _frames(api)
+            time.sleep(2)
+            mosquitto.start()
+            restarted_at = time.time()
+            wait_for(lambda: _frames(api) > f4 + 7, timeout=30, what="frames while away")
+            wait_for(
+                lambda: any(m.at > restarted_at for m in recorder.on(f"{base}/status")),
+                timeout=40,
+                what="the reconnection",
+            )
+
+        # 5. A late subscriber gets the retained state of the whole layout.
         late = Recorder(mosquitto.port, f"{base}/#")
         wanted = {f"{base}/zones/{z}/occupancy" for z in ZONES}
         wanted |= {f"{base}/lines/{line}/count" for line in LINES}
         wanted |= {f"{base}/status", f"{base}/cameras/cam1/state"}
-        wait_for(lambda: wanted <= {m.topic for m in late.snapshot() if m.retain}, timeout=10)
+        # Retained, or (if it subscribed in the midst of the republication) just after.
+        wait_for(lambda: wanted <= {m.topic for m in late.snapshot()}, timeout=10)
+        assert late.on(f"{base}/status")[0].retain
         camera = late.latest()[f"{base}/cameras/cam1/state"].json()
         assert camera["state"] == "running"
         lines = {line: late.latest()[f"{base}/lines/{line}/count"].json() for line in LINES}
@@ -196,7 +212,7 @@ def test_serve_publishes_pets09_to_mqtt(
         discovery = {m.topic for m in recorder.snapshot() if m.topic.startswith("homeassistant/")}
         assert len(discovery) == len(ZONES) + 2 * len(LINES)
 
-        # 5. SIGKILL: the broker publishes the last will.
+        # 6. SIGKILL: the broker publishes the last will.
         serve.send_signal(signal.SIGKILL)
         serve.wait(10)
         wait_for(
