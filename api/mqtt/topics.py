@@ -35,6 +35,7 @@ PUBLIC_ATTRIBUTES = frozenset({"direction", "dwell_seconds", "eta_seconds", "cel
 
 _UNSAFE = re.compile(r"[/+#%\x00-\x1f\x7f]")
 _OBJECT_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_ENTITY_UNSAFE = re.compile(r"[^a-z0-9_]")
 
 
 def topic_level(name: str) -> str:
@@ -139,6 +140,8 @@ def discovery_configs(
     >>> configs = discovery_configs(topics, "storesense", "homeassistant", "shop", ["till"], [])
     >>> [(t, c["state_topic"], c["value_template"]) for t, c in configs.items()]
     [('homeassistant/sensor/storesense_shop/zone_till/config', 'storesense/shop/zones/till/occupancy', '{{ value_json.count }}')]
+    >>> configs["homeassistant/sensor/storesense_shop/zone_till/config"]["default_entity_id"]
+    'sensor.storesense_shop_zone_till'
     """  # noqa: E501
     node = object_id(prefix, store_id)
     device = discovery_device(prefix, store_id)
@@ -148,7 +151,7 @@ def discovery_configs(
         configs[f"{discovery_prefix}/sensor/{node}/{key}/config"] = {
             "name": name,
             "unique_id": f"{node}_{key}",
-            "object_id": f"{node}_{key}",
+            "default_entity_id": "sensor." + _ENTITY_UNSAFE.sub("_", f"{node}_{key}".lower()),
             "state_topic": state_topic,
             "value_template": value,
             "json_attributes_topic": state_topic,
