@@ -357,3 +357,23 @@ def test_status_of_one_worker_among_several(
     assert not any("zone" in t or "line" in t for t in topics), topics
     assert f"{PREFIX}/shop/status" not in topics
     recorder.close()
+
+
+@pytest.mark.parametrize(
+    ("cameras", "status"),
+    [(None, "storesense/shop/status"), (["cam2", "cam1"], "storesense/shop/status/cam1,cam2")],
+)
+def test_serve_names_the_status_topic_of_a_split_worker(
+    cameras: list[str] | None, status: str, tmp_path: Path
+) -> None:
+    from storesense.api.cli.serve import _mqtt_publisher
+
+    layout = StoreLayout.model_validate(
+        layout_dict("shop", cameras=[{"id": "cam1"}, {"id": "cam2"}])
+    )
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}", "shop")
+    settings = ServiceSettings(mqtt_url="mqtt://127.0.0.1:1")
+    publisher = _mqtt_publisher(settings, layout, store, "shop", cameras)
+    assert publisher is not None and publisher.topics.status == status
+    assert _mqtt_publisher(ServiceSettings(), layout, store, "shop", cameras) is None
+    store.close()

@@ -106,6 +106,15 @@ _SYNCHRONOUS_MODES = ("full", "normal", "extra")
 _POLL_SECONDS = 0.05
 
 
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
+    """``ALTER TABLE … ADD COLUMN``; another process that added it first is fine."""
+    try:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
+
+
 def validate_store_id(store_id: str) -> str:
     """Store ids name Redis keys (``ss:{id}:…``): 1-64 characters, no braces or controls."""
     if not (
@@ -201,9 +210,7 @@ class SQLiteStore(Store):
                 conn.executescript(_SCHEMA)
                 columns = {row[1] for row in conn.execute("PRAGMA table_info(occupancy)")}
                 if "approaching" not in columns:  # a file made before the column existed
-                    conn.execute(
-                        "ALTER TABLE occupancy ADD COLUMN approaching INTEGER NOT NULL DEFAULT 0"
-                    )
+                    _add_column(conn, "occupancy", "approaching INTEGER NOT NULL DEFAULT 0")
             except sqlite3.Error as exc:
                 raise StoreUnavailableError(f"cannot create tables in {self.path}: {exc}") from exc
         with self._transaction() as conn:
