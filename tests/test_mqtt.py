@@ -377,3 +377,20 @@ def test_serve_names_the_status_topic_of_a_split_worker(
     assert publisher is not None and publisher.topics.status == status
     assert _mqtt_publisher(ServiceSettings(), layout, store, "shop", cameras) is None
     store.close()
+
+
+def test_queue_keeps_newest_states_and_drops_oldest_events() -> None:
+    from storesense.api.mqtt.queue import Message, OutgoingQueue
+
+    dropped: list[str] = []
+    queue = OutgoingQueue(max_events=3, on_drop=dropped.append)
+    for n in range(5):
+        queue.put_event(Message("e", str(n).encode(), False, "event"))
+        queue.put_state(Message("s", str(n).encode(), True, "occupancy"))
+    taken, wait = queue.take(limit=2)
+    assert [m.payload for m in taken] == [b"4", b"2"] and wait is None
+    queue.put_back(taken)  # the client could not take them: they go first again
+    queue.put_event(Message("e", b"5", False, "event"))
+    taken, _ = queue.take()
+    assert [m.payload for m in taken] == [b"4", b"3", b"4", b"5"]
+    assert dropped == ["event"] * 3

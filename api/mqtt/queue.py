@@ -98,7 +98,7 @@ class OutgoingQueue:
                     self._state[message.topic] = (message, 0.0)
                     self._state.move_to_end(message.topic, last=False)
             while len(self._events) > self._max_events:
-                self._events.pop()
+                self._events.popleft()  # the oldest, as in put_event
                 dropped += 1
         if self._on_drop is not None:
             for _ in range(dropped):
