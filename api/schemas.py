@@ -65,6 +65,9 @@ class ZoneOccupancyOut(_Out):
     zone: str
     camera: str
     count: int = Field(ge=0)
+    approaching: int = Field(
+        0, ge=0, description="people predicted to enter the zone within its approach_seconds"
+    )
     updated_at: float | None = Field(
         description="Unix seconds of the frame that produced the count; null before the first"
     )

@@ -12,6 +12,7 @@ import ipaddress
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from storesense.api.mqtt.config import MqttOptions
 from storesense.api.privacy.service import OptInSettings
 from storesense.api.store import DEFAULT_STORE_URL
 
@@ -24,6 +25,8 @@ _STORE_SCHEMES = (
     "rediss+cluster://",
 )
 """What :func:`~storesense.api.store.open_store` opens (it checks the rest of the URL)."""
+MQTT_URL_ENV = "STORESENSE_MQTT_URL"
+"""Environment variable ``storesense serve`` takes ``--mqtt`` from when it is not given."""
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -63,7 +66,8 @@ class BackoffSettings(BaseModel):
 class ServiceSettings(BaseModel):
     """Everything the API and the camera workers of one process need."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Errors never echo the input: URLs may hold passwords (Redis, MQTT).
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     store_url: str = Field(DEFAULT_STORE_URL, description="sqlite:///PATH or redis://…")
     spool_path: Path | None = Field(
@@ -126,6 +130,22 @@ class ServiceSettings(BaseModel):
     optin: OptInSettings | None = Field(
         None, description="privacy: retention, opt-in hooks (None = defaults: 30 days, no hooks)"
     )
+    mqtt_url: str | None = Field(
+        None,
+        repr=False,  # it may hold the broker password
+        description="publish live data to this broker: mqtt[s]://[user:pass@]host[:port][/prefix]",
+    )
+    mqtt_discovery: bool = Field(False, description="announce sensors to Home Assistant")
+    mqtt_ca_file: Path | None = Field(None, description="mqtts: CA bundle (default: system CAs)")
+    mqtt_cert_file: Path | None = Field(None, description="mqtts: client certificate (PEM)")
+    mqtt_key_file: Path | None = Field(None, description="mqtts: client key (PEM)")
+    mqtt_tls_insecure: bool = Field(False, description="mqtts: skip the host name check")
+    mqtt_occupancy_max_rate: float = Field(
+        5.0, gt=0, le=1000, description="most occupancy messages per second per zone"
+    )
+    mqtt_queue_size: int = Field(
+        1000, ge=10, description="events waiting for a slow or absent broker (then dropped)"
+    )
 
     @field_validator("store_url")
     @classmethod
@@ -142,6 +162,26 @@ class ServiceSettings(BaseModel):
         if not (self.run_api or self.run_workers):
             raise ValueError("--no-api and --no-workers together leave nothing to run")
         return self
+
+    @model_validator(mode="after")
+    def _mqtt_options_valid(self) -> ServiceSettings:
+        self.mqtt_options()
+        return self
+
+    def mqtt_options(self) -> MqttOptions | None:
+        """The broker connection, or ``None`` without ``mqtt_url``; ``ValueError`` if bad."""
+        if self.mqtt_url is None:
+            return None
+        return MqttOptions.from_url(
+            self.mqtt_url,
+            discovery=self.mqtt_discovery,
+            ca_file=self.mqtt_ca_file,
+            cert_file=self.mqtt_cert_file,
+            key_file=self.mqtt_key_file,
+            tls_insecure=self.mqtt_tls_insecure,
+            occupancy_max_rate=self.mqtt_occupancy_max_rate,
+            queue_size=self.mqtt_queue_size,
+        )
 
     @property
     def is_loopback(self) -> bool:

@@ -37,6 +37,21 @@ SSE_DROPPED = Counter(
 SNAPSHOTS_SERVED = Counter(
     "storesense_debug_snapshots_total", "Pixelated debug snapshots served", ["camera"]
 )
+MQTT_CONNECTED = Gauge("storesense_mqtt_connected", "1 while connected to the MQTT broker")
+MQTT_PUBLISHED = Counter(
+    "storesense_mqtt_messages_total",
+    "Messages handed to the MQTT client, by kind (status, occupancy, line_count, camera, "
+    "discovery, event)",
+    ["kind"],
+)
+MQTT_DROPPED = Counter(
+    "storesense_mqtt_dropped_total",
+    "Messages dropped because the MQTT queue was full (broker down or slow), by kind",
+    ["kind"],
+)
+MQTT_DISCONNECTS = Counter(
+    "storesense_mqtt_disconnects_total", "Connections to the MQTT broker that were lost"
+)
 
 
 class PrometheusPipelineStats(PipelineStats):

@@ -56,7 +56,24 @@ class CameraAnalyticsLike(Protocol):
 
     def occupancy(self) -> dict[str, int]: ...
 
+    def approaching(self) -> dict[str, int]: ...
+
     def finish(self, timestamp: float) -> list[Event]: ...
+
+
+class LiveSink(Protocol):
+    """Gets each camera's events and zone-count changes as they happen (e.g. the MQTT
+    publisher). Called on the camera's thread: it must return at once, never block."""
+
+    def events(self, camera_id: str, events: Sequence[Event]) -> None: ...
+
+    def occupancy(
+        self,
+        camera_id: str,
+        counts: Mapping[str, int],
+        approaching: Mapping[str, int] | None,
+        timestamp: float,
+    ) -> None: ...
 
 
 PipelineFactory = Callable[[CameraConfig], CameraPipeline]
@@ -333,6 +350,7 @@ class WorkerParts:
     source_opener: SourceOpener
     optin: OptInService | None
     snapshots: DebugSnapshots
+    sink: LiveSink | None = None
 
 
 class CameraWorker:
@@ -342,6 +360,7 @@ class CameraWorker:
         self.camera = camera
         self._optin = parts.optin
         self._snapshots = parts.snapshots
+        self._sink = parts.sink
         self._layout = layout
         self._pending_layout: StoreLayout | None = None
         self._store = parts.store
@@ -487,7 +506,7 @@ class CameraWorker:
             self._optin.camera_restarted(camera_id, time.time())
         last_timestamp: float | None = None
         frame_interval = 0.0
-        last_occupancy: dict[str, int] | None = None
+        last_occupancy: tuple[dict[str, int], dict[str, int]] | None = None
         tracked = self._tracked(pipeline)
         zones_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "zones")
         store_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "store")
@@ -520,11 +539,12 @@ class CameraWorker:
                         now=time_origin + frame.timestamp,
                     )
                 occupancy = engine.occupancy()
+                approaching = engine.approaching()
                 t2 = time.perf_counter()
                 self._write(events)
-                if occupancy != last_occupancy:
-                    self._set_occupancy(occupancy, time_origin + frame.timestamp)
-                    last_occupancy = occupancy
+                if (occupancy, approaching) != last_occupancy:
+                    self._set_occupancy(occupancy, time_origin + frame.timestamp, approaching)
+                    last_occupancy = (occupancy, approaching)
                 t3 = time.perf_counter()
                 zones_seconds.observe(t2 - t1)
                 store_seconds.observe(t3 - t2)
@@ -577,6 +597,8 @@ class CameraWorker:
     def _write(self, events: Sequence[Event]) -> None:
         if events:
             self._pending_events.extend(events)
+            if self._sink is not None:
+                self._sink.events(self.camera.id, events)
         self._flush_pending()
 
     def _flush_pending(self) -> None:
@@ -598,9 +620,16 @@ class CameraWorker:
         telemetry.EVENTS_WRITTEN.labels(self.camera.id).inc(len(self._pending_events))
         self._pending_events = []
 
-    def _set_occupancy(self, counts: Mapping[str, int], timestamp: float) -> None:
+    def _set_occupancy(
+        self,
+        counts: Mapping[str, int],
+        timestamp: float,
+        approaching: Mapping[str, int] | None = None,
+    ) -> None:
+        if self._sink is not None:
+            self._sink.occupancy(self.camera.id, counts, approaching, timestamp)
         try:
-            self._store.set_occupancy(self.camera.id, counts, timestamp)
+            self._store.set_occupancy(self.camera.id, counts, timestamp, approaching)
         except StoreUnavailableError:
             logger.warning("camera %s: store unavailable, occupancy not published", self.camera.id)
 
@@ -647,9 +676,11 @@ class WorkerSupervisor:
         optin: OptInService | None = None,
         snapshots: DebugSnapshots | None = None,
         cameras: Iterable[str] | None = None,
+        sink: LiveSink | None = None,
     ) -> None:
         """``cameras``: run only these cameras of the layout (default all), so that
-        several worker processes can share one store's cameras."""
+        several worker processes can share one store's cameras. ``sink`` gets every
+        camera's events and zone-count changes live (e.g. the MQTT publisher)."""
         self.cameras = None if cameras is None else check_camera_ids(layout, cameras)
         self.layout = layout
         self.optin = optin
@@ -665,6 +696,7 @@ class WorkerSupervisor:
             source_opener,
             optin,
             self.snapshots,
+            sink,
         )
         self._workers: dict[str, CameraWorker] = {}
         self._lock = threading.RLock()

@@ -25,6 +25,8 @@ Example:
     [('zone_enter', 1000.5)]
     >>> analytics.occupancy()
     {'z': 1, 'shelf': 0}
+    >>> analytics.approaching()
+    {'z': 0, 'shelf': 0}
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ import numpy as np
 import numpy.typing as npt
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout, ZoneKind
-from storesense.zones.engine import ZoneEngine
-from storesense.zones.events import Event
+from storesense.zones.engine import APPROACH_CHECK_SECONDS, ZoneEngine
+from storesense.zones.events import Event, EventType
 from storesense.zones.shelf import ShelfEngine
 
 
@@ -59,6 +61,7 @@ class CameraAnalytics:
         self.camera_id = camera_id
         self.zone_engine = ZoneEngine(layout, camera_id, run_id=run_id, time_origin=time_origin)
         self.time_origin = self.zone_engine.time_origin
+        self._approaches: dict[tuple[int, str], float] = {}
         has_shelves = any(zone.kind == ZoneKind.SHELF for zone in layout.zones_of(camera_id))
         self.shelf_engine: ShelfEngine | None = (
             ShelfEngine.from_layout(layout, camera_id, run_id=run_id, time_origin=self.time_origin)
@@ -81,6 +84,7 @@ class CameraAnalytics:
         analytics.zone_engine = zone_engine
         analytics.time_origin = zone_engine.time_origin
         analytics.shelf_engine = shelf_engine
+        analytics._approaches = {}
         return analytics
 
     @property
@@ -113,16 +117,48 @@ class CameraAnalytics:
                 f"camera {self.camera_id!r} has shelf zones: update() needs the frame image"
             )
         events = self.zone_engine.update(tracks)
+        self._follow_approaches(events, self.time_origin + float(tracks.timestamp))
         if self.shelf_engine is not None and frame_image is not None:
             events += self.shelf_engine.update(frame_image, tracks)
         return events
+
+    def _follow_approaches(self, events: list[Event], now: float) -> None:
+        """Keep the live approaches: from a track's ``approaching`` event until it enters
+        or leaves the zone, the tracker drops it, or its predicted entry time has passed
+        (``eta_seconds`` plus one re-evaluation interval) without an entry."""
+        approaches = self._approaches
+        for event in events:
+            key = (event.track_id, event.target)
+            if event.type == EventType.APPROACHING:
+                eta = float(event.attributes.get("eta_seconds", 0.0))
+                approaches[key] = event.timestamp + eta + APPROACH_CHECK_SECONDS
+            elif event.type in (EventType.ZONE_ENTER, EventType.ZONE_EXIT):
+                approaches.pop(key, None)
+        if approaches:
+            active = set(self.zone_engine.active_track_ids)
+            for key, until in list(approaches.items()):
+                if key[0] not in active or now > until:
+                    del approaches[key]
 
     def occupancy(self) -> dict[str, int]:
         """People inside each zone of this camera now (see :meth:`ZoneEngine.occupancy`)."""
         return self.zone_engine.occupancy()
 
+    def approaching(self) -> dict[str, int]:
+        """Confirmed tracks predicted to enter each zone of this camera within its
+        ``approach_seconds`` now (0 for zones with approach predictions off).
+
+        A track counts from its ``approaching`` event until it enters the zone, the
+        tracker drops it, or the predicted entry time has passed without an entry.
+        """
+        counts = dict.fromkeys(self.zone_engine.zone_ids, 0)
+        for _, zone_id in self._approaches:
+            counts[zone_id] += 1
+        return counts
+
     def finish(self, timestamp: float) -> list[Event]:
         """End of stream (``timestamp`` on the frame clock): close every visit, settle shelves."""
+        self._approaches.clear()
         events = self.zone_engine.finish(timestamp)
         if self.shelf_engine is not None:
             events += self.shelf_engine.finish(timestamp)

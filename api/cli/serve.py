@@ -6,12 +6,14 @@ Example::
     storesense serve --layout store.yaml --store redis://localhost:6379/0 --no-api   # workers only
     storesense serve --layout store.yaml --store redis://localhost:6379/0 --no-workers \\
         --host 0.0.0.0 --api-keys keys.json                                        # API replica
+    storesense serve --layout store.yaml --mqtt mqtt://broker.local --mqtt-discovery  # + MQTT
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 import threading
@@ -20,10 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from storesense.api.cli import CLIError
+from storesense.api.settings import MQTT_URL_ENV
 from storesense.api.store import DEFAULT_STORE_URL
 
 if TYPE_CHECKING:
+    from storesense.api.mqtt.publisher import MqttPublisher
     from storesense.api.settings import ServiceSettings
+    from storesense.api.store.base import Store
+    from storesense.zones.config import StoreLayout
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +76,37 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--privacy", type=Path, help="YAML of retention and opt-in hooks (OptInSettings)"
     )
+    mqtt = parser.add_argument_group("MQTT output (docs/guides/mqtt.md)")
+    mqtt.add_argument(
+        "--mqtt",
+        metavar="URL",
+        default=os.environ.get(MQTT_URL_ENV) or None,
+        help="publish live occupancy, line counts, events and camera states to this broker: "
+        f"mqtt[s]://[user:pass@]host[:port][/prefix] (default: ${MQTT_URL_ENV})",
+    )
+    mqtt.add_argument(
+        "--mqtt-discovery", action="store_true", help="announce sensors to Home Assistant"
+    )
+    mqtt.add_argument("--mqtt-ca", type=Path, metavar="FILE", help="mqtts: CA bundle (PEM)")
+    mqtt.add_argument("--mqtt-cert", type=Path, metavar="FILE", help="mqtts: client certificate")
+    mqtt.add_argument("--mqtt-key", type=Path, metavar="FILE", help="mqtts: client key")
+    mqtt.add_argument(
+        "--mqtt-insecure", action="store_true", help="mqtts: skip the broker host name check"
+    )
+    mqtt.add_argument(
+        "--mqtt-rate",
+        type=float,
+        default=5.0,
+        metavar="N",
+        help="most occupancy messages per second per zone (default 5)",
+    )
+    mqtt.add_argument(
+        "--mqtt-queue",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="events kept while the broker is slow or away, then dropped (default 1000)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -98,6 +135,14 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
             loop_sources=args.loop,
             status_print_s=args.status_every,
             optin=optin,
+            mqtt_url=args.mqtt,
+            mqtt_discovery=args.mqtt_discovery,
+            mqtt_ca_file=args.mqtt_ca,
+            mqtt_cert_file=args.mqtt_cert,
+            mqtt_key_file=args.mqtt_key,
+            mqtt_tls_insecure=args.mqtt_insecure,
+            mqtt_occupancy_max_rate=args.mqtt_rate,
+            mqtt_queue_size=args.mqtt_queue,
         )
     except ValidationError as exc:
         problems = "; ".join(
@@ -132,6 +177,11 @@ def _run(args: argparse.Namespace) -> int:
             check_camera_ids(layout, args.camera)
         except ValueError as exc:
             raise CLIError(f"--camera: {exc}") from None
+    if settings.mqtt_url is not None and not settings.run_workers:
+        raise CLIError(
+            "--mqtt publishes what this process's cameras see: drop --no-workers "
+            "(run it on the worker processes)"
+        )
     try:
         file_keys = load_key_file(settings.api_keys_file) if settings.api_keys_file else []
     except ValueError as exc:
@@ -166,6 +216,7 @@ def _run(args: argparse.Namespace) -> int:
         optin = OptInService.for_store(settings.store_url, store, layout, settings.optin)
     except ValueError as exc:
         raise CLIError(f"opt-in: {exc}") from None
+    publisher = _mqtt_publisher(settings, layout, store, store_id, args.camera)
     supervisor = None
     if settings.run_workers:
         from storesense.vision.detector import Detector
@@ -178,7 +229,12 @@ def _run(args: argparse.Namespace) -> int:
             pipeline_factory=pipeline_factory_for(detector),
             optin=optin,
             cameras=args.camera,
+            sink=publisher,
         )
+        if publisher is not None:
+            running = supervisor
+            publisher.watch(running.statuses, lambda: running.layout)
+            publisher.start()
     # The file given at start-up is the layout in force (PUT /v1/layout changes it live).
     try:
         store.put_layout(layout.model_dump_json())
@@ -218,9 +274,39 @@ def _run(args: argparse.Namespace) -> int:
         if supervisor is not None and not settings.run_api:
             supervisor.stop()
             optin.close()
+        if publisher is not None:
+            publisher.stop()
         store.close()
     logger.debug("serve stopped")
     return 0
+
+
+def _mqtt_publisher(
+    settings: ServiceSettings,
+    layout: StoreLayout,
+    store: Store,
+    store_id: str,
+    cameras: list[str] | None,
+) -> MqttPublisher | None:
+    """The MQTT publisher of this process's cameras, or ``None`` without ``--mqtt``.
+
+    A process running only some cameras (``--camera``) has its own status topic,
+    ``{prefix}/{store}/status/{its cameras}``, so its last will speaks for those only.
+    """
+    options = settings.mqtt_options()
+    if options is None:
+        return None
+    from storesense.api.mqtt.publisher import MqttPublisher
+
+    node = ",".join(sorted(set(cameras))) if cameras else None
+    publisher = MqttPublisher(
+        options, layout, store=store, store_id=store_id, cameras=cameras, node=node
+    )
+    print(
+        f"MQTT: publishing to {options.safe_url} (status topic {publisher.topics.status})",
+        file=sys.stderr,
+    )
+    return publisher
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -83,6 +83,7 @@ class OccupancyCache:
                 zone=zone.id,
                 camera=zone.camera,
                 count=row.count if row else 0,
+                approaching=row.approaching if row else 0,
                 updated_at=row.updated_at if row else None,
                 version=version,
             )

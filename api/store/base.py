@@ -24,6 +24,8 @@ class ZoneOccupancy:
     count: int
     updated_at: float
     """Unix seconds of the frame that produced this count."""
+    approaching: int = 0
+    """Confirmed tracks predicted to enter the zone within its ``approach_seconds``."""
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,18 @@ class Store(abc.ABC):
 
     # live occupancy -------------------------------------------------------
     @abc.abstractmethod
-    def set_occupancy(self, camera_id: str, counts: Mapping[str, int], timestamp: float) -> None:
-        """Replace the live counts of the zones of one camera."""
+    def set_occupancy(
+        self,
+        camera_id: str,
+        counts: Mapping[str, int],
+        timestamp: float,
+        approaching: Mapping[str, int] | None = None,
+    ) -> None:
+        """Replace the live counts of the zones of one camera.
+
+        ``approaching``: people predicted to enter each zone soon (a zone left out: 0).
+        The version changes when a count or an approaching count changes.
+        """
 
     @abc.abstractmethod
     def get_occupancy(self) -> tuple[str, dict[str, ZoneOccupancy]]:
@@ -173,6 +185,24 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+
+def check_occupancy_counts(
+    counts: Mapping[str, int], approaching: Mapping[str, int] | None
+) -> dict[str, tuple[int, int]]:
+    """``{zone: (count, approaching)}`` for :meth:`Store.set_occupancy`, or ``ValueError``.
+
+    >>> check_occupancy_counts({"door": 2}, {"door": 1, "elsewhere": 3})
+    {'door': (2, 1)}
+    """
+    approaching = approaching or {}
+    checked = {}
+    for zone_id, count in counts.items():
+        soon = int(approaching.get(zone_id, 0))
+        if int(count) < 0 or soon < 0:
+            raise ValueError(f"occupancy of zone {zone_id!r} must not be negative: {count}, {soon}")
+        checked[zone_id] = (int(count), soon)
+    return checked
 
 
 def check_tail_args(block_ms: int, limit: int) -> None:

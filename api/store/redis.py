@@ -58,6 +58,7 @@ from storesense.api.store.base import (
     StoreUnavailableError,
     ZoneOccupancy,
     check_bucket_seconds,
+    check_occupancy_counts,
     check_tail_args,
     events_matching,
 )
@@ -142,7 +143,9 @@ for i = 3, #ARGV, 3 do
         changed = true
     else
         local row = cjson.decode(old)
-        if row['count'] ~= wanted[zone] or row['camera_id'] ~= camera then changed = true end
+        local soon = cjson.decode(ARGV[i + 2])['approaching']
+        if row['count'] ~= wanted[zone] or row['camera_id'] ~= camera
+            or (row['approaching'] or 0) ~= soon then changed = true end
     end
     redis.call('HSET', KEYS[1], zone, ARGV[i + 2])
 end
@@ -442,13 +445,22 @@ class RedisStore(Store):
 
     # occupancy -------------------------------------------------------------------------
     @_redis_errors
-    def set_occupancy(self, camera_id: str, counts: Mapping[str, int], timestamp: float) -> None:
+    def set_occupancy(
+        self,
+        camera_id: str,
+        counts: Mapping[str, int],
+        timestamp: float,
+        approaching: Mapping[str, int] | None = None,
+    ) -> None:
         args: list[Any] = [camera_id, uuid.uuid4().hex[:8]]
-        for zone_id, count in counts.items():
-            if int(count) < 0:
-                raise ValueError(f"occupancy of zone {zone_id!r} must not be negative: {count}")
-            row = {"camera_id": camera_id, "count": int(count), "updated_at": float(timestamp)}
-            args.extend((zone_id, int(count), json.dumps(row)))
+        for zone_id, (count, soon) in check_occupancy_counts(counts, approaching).items():
+            row = {
+                "camera_id": camera_id,
+                "count": count,
+                "updated_at": float(timestamp),
+                "approaching": soon,
+            }
+            args.extend((zone_id, count, json.dumps(row)))
         self._occupancy(
             keys=[self._k_occupancy, self._k_occupancy_version, self._k_meta], args=args
         )
@@ -462,7 +474,11 @@ class RedisStore(Store):
         for zone_id, payload in zip(flat[::2], flat[1::2], strict=True):
             row = json.loads(payload)
             zones[zone_id] = ZoneOccupancy(
-                zone_id, str(row["camera_id"]), int(row["count"]), float(row["updated_at"])
+                zone_id,
+                str(row["camera_id"]),
+                int(row["count"]),
+                float(row["updated_at"]),
+                int(row.get("approaching", 0)),
             )
         return f"{epoch}-{version}", dict(sorted(zones.items()))
 

@@ -48,6 +48,7 @@ from storesense.api.store.base import (
     Store,
     StoreUnavailableError,
     ZoneOccupancy,
+    check_occupancy_counts,
 )
 from storesense.api.store.sqlite import validate_events
 from storesense.zones.events import Event
@@ -63,7 +64,8 @@ CREATE TABLE IF NOT EXISTS spool (
 CREATE TABLE IF NOT EXISTS pending_occupancy (
     camera_id TEXT PRIMARY KEY,
     counts TEXT NOT NULL,
-    timestamp REAL NOT NULL
+    timestamp REAL NOT NULL,
+    approaching TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS pending_transactions (
     bucket_start REAL PRIMARY KEY,
@@ -122,6 +124,12 @@ class SpoolingStore(Store):
             self._spool.execute("PRAGMA synchronous=FULL")
             self._spool.execute("PRAGMA secure_delete=ON")
             self._spool.executescript(_SPOOL_SCHEMA)
+            table = self._spool.execute("PRAGMA table_info(pending_occupancy)")
+            if "approaching" not in {row[1] for row in table}:  # a spool file from before it
+                self._spool.execute(
+                    "ALTER TABLE pending_occupancy "
+                    "ADD COLUMN approaching TEXT NOT NULL DEFAULT '{}'"
+                )
             self._pending = self._count_pending() > 0
         except sqlite3.Error as exc:
             raise ValueError(f"cannot use {self.spool_path} as a spool file: {exc}") from exc
@@ -246,11 +254,13 @@ class SpoolingStore(Store):
 
     def _flush_occupancy(self) -> None:
         rows = self._spool.execute(
-            "SELECT camera_id, counts, timestamp FROM pending_occupancy"
+            "SELECT camera_id, counts, timestamp, approaching FROM pending_occupancy"
         ).fetchall()
-        for camera_id, counts, timestamp in rows:
+        for camera_id, counts, timestamp, approaching in rows:
             try:
-                self.primary.set_occupancy(camera_id, json.loads(counts), float(timestamp))
+                self.primary.set_occupancy(
+                    camera_id, json.loads(counts), float(timestamp), json.loads(approaching)
+                )
             except StoreUnavailableError:
                 raise
             except Exception as exc:  # a stale live count is dropped, not retried forever
@@ -335,20 +345,32 @@ class SpoolingStore(Store):
         return self.primary.count_events(start, end, bucket_seconds)
 
     # occupancy and transactions ---------------------------------------------------------
-    def set_occupancy(self, camera_id: str, counts: Mapping[str, int], timestamp: float) -> None:
-        _check_counts(counts, "occupancy of zone")
+    def set_occupancy(
+        self,
+        camera_id: str,
+        counts: Mapping[str, int],
+        timestamp: float,
+        approaching: Mapping[str, int] | None = None,
+    ) -> None:
+        checked = check_occupancy_counts(counts, approaching)
         with self._lock:
             if not self._pending:
                 try:
-                    self.primary.set_occupancy(camera_id, counts, timestamp)
+                    self.primary.set_occupancy(camera_id, counts, timestamp, approaching)
                     return
                 except StoreUnavailableError:
                     self._primary_down_until = time.monotonic() + self._flush_interval
             self._spool.execute(
-                "INSERT INTO pending_occupancy (camera_id, counts, timestamp) VALUES (?, ?, ?) "
-                "ON CONFLICT (camera_id) DO UPDATE SET counts = excluded.counts, "
-                "timestamp = excluded.timestamp",
-                (camera_id, json.dumps({z: int(c) for z, c in counts.items()}), float(timestamp)),
+                "INSERT INTO pending_occupancy (camera_id, counts, timestamp, approaching) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (camera_id) DO UPDATE SET "
+                "counts = excluded.counts, timestamp = excluded.timestamp, "
+                "approaching = excluded.approaching",
+                (
+                    camera_id,
+                    json.dumps({z: count for z, (count, _) in checked.items()}),
+                    float(timestamp),
+                    json.dumps({z: soon for z, (_, soon) in checked.items()}),
+                ),
             )
             self._pending = True
             self._wake.set()

@@ -43,6 +43,7 @@ from storesense.api.store.base import (
     StoreUnavailableError,
     ZoneOccupancy,
     check_bucket_seconds,
+    check_occupancy_counts,
     check_tail_args,
 )
 from storesense.zones.events import Event
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS occupancy (
     camera_id TEXT NOT NULL,
     count INTEGER NOT NULL,
     updated_at REAL NOT NULL,
+    approaching INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (store_id, zone_id)
 );
 CREATE TABLE IF NOT EXISTS transactions (
@@ -102,6 +104,15 @@ CREATE TABLE IF NOT EXISTS meta (
 
 _SYNCHRONOUS_MODES = ("full", "normal", "extra")
 _POLL_SECONDS = 0.05
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
+    """``ALTER TABLE … ADD COLUMN``; another process that added it first is fine."""
+    try:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def validate_store_id(store_id: str) -> str:
@@ -195,7 +206,11 @@ class SQLiteStore(Store):
         self._closed = False
         with self._guard():
             try:
-                self._connection().executescript(_SCHEMA)
+                conn = self._connection()
+                conn.executescript(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(occupancy)")}
+                if "approaching" not in columns:  # a file made before the column existed
+                    _add_column(conn, "occupancy", "approaching INTEGER NOT NULL DEFAULT 0")
             except sqlite3.Error as exc:
                 raise StoreUnavailableError(f"cannot create tables in {self.path}: {exc}") from exc
         with self._transaction() as conn:
@@ -410,32 +425,36 @@ class SQLiteStore(Store):
         }
 
     # occupancy ------------------------------------------------------------------
-    def set_occupancy(self, camera_id: str, counts: Mapping[str, int], timestamp: float) -> None:
-        for zone_id, count in counts.items():
-            if int(count) < 0:
-                raise ValueError(f"occupancy of zone {zone_id!r} must not be negative: {count}")
+    def set_occupancy(
+        self,
+        camera_id: str,
+        counts: Mapping[str, int],
+        timestamp: float,
+        approaching: Mapping[str, int] | None = None,
+    ) -> None:
+        wanted = check_occupancy_counts(counts, approaching)
         with self._transaction() as conn:
             current = {
-                row["zone_id"]: int(row["count"])
+                row["zone_id"]: (int(row["count"]), int(row["approaching"]))
                 for row in conn.execute(
-                    "SELECT zone_id, count FROM occupancy WHERE store_id = ? AND camera_id = ?",
+                    "SELECT zone_id, count, approaching FROM occupancy "
+                    "WHERE store_id = ? AND camera_id = ?",
                     (self.store_id, camera_id),
                 )
             }
-            wanted = {zone: int(count) for zone, count in counts.items()}
             stale = [zone for zone in current if zone not in wanted]
             conn.executemany(
                 "DELETE FROM occupancy WHERE store_id = ? AND zone_id = ?",
                 [(self.store_id, zone) for zone in stale],
             )
             conn.executemany(
-                "INSERT INTO occupancy (store_id, zone_id, camera_id, count, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (store_id, zone_id) DO UPDATE SET "
-                "camera_id = excluded.camera_id, count = excluded.count, "
-                "updated_at = excluded.updated_at",
+                "INSERT INTO occupancy (store_id, zone_id, camera_id, count, updated_at, "
+                "approaching) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, zone_id) DO "
+                "UPDATE SET camera_id = excluded.camera_id, count = excluded.count, "
+                "updated_at = excluded.updated_at, approaching = excluded.approaching",
                 [
-                    (self.store_id, zone, camera_id, count, float(timestamp))
-                    for zone, count in wanted.items()
+                    (self.store_id, zone, camera_id, count, float(timestamp), soon)
+                    for zone, (count, soon) in wanted.items()
                 ],
             )
             if current != wanted:
@@ -456,7 +475,11 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
         zones = {
             row["zone_id"]: ZoneOccupancy(
-                row["zone_id"], row["camera_id"], int(row["count"]), float(row["updated_at"])
+                row["zone_id"],
+                row["camera_id"],
+                int(row["count"]),
+                float(row["updated_at"]),
+                int(row["approaching"]),
             )
             for row in rows
         }
