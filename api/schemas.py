@@ -8,44 +8,11 @@ Example:
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from storesense.api.auth import parse_scopes
-
-
-def parse_time(value: object) -> float:
-    """Unix seconds from a number, a numeric string or ISO 8601 (naive = UTC).
-
-    >>> parse_time("1714557600"), parse_time("2024-05-01T10:00:00+00:00")
-    (1714557600.0, 1714557600.0)
-    """
-    if isinstance(value, bool):
-        raise ValueError("expected Unix seconds or ISO 8601, got a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is neither Unix seconds nor ISO 8601 (e.g. 2024-05-01T10:00:00Z)"
-            ) from None
-    else:
-        raise ValueError(f"expected Unix seconds or ISO 8601, got {type(value).__name__}")
-    if moment.tzinfo is None:
-        from datetime import UTC
-
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+from storesense.zones.timemodel import check_count, parse_timestamp
 
 
 def unix_text(seconds: float) -> str:
@@ -109,13 +76,20 @@ class CountsOut(_Out):
 class TransactionBucketIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: float = Field(description="bucket start: Unix seconds or ISO 8601")
-    count: int = Field(ge=0)
+    start: float = Field(
+        description="bucket start: Unix seconds or ISO 8601, from 2000-01-01 to now + 1 day"
+    )
+    count: int = Field(ge=0, le=1_000_000_000)
 
     @field_validator("start", mode="before")
     @classmethod
     def _time(cls, value: object) -> float:
-        return parse_time(value)
+        return parse_timestamp(value, what="start")
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _count(cls, value: object) -> int:
+        return check_count(value)
 
 
 class TransactionsIn(BaseModel):

@@ -25,7 +25,6 @@ from storesense.api.schemas import (
     CameraDebugOut,
     CameraStatusOut,
     FrameAcceptedOut,
-    parse_time,
 )
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import CameraReport, Store, StoreUnavailableError
@@ -39,6 +38,7 @@ from storesense.api.workers import (
 from storesense.vision.frames import Frame
 from storesense.vision.privacy import encode_snapshot
 from storesense.zones.config import CameraConfig, StoreLayout
+from storesense.zones.timemodel import parse_capture_time
 
 logger = logging.getLogger(__name__)
 
@@ -169,9 +169,9 @@ async def push_frame(
     if content_type and content_type not in IMAGE_TYPES:
         raise HTTPException(415, f"content type {content_type!r} is not image/jpeg or image/png")
     try:
-        capture_time = time.time() if x_capture_time is None else parse_time(x_capture_time)
+        capture_time = time.time() if x_capture_time is None else parse_capture_time(x_capture_time)
     except ValueError as exc:
-        raise HTTPException(422, f"X-Capture-Time: {exc}") from None
+        raise HTTPException(422, str(exc)) from None
     limit: int = request.app.state.settings.max_frame_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
