@@ -152,7 +152,8 @@ def test_transactions_accept_iso_and_unix(live: Live) -> None:
     ],
 )
 def test_checkin_timestamps_follow_the_time_model(live: Live, timestamp: str, status: int) -> None:
-    body = f'{{"member_token": "m-{uuid.uuid4().hex[:6]}", "camera_id": "cam1", "timestamp": {timestamp}}}'
+    token = f"m-{uuid.uuid4().hex[:6]}"
+    body = f'{{"member_token": "{token}", "camera_id": "cam1", "timestamp": {timestamp}}}'
     response = httpx.post(
         f"{live.url}/v1/optin/checkins",
         content=body.encode(),
