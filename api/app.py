@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from storesense.api.auth import Authenticator
+from storesense.api.limits import BodySizeLimit
 from storesense.api.privacy.service import OptInService
 from storesense.api.routers import (
     cameras,
@@ -146,6 +147,7 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(OccupancyFastPath, state=app.state)
+    app.add_middleware(BodySizeLimit, limit=lambda: app.state.settings.max_frame_bytes)
     return app
 
 
