@@ -161,13 +161,26 @@ class FrameAcceptedOut(_Out):
     dropped_older: bool = Field(description="an older queued frame was dropped to make room")
 
 
-class LayoutProblem(_Out):
-    path: str
+class Problem(_Out):
+    """One thing wrong with a request: where (``body.zones[2].polygon``, ``query.from``;
+    empty when it is about the request as a whole) and why."""
+
+    path: str = Field(description="dotted path of the offending field; '' for the request")
     message: str
 
 
-class LayoutErrorOut(_Out):
-    detail: list[LayoutProblem]
+class ErrorOut(_Out):
+    """The body of every 4xx and 5xx answer (docs/reference/errors.md)."""
+
+    detail: str = Field(description="what went wrong and how to fix it, in one sentence")
+    errors: list[Problem] = Field(
+        default_factory=list,
+        description="each problem with its field path (validation errors); may be empty",
+    )
+
+
+LayoutProblem = Problem
+"""A problem in a layout (same shape as every other :class:`Problem`)."""
 
 
 class CameraDebugIn(BaseModel):
