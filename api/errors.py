@@ -159,7 +159,7 @@ def error_statuses(path: str, method: str, operation: Mapping[str, Any]) -> set[
     if _PATH_PARAM.search(path):
         statuses.add(404)
     if "requestBody" in operation:
-        statuses.add(413)
+        statuses |= {400, 413}  # 400: a JSON body that does not parse
     return statuses
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from storesense.api.auth import parse_scopes
 from storesense.zones.timemodel import check_count, parse_timestamp
 
@@ -188,7 +188,9 @@ class CameraDebugIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    snapshots: bool = Field(description="true: keep the latest frame for /snapshot; false: off")
+    snapshots: StrictBool = Field(
+        description="true: keep the latest frame for /snapshot; false: off"
+    )
     ttl_seconds: float = Field(
         600.0, description="snapshots turn off by themselves after this many seconds"
     )
