@@ -29,7 +29,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 from storesense.api.schemas import ErrorOut, Problem
 from storesense.api.store.base import StoreUnavailableError
 
@@ -97,18 +96,21 @@ def error_response(
     )
 
 
-def allowed_methods(app: FastAPI, scope: Mapping[str, Any]) -> list[str]:
-    """Every method some route of ``app`` answers on this request's path.
+def allowed_methods(schema: Mapping[str, Any], path: str) -> list[str]:
+    """Every method the OpenAPI ``schema`` declares for a concrete ``path`` (HEAD with GET).
 
     Starlette's own 405 names only the first route that matched the path (``GET`` for
     ``/v1/layout``, which also takes ``PUT``).
+
+    >>> allowed_methods({"paths": {"/v1/x/{id}": {"get": {}, "delete": {}}}}, "/v1/x/7")
+    ['DELETE', 'GET', 'HEAD']
     """
     methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches(dict(scope))
-        route_methods = getattr(route, "methods", None)
-        if match != Match.NONE and route_methods:
-            methods |= set(route_methods)
+    for template, operations in schema.get("paths", {}).items():
+        if re.fullmatch(_PATH_PARAM.sub("[^/]+", template), path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
     return sorted(methods)
 
 
@@ -119,7 +121,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+            allowed = allowed_methods(app.openapi(), request.url.path)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
         return error_response(exc.status_code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
