@@ -12,7 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from storesense.api.auth import parse_scopes
-from storesense.zones.timemodel import check_count, parse_timestamp
+from storesense.zones.timemodel import check_count, parse_timestamp, to_unix
+
+parse_time = to_unix
+"""Kept for imports: :func:`storesense.zones.timemodel.to_unix` (finite Unix seconds from a
+number or ISO 8601); bounded times use :func:`~storesense.zones.timemodel.parse_timestamp`."""
 
 
 def unix_text(seconds: float) -> str:
@@ -44,7 +48,9 @@ class OccupancyOut(_Out):
 
 
 class EventOut(_Out):
-    """An event as the API shows it; ``track_id`` only for admin keys."""
+    """An event as the API shows it, built by
+    :func:`storesense.api.privacy.redaction.event_for_scope`: ``track_id`` and per-person
+    attributes (``member``…) only for admin keys."""
 
     event_id: str
     type: str
@@ -181,6 +187,8 @@ class ErrorOut(_Out):
 
 LayoutProblem = Problem
 """A problem in a layout (same shape as every other :class:`Problem`)."""
+LayoutErrorOut = ErrorOut
+"""Kept for imports: layout errors use the one :class:`ErrorOut` shape."""
 
 
 class CameraDebugIn(BaseModel):
