@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from storesense.api.auth import Principal, Scope, require
-from storesense.api.errors import error_response
 from storesense.api.schemas import ErrorOut, LayoutProblem
 from storesense.api.store.base import Store
 from storesense.zones.config import LayoutError, StoreLayout, parse_layout
@@ -56,9 +55,8 @@ def put_layout(
     try:
         layout = parse_layout(body)
     except LayoutError as exc:
-        return error_response(  # type: ignore[return-value]
-            422, [p.model_dump() for p in layout_problems(str(exc))]
-        )
+        problems = [p.model_dump() for p in layout_problems(str(exc))]
+        raise HTTPException(422, problems) from None
     current: StoreLayout = request.app.state.layout
     if layout.store.id != current.store.id:
         raise HTTPException(
