@@ -21,11 +21,12 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from storesense.api.auth import Authenticator
+from storesense.api.errors import install_error_handlers
+from storesense.api.limits import BodySizeLimit
 from storesense.api.privacy.service import OptInService
 from storesense.api.routers import (
     cameras,
@@ -42,7 +43,7 @@ from storesense.api.routers import optin as optin_router
 from storesense.api.routers.events import EventHub
 from storesense.api.routers.occupancy import OccupancyCache, OccupancyFastPath
 from storesense.api.settings import ServiceSettings
-from storesense.api.store.base import ApiKeyRecord, Store, StoreUnavailableError
+from storesense.api.store.base import ApiKeyRecord, Store
 from storesense.api.workers import WorkerSupervisor
 from storesense.zones.config import StoreLayout
 
@@ -128,17 +129,7 @@ def create_app(
     ):
         app.include_router(module.router)
 
-    @app.exception_handler(StoreUnavailableError)
-    async def store_unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
-        return JSONResponse({"detail": f"store unavailable: {exc}"}, status_code=503)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"path": _dotted(err.get("loc", ())), "message": str(err.get("msg", ""))}
-            for err in exc.errors()
-        ]
-        return JSONResponse({"detail": problems}, status_code=422)
+    install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)
     async def live_page() -> FileResponse:
@@ -146,12 +137,5 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(OccupancyFastPath, state=app.state)
+    app.add_middleware(BodySizeLimit, limit=lambda: app.state.settings.max_frame_bytes)
     return app
-
-
-def _dotted(loc: Iterable[object]) -> str:
-    """``('body', 'zones', 2, 'polygon')`` → ``body.zones[2].polygon``."""
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path

@@ -8,44 +8,15 @@ Example:
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from storesense.api.auth import parse_scopes
+from storesense.zones.timemodel import check_count, parse_timestamp, to_unix
 
-
-def parse_time(value: object) -> float:
-    """Unix seconds from a number, a numeric string or ISO 8601 (naive = UTC).
-
-    >>> parse_time("1714557600"), parse_time("2024-05-01T10:00:00+00:00")
-    (1714557600.0, 1714557600.0)
-    """
-    if isinstance(value, bool):
-        raise ValueError("expected Unix seconds or ISO 8601, got a boolean")
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            return float(text)
-        except ValueError:
-            pass
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"{value!r} is neither Unix seconds nor ISO 8601 (e.g. 2024-05-01T10:00:00Z)"
-            ) from None
-    else:
-        raise ValueError(f"expected Unix seconds or ISO 8601, got {type(value).__name__}")
-    if moment.tzinfo is None:
-        from datetime import UTC
-
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+parse_time = to_unix
+"""Kept for imports: :func:`storesense.zones.timemodel.to_unix` (finite Unix seconds from a
+number or ISO 8601); bounded times use :func:`~storesense.zones.timemodel.parse_timestamp`."""
 
 
 def unix_text(seconds: float) -> str:
@@ -80,7 +51,9 @@ class OccupancyOut(_Out):
 
 
 class EventOut(_Out):
-    """An event as the API shows it; ``track_id`` only for admin keys."""
+    """An event as the API shows it, built by
+    :func:`storesense.api.privacy.redaction.event_for_scope`: ``track_id`` and per-person
+    attributes (``member``…) only for admin keys."""
 
     event_id: str
     type: str
@@ -112,13 +85,20 @@ class CountsOut(_Out):
 class TransactionBucketIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: float = Field(description="bucket start: Unix seconds or ISO 8601")
-    count: int = Field(ge=0)
+    start: float = Field(
+        description="bucket start: Unix seconds or ISO 8601, from 2000-01-01 to now + 1 day"
+    )
+    count: int = Field(ge=0, le=1_000_000_000)
 
     @field_validator("start", mode="before")
     @classmethod
     def _time(cls, value: object) -> float:
-        return parse_time(value)
+        return parse_timestamp(value, what="start")
+
+    @field_validator("count", mode="before")
+    @classmethod
+    def _count(cls, value: object) -> int:
+        return check_count(value)
 
 
 class TransactionsIn(BaseModel):
@@ -190,13 +170,28 @@ class FrameAcceptedOut(_Out):
     dropped_older: bool = Field(description="an older queued frame was dropped to make room")
 
 
-class LayoutProblem(_Out):
-    path: str
+class Problem(_Out):
+    """One thing wrong with a request: where (``body.zones[2].polygon``, ``query.from``;
+    empty when it is about the request as a whole) and why."""
+
+    path: str = Field(description="dotted path of the offending field; '' for the request")
     message: str
 
 
-class LayoutErrorOut(_Out):
-    detail: list[LayoutProblem]
+class ErrorOut(_Out):
+    """The body of every 4xx and 5xx answer (docs/reference/errors.md)."""
+
+    detail: str = Field(description="what went wrong and how to fix it, in one sentence")
+    errors: list[Problem] = Field(
+        default_factory=list,
+        description="each problem with its field path (validation errors); may be empty",
+    )
+
+
+LayoutProblem = Problem
+"""A problem in a layout (same shape as every other :class:`Problem`)."""
+LayoutErrorOut = ErrorOut
+"""Kept for imports: layout errors use the one :class:`ErrorOut` shape."""
 
 
 class CameraDebugIn(BaseModel):
@@ -204,7 +199,9 @@ class CameraDebugIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    snapshots: bool = Field(description="true: keep the latest frame for /snapshot; false: off")
+    snapshots: StrictBool = Field(
+        description="true: keep the latest frame for /snapshot; false: off"
+    )
     ttl_seconds: float = Field(
         600.0, description="snapshots turn off by themselves after this many seconds"
     )

@@ -107,7 +107,16 @@ class ServiceSettings(BaseModel):
         description="most missed events replayed to a client reconnecting with Last-Event-ID",
     )
     ingest_queue_size: int = Field(8, ge=1, description="pushed frames buffered per camera")
-    max_frame_bytes: int = Field(20_000_000, gt=0)
+    max_frame_bytes: int = Field(
+        20_000_000, gt=0, description="largest request body (a pushed frame); 413 beyond"
+    )
+    max_frame_side: int = Field(
+        4096,
+        ge=16,
+        le=65_535,
+        description="largest width or height a pushed frame may declare (read from the "
+        "image header before decoding); 413 beyond",
+    )
     status_print_s: float = Field(
         5.0, ge=0, description="seconds between live-count lines in the terminal; 0 = quiet"
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import queue
 import socket
@@ -255,10 +256,21 @@ def old_replay_warnings(layout: StoreLayout, retention_days: float, now: float) 
     return warnings
 
 
+CLOCK_JUMP_S = 5.0
+"""A frame this much older than the last one is a camera clock set back, not a late frame."""
+
+
+class ClockJumpedBackError(RuntimeError):
+    """The camera's clock went back: the worker restarts (a fresh tracker and engine)
+    instead of dropping every frame until the clock catches up."""
+
+
 class _CameraFrames:
     """A camera's frames, in time order: an older frame than the last one kept is dropped
     (pushed frames can arrive late; ``reason="out_of_order"``), and frames a paced source
-    dropped because the reader fell behind are counted (``reason="late"``).
+    dropped because the reader fell behind are counted (``reason="late"``). A frame more
+    than :data:`CLOCK_JUMP_S` older raises :class:`ClockJumpedBackError` (one bad frame
+    from the future never blinds the camera); a non-finite time is dropped.
 
     ``close`` is thread-safe (it closes the source, which may be read on a decode thread).
     """
@@ -279,7 +291,15 @@ class _CameraFrames:
         last_timestamp: float | None = None
         for frame in self._frames:
             self._count_late()
+            if not math.isfinite(frame.timestamp):
+                self._out_of_order.inc()
+                continue
             if last_timestamp is not None and frame.timestamp < last_timestamp:
+                if last_timestamp - frame.timestamp > CLOCK_JUMP_S:
+                    raise ClockJumpedBackError(
+                        f"camera clock went back {last_timestamp - frame.timestamp:.1f} s "
+                        "(a frame from the future, or the clock was reset): tracking restarts"
+                    )
                 self._out_of_order.inc()
                 continue
             last_timestamp = frame.timestamp

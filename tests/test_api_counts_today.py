@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import SETTINGS, layout_dict, make_event
+from service_helpers import SETTINGS, T0, layout_dict, make_event
 from storesense.api.app import create_app
 from storesense.api.store.base import Store
 from storesense.zones.config import StoreLayout
@@ -60,6 +60,6 @@ def test_bad_or_too_fine_buckets_are_422_with_the_reason(
 ) -> None:
     layout = StoreLayout.model_validate(layout_dict(store.store_id))
     with TestClient(create_app(SETTINGS, store, layout)) as client:
-        response = client.get(path, params={"from": 0, "to": 2 * 86_400, "bucket": bucket})
+        response = client.get(path, params={"from": T0, "to": T0 + 2 * 86_400, "bucket": bucket})
     assert response.status_code == 422
     assert message in response.json()["detail"]

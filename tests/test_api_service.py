@@ -87,7 +87,7 @@ def test_bad_key_request_is_422(store: Store, layout: StoreLayout, scopes: list[
     with TestClient(create_app(SETTINGS, store, layout)) as client:
         response = client.post("/v1/keys", json={"name": "x", "scopes": scopes})
         assert response.status_code == 422
-        assert response.json()["detail"][0]["path"] == "body.scopes"
+        assert response.json()["errors"][0]["path"] == "body.scopes"
 
 
 # ---------------------------------------------------------------------- occupancy
@@ -135,7 +135,7 @@ def test_bad_layout_is_422_with_field_path(
     with TestClient(create_app(SETTINGS, store, layout)) as client:
         response = client.put("/v1/layout", json=body)
         assert response.status_code == 422, response.text
-        paths = [p["path"] for p in response.json()["detail"]]
+        paths = [p["path"] for p in response.json()["errors"]]
         assert any(p.startswith(path) for p in paths), paths
         assert client.get("/v1/layout").json()["zones"][1]["polygon"][0] == [384.0, 0.0]
 
@@ -165,7 +165,7 @@ def test_transactions_round_trip_and_validation(store: Store, layout: StoreLayou
         got = client.get(f"/v1/transactions?from={T0}&to={T0 + 7200}").json()
         assert got["buckets"] == {"1714557600": 4, "1714561200": 2}
         bad = client.post("/v1/transactions", json={"buckets": [{"start": "noon", "count": 1}]})
-        assert bad.status_code == 422 and bad.json()["detail"][0]["path"].startswith("body.")
+        assert bad.status_code == 422 and bad.json()["errors"][0]["path"].startswith("body.")
         negative = client.post("/v1/transactions", json={"buckets": [{"start": T0, "count": -1}]})
         assert negative.status_code == 422
 

@@ -81,7 +81,7 @@ def test_valid_multi_camera_layout() -> None:
         ("lines.0.inside", [384, 300], "lines[0].inside: the point lies on the line"),
         ("store.timezone", "Europe/Londres", "store.timezone: unknown timezone 'Europe/Londres'"),
         ("cameras.1.id", "cam1", "cameras[1].id: duplicate id 'cam1'"),
-        ("cameras.0.fps", -3, "cameras[0].fps: Input should be greater than 0"),
+        ("cameras.0.fps", -3, "cameras[0].fps: fps -3 is outside 0.01 to 1000 frames per second"),
         ("cameras.0.masks", [[[0, 0], [1, 1]]], "cameras[0].masks[0]: needs at least 3 points"),
         ("zones.0.min_inside_seconds", -1, "zones[0].min_inside_seconds: Input should be greater"),
         (

@@ -18,6 +18,10 @@ from typing import Any, cast
 import cv2
 import numpy as np
 import numpy.typing as npt
+
+# onnxruntime's 1DS telemetry writes a queue (exe path, OS, CPU, a device id) under
+# ~/.cache/Microsoft at import time; only this variable, set before the import, stops it.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 import onnxruntime as ort
 from storesense.models.registry import ModelFormat
 from storesense.vision.detections import Detections
@@ -205,6 +209,7 @@ def onnx_session(
     # Spinning intra-op threads would steal the cores the decode thread and tracker need.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     chosen = choose_providers(providers)
+    ort.disable_telemetry_events()  # no usage events either, whatever the build
     try:
         return ort.InferenceSession(str(path), sess_options=options, providers=chosen)
     except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +44,7 @@ from pydantic import (
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 from storesense.vision.tracking.config import TrackerConfig
+from storesense.zones.timemodel import MAX_FPS, MIN_FPS, check_fps, parse_timestamp
 
 Point = tuple[float, float]
 FloatArray = npt.NDArray[np.float64]
@@ -248,10 +249,12 @@ class CameraConfig(_Strict):
     id: str = Field(min_length=1)
     source: str | None = None
     """Video file (relative to the layout file's folder), URL or device."""
-    fps: float | None = Field(default=None, gt=0)
-    """Overrides the container's frame rate (e.g. PETS09's header says 10, real is 7)."""
+    fps: float | None = Field(default=None, ge=MIN_FPS, le=MAX_FPS)
+    """Overrides the container's frame rate (e.g. PETS09's header says 10, real is 7);
+    0.01 to 1000 (:mod:`storesense.zones.timemodel`)."""
     start_time: datetime | None = None
-    """Wall-clock time of the first frame; events then carry Unix time."""
+    """Wall-clock time of the first frame (Unix seconds or ISO 8601, naive = UTC, from
+    2000-01-01 to now + 1 day); events then carry Unix time."""
     masks: list[list[Point]] = Field(default_factory=list)
     """Image polygons where detections are ignored (mannequins, posters)."""
     homography: Homography | None = None
@@ -267,6 +270,20 @@ class CameraConfig(_Strict):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     """This camera's tracker settings (score thresholds, confirmation, lost buffer…);
     the defaults are tuned on PETS09-S2L1 and TUD-Campus."""
+
+    @field_validator("fps", mode="before")
+    @classmethod
+    def _bounded_fps(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return check_fps(value)
+        return value
+
+    @field_validator("start_time", mode="before")
+    @classmethod
+    def _start_time(cls, value: object) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.fromtimestamp(parse_timestamp(value, what="start_time"), UTC)
 
     @field_validator(
         "lost_after_seconds", "occupancy_hold_seconds", "relink_seconds", "relink_distance"

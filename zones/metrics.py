@@ -37,6 +37,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
@@ -162,6 +163,16 @@ def occupancy_timeline(
 
 
 def _time_weighted(timeline: list[tuple[float, int]], start: float, end: float) -> OccupancyStats:
+    """Time-weighted mean and peak of an occupancy step function over ``[start, end)``;
+    callers clip ``end`` to what was observed (never the future). An empty span is 0.
+
+    >>> _time_weighted([(10.0, 2), (20.0, 0)], 0.0, 40.0)
+    OccupancyStats(mean=0.5, peak=2)
+    >>> _time_weighted([(10.0, 2)], 0.0, 20.0), _time_weighted([(10.0, 2)], 30.0, 30.0)
+    (OccupancyStats(mean=1.0, peak=2), OccupancyStats(mean=0.0, peak=0))
+    """
+    if end <= start:
+        return OccupancyStats(mean=0.0, peak=0)
     count, area, peak, cursor = 0, 0.0, 0, start
     for timestamp, after in timeline:
         if timestamp <= start:
@@ -188,11 +199,15 @@ def compute_metrics(
     transactions: Mapping[datetime, int] | None = None,
     bounce_seconds: float = 30.0,
     staff_track_keys: Iterable[TrackKey] = (),
+    observed_until: datetime | None = None,
 ) -> StoreMetrics:
     """Store metrics for ``[start, end)``; with ``bucket``, also one per local-time bucket.
 
     Naive datetimes are read in the store's time zone. ``transactions`` maps a
     time to a till count (e.g. per hour); those inside the range are summed.
+    ``observed_until`` (e.g. now, for today) ends the time-weighted means (occupancy,
+    queues, Little's law) there when it falls before ``end``: the current count is
+    not carried forward into time not yet observed.
     """
     tz = layout.store.tz
     start, end = _aware(start, tz), _aware(end, tz)
@@ -204,8 +219,9 @@ def compute_metrics(
     staff = staff_tracks(all_events, layout) | set(staff_track_keys)
     customer = [e for e in all_events if (e.camera_id, e.track_id) not in staff]
     timelines = _Timelines(customer, layout)
+    observed = math.inf if observed_until is None else _aware(observed_until, tz).timestamp()
     metrics = _metrics(
-        customer, layout, timelines, start, end, transactions, bounce_seconds, len(staff)
+        customer, layout, timelines, start, end, transactions, bounce_seconds, len(staff), observed
     )
     if bucket is not None:
         metrics.buckets = [
@@ -218,6 +234,7 @@ def compute_metrics(
                 transactions,
                 bounce_seconds,
                 len(staff),
+                observed,
             )
             for b_start, b_end in bucket_edges(start, end, bucket, tz)
         ]
@@ -248,8 +265,10 @@ def _metrics(
     transactions: Mapping[datetime, int] | None,
     bounce_seconds: float,
     staff_count: int,
+    observed_until: float = math.inf,
 ) -> StoreMetrics:
     t0, t1 = start.timestamp(), end.timestamp()
+    seen_until = min(t1, observed_until)
     in_range = [e for e in events if t0 <= e.timestamp < t1]
     kinds = {z.id: z.kind for z in layout.zones}
     entrance_lines = set(timelines.entrance_lines)
@@ -277,16 +296,17 @@ def _metrics(
     )
 
     visits = _per_track_visits(in_range, entrance_lines)
-    duration = t1 - t0
     method: str | None = None
     visit_seconds: float | None = None
     if visits:
         method, visit_seconds = "per_track", round(float(np.mean(visits)), 3)
     elif footfall and entrance_lines:
         inside = sum(
-            _time_weighted(timeline, t0, t1).mean for timeline in timelines.entrance_lines.values()
+            _time_weighted(timeline, t0, seen_until).mean
+            for timeline in timelines.entrance_lines.values()
         )
-        method, visit_seconds = "littles_law", round(littles_law(inside, footfall / duration), 3)
+        arrival_rate = footfall / max(seen_until - t0, 1e-9)
+        method, visit_seconds = "littles_law", round(littles_law(inside, arrival_rate), 3)
     if not visits:
         visits = [
             float(e.attributes.get("dwell_seconds", 0.0))
@@ -300,7 +320,7 @@ def _metrics(
         if e.type == EventType.ZONE_EXIT:
             dwell_values[e.target].append(float(e.attributes.get("dwell_seconds", 0.0)))
     zone_ids = [z.id for z in layout.zones]
-    occupancy = {z: _time_weighted(timelines.zones[z], t0, t1) for z in zone_ids}
+    occupancy = {z: _time_weighted(timelines.zones[z], t0, seen_until) for z in zone_ids}
     dwell = {z: _dwell_stats(dwell_values[z]) for z in zone_ids}
     queues = {
         z.id: QueueStats(

@@ -13,7 +13,8 @@ Example:
     >>> from storesense.api.store.sqlite import SQLiteStore
     >>> store = SQLiteStore(":memory:", "s1")
     >>> optin = OptInService(store, open_consent_registry("sqlite://:memory:", "s1"))
-    >>> optin.check_in(CheckInRequest(member_token="m-42", camera_id="cam1", timestamp=5.0),
+    >>> optin.check_in(CheckInRequest(member_token="m-42", camera_id="cam1",
+    ...                                timestamp=1714557600.0),
     ...                actor="k_1").outcome
     <LinkOutcome.NO_TRACK: 'no_track'>
 """
@@ -63,6 +64,7 @@ from storesense.api.store.base import Store
 from storesense.vision.detections import Tracks
 from storesense.zones.config import syntax_error_message
 from storesense.zones.events import Event
+from storesense.zones.timemodel import parse_timestamp
 
 __all__ = [
     "CheckInRequest",
@@ -145,7 +147,9 @@ class CheckInRequest(BaseModel):
     member_token: str = Field(description="pseudonymous member id from the store's own system")
     camera_id: str | None = Field(None, min_length=1, description="entrance scanner camera")
     zone_id: str | None = Field(None, min_length=1, description="kiosk zone the member stands in")
-    timestamp: float | None = Field(None, gt=0, description="Unix seconds; default: now")
+    timestamp: float | None = Field(
+        None, description="Unix seconds or ISO 8601, 2000-01-01 to now + 1 day; default: now"
+    )
     role: Role = Role.MEMBER
     policy_version: str = Field(
         "1", min_length=1, max_length=64, description="version of the privacy policy consented to"
@@ -161,6 +165,11 @@ class CheckInRequest(BaseModel):
     @classmethod
     def _valid_token(cls, value: str) -> str:
         return validate_token(value)
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _time(cls, value: object) -> float | None:
+        return None if value is None else parse_timestamp(value, what="timestamp")
 
     @model_validator(mode="after")
     def _where(self) -> CheckInRequest:

@@ -19,13 +19,13 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 from storesense.api import telemetry
 from storesense.api.auth import Principal, Scope, require
+from storesense.api.limits import ImageTooLargeError, check_image_size
 from storesense.api.privacy.consent import AuditEntry
 from storesense.api.schemas import (
     CameraDebugIn,
     CameraDebugOut,
     CameraStatusOut,
     FrameAcceptedOut,
-    parse_time,
 )
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import CameraReport, Store, StoreUnavailableError
@@ -39,6 +39,7 @@ from storesense.api.workers import (
 from storesense.vision.frames import Frame
 from storesense.vision.privacy import encode_snapshot
 from storesense.zones.config import CameraConfig, StoreLayout
+from storesense.zones.timemodel import parse_capture_time
 
 logger = logging.getLogger(__name__)
 
@@ -125,16 +126,40 @@ def list_cameras(
     return listed
 
 
-def decode_image(body: bytes) -> npt.NDArray[np.uint8]:
-    """BGR image from JPEG/PNG bytes; ``ValueError`` with the reason otherwise."""
+def decode_image(body: bytes, max_side: int = 4096) -> npt.NDArray[np.uint8]:
+    """BGR image from JPEG/PNG bytes; ``ValueError`` with the reason otherwise, and
+    :class:`~storesense.api.limits.ImageTooLargeError` when the header declares a side over
+    ``max_side`` (checked before decoding: a small file can declare a huge image)."""
     if not body:
         raise ValueError("empty body: send the JPEG or PNG bytes of one frame")
     if not body.startswith(_MAGIC):
         raise ValueError("body is not a JPEG or PNG image (no JPEG/PNG signature)")
+    try:
+        check_image_size(body, max_side)
+    except ImageTooLargeError:
+        raise
+    except ValueError:
+        raise ValueError(
+            "body has a JPEG/PNG signature but could not be decoded (truncated?)"
+        ) from None
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise ValueError("body has a JPEG/PNG signature but could not be decoded (truncated?)")
     return np.asarray(image, np.uint8)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, read chunk by chunk and refused (413) once over ``limit`` bytes,
+    with or without ``Content-Length``."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"frame of {declared} bytes exceeds the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"frame exceeds the {limit}-byte limit (stopped reading)")
+    return bytes(body)
 
 
 @router.post(
@@ -144,7 +169,7 @@ def decode_image(body: bytes) -> npt.NDArray[np.uint8]:
     responses={
         404: {"description": "unknown camera"},
         409: {"description": "the camera reads its own source"},
-        413: {"description": "body too large"},
+        413: {"description": "body too large, or the image declares too many pixels"},
         415: {"description": "content type is not image/jpeg or image/png"},
         422: {"description": "empty or undecodable body, bad X-Capture-Time"},
     },
@@ -169,18 +194,16 @@ async def push_frame(
     if content_type and content_type not in IMAGE_TYPES:
         raise HTTPException(415, f"content type {content_type!r} is not image/jpeg or image/png")
     try:
-        capture_time = time.time() if x_capture_time is None else parse_time(x_capture_time)
+        capture_time = time.time() if x_capture_time is None else parse_capture_time(x_capture_time)
     except ValueError as exc:
-        raise HTTPException(422, f"X-Capture-Time: {exc}") from None
-    limit: int = request.app.state.settings.max_frame_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, f"frame of {declared} bytes exceeds the {limit}-byte limit")
-    body = await request.body()
-    if len(body) > limit:
-        raise HTTPException(413, f"frame of {len(body)} bytes exceeds the {limit}-byte limit")
+        raise HTTPException(422, str(exc)) from None
+    settings: ServiceSettings = request.app.state.settings
+    body = await read_body(request, settings.max_frame_bytes)
     try:
-        image = await run_in_threadpool(decode_image, body)
+        image = await run_in_threadpool(decode_image, body, settings.max_frame_side)
+    except ImageTooLargeError as exc:
+        telemetry.FRAMES_DROPPED.labels(camera_id, "too_large").inc()
+        raise HTTPException(413, str(exc)) from None
     except ValueError as exc:
         telemetry.FRAMES_DROPPED.labels(camera_id, "undecodable").inc()
         raise HTTPException(422, str(exc)) from None

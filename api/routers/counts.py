@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -18,15 +17,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from storesense.api.auth import Principal, Scope, require
-from storesense.api.schemas import CountRow, CountsOut, parse_time, unix_text
+from storesense.api.schemas import CountRow, CountsOut, unix_text
 from storesense.api.store.base import EventQuery, Store
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import EventType
+from storesense.zones.timemodel import QUERY_AHEAD_S, check_range, parse_bucket, parse_timestamp
 
 router = APIRouter(prefix="/v1", tags=["counts"])
 
-_BUCKET = re.compile(r"^(\d+)\s*([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_BUCKETS = 100_000
 CSV_COLUMNS = ("bucket_start", "bucket_start_iso", "target", "kind", "measure", "count")
 
@@ -39,18 +37,6 @@ ToQuery = Annotated[
     str | None,
     Query(description="Unix seconds or ISO 8601 (exclusive); default: the end of that day"),
 ]
-
-
-def parse_bucket(text: str) -> timedelta:
-    """``15m`` → 15 minutes; ``1h``, ``1d``, ``30s``. ``ValueError`` otherwise.
-
-    >>> parse_bucket("15m"), parse_bucket("1d")
-    (datetime.timedelta(seconds=900), datetime.timedelta(days=1))
-    """
-    match = _BUCKET.match(text.strip().lower())
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"bucket {text!r} must be a positive number and a unit s/m/h/d, e.g. 15m")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def bucket_step(text: str, start: float, end: float, max_buckets: int) -> timedelta:
@@ -75,7 +61,8 @@ def _local_midnight(moment: float, timezone: ZoneInfo | None, days: int = 0) -> 
 def time_range(
     from_: str | None, to: str | None, timezone: ZoneInfo | None = None
 ) -> tuple[float, float]:
-    """Validated ``[from, to)`` in Unix seconds, or 422 with the reason.
+    """Validated ``[from, to)`` in Unix seconds (:mod:`storesense.zones.timemodel`), or 422
+    with the reason.
 
     With ``timezone``, a missing ``from`` is the start of today there and a
     missing ``to`` the end of that day, so ``GET /v1/counts`` alone is today.
@@ -83,12 +70,17 @@ def time_range(
     if (from_ is None or to is None) and timezone is None:
         raise HTTPException(422, "'from' and 'to' are required")
     try:
-        start = parse_time(from_) if from_ is not None else _local_midnight(time.time(), timezone)
-        end = parse_time(to) if to is not None else _local_midnight(start, timezone, days=1)
+        if from_ is None:
+            start = _local_midnight(time.time(), timezone)
+        else:
+            start = parse_timestamp(from_, what="'from'", ahead_s=QUERY_AHEAD_S)
+        if to is None:
+            end = _local_midnight(start, timezone, days=1)
+        else:
+            end = parse_timestamp(to, what="'to'", ahead_s=QUERY_AHEAD_S)
+        check_range(start, end)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    if end <= start:
-        raise HTTPException(422, f"'to' ({to}) must be after 'from' ({from_})")
     return start, end
 
 

@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -27,6 +28,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from storesense.api import telemetry
 from storesense.api.auth import Principal, Scope, require
+from storesense.api.privacy.redaction import event_for_scope
 from storesense.api.routers.counts import time_range
 from storesense.api.schemas import EventOut
 from storesense.api.store.base import EventQuery, Store, StoreUnavailableError
@@ -38,17 +40,14 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 
 def event_out(event: Event, principal: Principal) -> EventOut:
-    """The API view of an event: no track id unless the caller is admin."""
-    return EventOut(
-        event_id=event.event_id,
-        type=str(event.type),
-        camera_id=event.camera_id,
-        target=event.target,
-        timestamp=event.timestamp,
-        attributes=event.attributes,
-        track_id=event.track_id if principal.is_admin else None,
-    )
+    """The API view of an event, redacted by :func:`event_for_scope` (track id and
+    member token for admin keys only)."""
+    return EventOut.model_validate(event_for_scope(event, admin=principal.is_admin))
 
+
+DISPLAY_RESUME_S = 30.0
+"""A display-only key resuming with ``Last-Event-ID`` gets back at most the events
+stamped in this many seconds before it reconnected (no history replay)."""
 
 Cursor = str
 """A store cursor (``Store.tail_events``): what an SSE ``id:`` carries."""
@@ -208,6 +207,30 @@ def catch_up(
             return CatchUp(kept, store.tail_events(None)[0], truncated=True)
 
 
+def resume_filter(
+    principal: Principal, wants: Callable[[Event], bool], now: float
+) -> Callable[[Event], bool]:
+    """Which missed events a reconnecting client may get back.
+
+    Analyst and admin keys may read the history anyway (``GET /v1/events``), so
+    they get every missed event. A display-only key is a live screen: it gets
+    back only events of the last :data:`DISPLAY_RESUME_S` seconds (a network blip),
+    never the history (``Last-Event-ID: 0`` replays nothing older).
+
+    >>> from storesense.api.auth import Principal, Scope
+    >>> screen = Principal("k1", "screen", frozenset({Scope.DISPLAY}))
+    >>> keep = resume_filter(screen, lambda e: True, now=1000.0)
+    >>> old = Event.create(EventType.ZONE_ENTER, "s", "c", "door", 1, 900.0)
+    >>> recent = Event.create(EventType.ZONE_ENTER, "s", "c", "door", 1, 990.0)
+    >>> keep(old), keep(recent)
+    (False, True)
+    """
+    if Scope.ANALYST in principal.scopes:
+        return wants
+    oldest = now - DISPLAY_RESUME_S
+    return lambda event: event.timestamp >= oldest and wants(event)
+
+
 def _parse_types(types: list[str] | None) -> frozenset[EventType] | None:
     if not types:
         return None
@@ -247,7 +270,8 @@ async def event_stream(
 
     Each message is ``event: <type>`` with the event as JSON ``data``; the last
     message of each batch carries the store cursor as ``id:``. Reconnect with
-    ``Last-Event-ID`` to receive the events missed in between first. Filter with
+    ``Last-Event-ID`` to receive the events missed in between first (display-only
+    keys: only those of the last 30 s, no history). Filter with
     ``?zone=a&zone=b`` and ``?type=zone_enter``. Scope ``display``.
     """
     hub: EventHub = request.app.state.events
@@ -258,12 +282,13 @@ async def event_stream(
     # Subscribe first, catch up second: the live queue then starts at or before the
     # catch-up's end; the overlap (a prefix of the live queue) is skipped by event id.
     subscriber = hub.subscribe(zones, types)
+    resumable = resume_filter(principal, subscriber.wants, time.time())
     try:
         missed = await run_in_threadpool(
             catch_up,
             request.app.state.store,
             last_event_id.strip() if last_event_id else None,
-            subscriber.wants,
+            resumable,
             settings.sse_resume_max,
         )
     except ValueError as exc:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse
 from storesense.api.auth import Principal, Scope, require
-from storesense.api.schemas import LayoutErrorOut, LayoutProblem
+from storesense.api.schemas import ErrorOut, LayoutProblem
 from storesense.api.store.base import Store
 from storesense.zones.config import LayoutError, StoreLayout, parse_layout
 
@@ -41,7 +40,7 @@ def get_layout(
 
 @router.put(
     "/layout",
-    responses={422: {"model": LayoutErrorOut, "description": "each problem with its field path"}},
+    responses={422: {"model": ErrorOut, "description": "each problem with its field path"}},
 )
 def put_layout(
     request: Request,
@@ -56,10 +55,8 @@ def put_layout(
     try:
         layout = parse_layout(body)
     except LayoutError as exc:
-        problems = layout_problems(str(exc))
-        return JSONResponse(  # type: ignore[return-value]
-            LayoutErrorOut(detail=problems).model_dump(), status_code=422
-        )
+        problems = [p.model_dump() for p in layout_problems(str(exc))]
+        raise HTTPException(422, problems) from None
     current: StoreLayout = request.app.state.layout
     if layout.store.id != current.store.id:
         raise HTTPException(

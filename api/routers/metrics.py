@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
@@ -46,6 +47,7 @@ def get_metrics(
         bucket=step,
         transactions={datetime.fromtimestamp(t, UTC): n for t, n in till.items()} or None,
         staff_track_keys=staff_keys,
+        observed_until=datetime.fromtimestamp(time.time(), UTC),
     )
     if optin is not None:
         metrics.members = asdict(optin.aggregates(start, end))

@@ -22,6 +22,8 @@ from pydantic import BaseModel
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.privacy.consent import validate_token
 from storesense.api.privacy.service import CheckInRequest, OptInService
+from storesense.api.routers.counts import time_range
+from storesense.zones.timemodel import parse_timestamp
 
 router = APIRouter(prefix="/v1/optin", tags=["opt-in"])
 
@@ -107,11 +109,15 @@ def delete_member(
 def get_audit(
     request: Request,
     _: Annotated[Principal, Depends(require(Scope.ADMIN))],
-    since: Annotated[float | None, Query(description="Unix seconds")] = None,
+    since: Annotated[str | None, Query(description="Unix seconds or ISO 8601")] = None,
     member_token: Annotated[str | None, Query(description="only this member's entries")] = None,
 ) -> list[dict[str, Any]]:
     """Who accessed member data, what and when (members named by a keyed hash)."""
     service = _service(request)
+    try:
+        start = None if since is None else parse_timestamp(since, what="since")
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
     subject = None if member_token is None else service.registry.subject_of(_token(member_token))
     return [
         {
@@ -121,7 +127,7 @@ def get_audit(
             "subject": e.subject,
             "detail": e.detail,
         }
-        for e in service.registry.audit_log(start=since, subject=subject)
+        for e in service.registry.audit_log(start=start, subject=subject)
     ]
 
 
@@ -129,10 +135,9 @@ def get_audit(
 def get_aggregates(
     request: Request,
     _: Annotated[Principal, Depends(require(Scope.ANALYST))],
-    from_: Annotated[float, Query(alias="from", description="Unix seconds")],
-    to: Annotated[float, Query(description="Unix seconds (exclusive)")],
+    from_: Annotated[str, Query(alias="from", description="Unix seconds or ISO 8601")],
+    to: Annotated[str, Query(description="Unix seconds or ISO 8601 (exclusive)")],
 ) -> AggregatesResponse:
     """Member visits and repeat-visit rate from check-ins: aggregates, never per member."""
-    if to <= from_:
-        raise HTTPException(422, f"'to' ({to}) must be after 'from' ({from_})")
-    return AggregatesResponse(**asdict(_service(request).aggregates(from_, to)))
+    start, end = time_range(from_, to)
+    return AggregatesResponse(**asdict(_service(request).aggregates(start, end)))
