@@ -137,10 +137,10 @@ def test_settings_and_cli_reject_a_bad_url(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kind", "attributes", "kept"),
     [
-        (EventType.ZONE_EXIT, {"dwell_seconds": 4.2, "distance_m": 3.0}, {"dwell_seconds": 4.2}),
+        (EventType.ZONE_EXIT, {"dwell_seconds": 4.2, "member": "m_0"}, {"dwell_seconds": 4.2}),
         (EventType.LINE_CROSS, {"direction": "in", "member": "m_1"}, {"direction": "in"}),
         (EventType.APPROACHING, {"eta_seconds": 1.5}, {"eta_seconds": 1.5}),
-        (EventType.ITEM_TAKEN, {"cell": [1, 2], "take_event_id": "x"}, {"cell": [1, 2]}),
+        (EventType.ITEM_TAKEN, {"cell": [1, 2], "take_track_id": 42}, {"cell": [1, 2]}),
         (EventType.ZONE_ENTER, {"member": "m_2", "embedding": [0.1]}, {}),
     ],
 )

@@ -22,7 +22,7 @@ import yaml
 from fixtures_mqtt import MosquittoBroker, Recorder
 from fixtures_redis import free_port
 from service_helpers import wait_for
-from storesense.api.mqtt.topics import PUBLIC_ATTRIBUTES
+from storesense.api.privacy.redaction import PUBLIC_ATTRIBUTES
 
 pytest_plugins = ["service_helpers", "fixtures_mqtt"]
 

@@ -28,10 +28,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from storesense.api.privacy.redaction import public_event_fields
 from storesense.zones.events import Event
-
-PUBLIC_ATTRIBUTES = frozenset({"direction", "dwell_seconds", "eta_seconds", "cell"})
-"""Event attributes that describe the place or the visit, never the person."""
 
 _UNSAFE = re.compile(r"[/+#%\x00-\x1f\x7f]")
 _OBJECT_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -87,28 +85,20 @@ def dumps(payload: Mapping[str, Any]) -> bytes:
 
 
 def mqtt_event_payload(event: Event) -> dict[str, Any]:
-    """What an event shows on MQTT: what a display key may see, nothing per person.
+    """What an event shows on MQTT: exactly what a display key sees over SSE.
 
-    Keeps ``event_id``, ``type``, ``camera_id``, ``target``, ``timestamp`` and the
-    attributes in :data:`PUBLIC_ATTRIBUTES`; never the track id, a member token or
-    anything else per person (e.g. ``distance_m`` walked).
+    One definition for both: :func:`storesense.api.privacy.redaction.public_event_fields`
+    (never the track id, a member token or any attribute outside its allowlist).
 
     >>> from storesense.zones.events import EventType
     >>> event = Event.create(EventType.ZONE_EXIT, "s", "cam1", "till", 7, 1700000000.0,
-    ...                      {"dwell_seconds": 12.5, "distance_m": 3.1, "member": "m_8f2"})
+    ...                      {"dwell_seconds": 12.5, "member": "m_8f2"})
     >>> sorted(mqtt_event_payload(event))
     ['attributes', 'camera_id', 'event_id', 'target', 'timestamp', 'type']
     >>> mqtt_event_payload(event)["attributes"]
     {'dwell_seconds': 12.5}
     """
-    return {
-        "event_id": event.event_id,
-        "type": str(event.type),
-        "camera_id": event.camera_id,
-        "target": event.target,
-        "timestamp": event.timestamp,
-        "attributes": {k: v for k, v in event.attributes.items() if k in PUBLIC_ATTRIBUTES},
-    }
+    return public_event_fields(event)
 
 
 def occupancy_payload(count: int, approaching: int, updated_at: float) -> dict[str, Any]:
