@@ -218,3 +218,26 @@ class CameraDebugOut(_Out):
     camera_id: str
     snapshots: bool
     expires_at: float | None = Field(description="Unix seconds when snapshots turn off")
+
+
+# ----------------------------------------------------------------- journeys and funnels
+class JourneyPathOut(_Out):
+    path: list[str] = Field(description="zone ids in the order visited (a prefix, see docs)")
+    visits: int = Field(ge=0)
+
+
+class JourneysOut(_Out):
+    """``GET /v1/journeys``: paths between zones (see docs/guides/journeys.md)."""
+
+    start: float
+    end: float
+    visits: int = Field(ge=0, description="visits with at least one zone on their path")
+    transitions: dict[str, dict[str, int]] = Field(
+        description="from zone → to zone → visits that went directly from one to the other; "
+        "pairs seen fewer than k times are left out"
+    )
+    paths: list[JourneyPathOut] = Field(description="most frequent path prefixes first")
+    k_anonymity: int = Field(ge=0)
+    other_visits: int = Field(
+        ge=0, description="visits whose path was seen fewer than k times (folded here)"
+    )

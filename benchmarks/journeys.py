@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +46,6 @@ from storesense.zones.journeys import (
     summarise_journeys,
     transition_error,
 )
-from storesense.zones.summary import summarise_tracks
 from tracking import PEERS, run_tracker
 from tracking_detections import RESULTS, load_sequence
 from tracking_eval import TrackRow
@@ -73,9 +71,7 @@ def rows_to_tracks(rows: list[TrackRow], fps: float) -> list[Tracks]:
                 then, where = previous[track_id]
                 velocity[r] = (feet[r] - where) / (now - then)
             previous[track_id] = (now, feet[r])
-        out.append(
-            Tracks(row.xyxy, np.ones(len(row.ids)), row.ids, velocity, timestamp=now)
-        )
+        out.append(Tracks(row.xyxy, np.ones(len(row.ids)), row.ids, velocity, timestamp=now))
     return out
 
 
@@ -127,14 +123,9 @@ def main() -> None:
     gt = load_gt_tracks(
         sequence.folder / "gt" / "gt.txt", fps, len(sequence.frames), with_dont_care=True
     )
-    trackers: dict[str, Callable[[], list[Tracks]]] = {
-        "storesense": lambda: our_tracks(sequence.frames, fps),
-        **{
-            name: (lambda build=build: rows_to_tracks(run_tracker(build, sequence)[0], fps))
-            for name, build in PEERS.items()
-        },
-    }
-    tracks = {name: make() for name, make in trackers.items()}
+    tracks: dict[str, list[Tracks]] = {"storesense": our_tracks(sequence.frames, fps)}
+    for peer, build in PEERS.items():
+        tracks[peer] = rows_to_tracks(run_tracker(build, sequence)[0], fps)
     results: dict[str, dict[str, dict[str, float | int]]] = {}
     for layout_path in LAYOUTS:
         layout = load_layout(layout_path)
@@ -170,8 +161,7 @@ def main() -> None:
             err = f"{row['transition_error']:9.1%}" if "transition_error" in row else " " * 9
             agree = f"{row['path_agreement']:10.1%}" if "path_agreement" in row else " " * 10
             print(
-                f"{name:<10} {label:<30} {row['visits']:6d} {row['transitions']:6d} "
-                f"{err} {agree}"
+                f"{name:<10} {label:<30} {row['visits']:6d} {row['transitions']:6d} {err} {agree}"
             )
     mean = {
         label: float(np.mean([rows[label]["transition_error"] for rows in results.values()]))

@@ -27,13 +27,16 @@ Example:
     ...                          {"dwell_seconds": seconds})]
     >>> events = stay(1, "door", 0, 3) + stay(1, "aisle", 4, 0.5) + stay(1, "till", 5, 9)
     >>> events += stay(2, "door", 1, 2) + stay(2, "till", 4, 2)
-    >>> summary = summarise_journeys(events, path_min_seconds=1.0)
-    >>> summary.to_dict()
-    {'visits': 2, 'transitions': {'door': {'till': 2}}, 'paths': [{'path': ['door', 'till'], 'visits': 2}]}
+    >>> summary = summarise_journeys(events, path_min_seconds=1.0).to_dict()
+    >>> summary["visits"], summary["transitions"]
+    (2, {'door': {'till': 2}})
+    >>> summary["paths"]
+    [{'path': ['door', 'till'], 'visits': 2}]
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -178,8 +181,7 @@ def visit_paths(
 ) -> dict[str, list[str]]:
     """Every visit's non-empty path (see :func:`path_of`), keyed by visit."""
     paths = {
-        key: path_of(stays, min_seconds, gap_seconds)
-        for key, stays in visit_stays(events).items()
+        key: path_of(stays, min_seconds, gap_seconds) for key, stays in visit_stays(events).items()
     }
     return {key: path for key, path in paths.items() if path}
 
@@ -192,7 +194,7 @@ def count_transitions(paths: Iterable[Sequence[str]]) -> dict[str, dict[str, int
     """
     counts: dict[str, dict[str, int]] = {}
     for path in paths:
-        for a, b in zip(path, path[1:], strict=False):
+        for a, b in itertools.pairwise(path):
             row = counts.setdefault(a, {})
             row[b] = row.get(b, 0) + 1
     return counts
@@ -434,7 +436,7 @@ class VisitLinker:
                 break
             cost[r, :] = np.inf
             cost[:, c] = np.inf
-            old_id, old = ended[c]
+            old = ended[c][1]
             old.continued = True
             new_id = ids[new_rows[r]]
             self._tracks[new_id] = _TrackEnd(
