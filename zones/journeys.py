@@ -318,8 +318,9 @@ class VisitLinker:
     (``stamp``). A track id seen for the first time continues the visit of a track
     that disappeared at most ``link_seconds`` earlier whose feet, carried on at its
     last walking velocity, lie within ``link_distance`` box heights of the new feet
-    (nearest pairs first; a visit continues at most once). Tracks that left through
-    the image border (``frame_size``) are not continued. Anything else starts a new
+    (nearest pairs first; a visit continues at most once). Tracks last seen within
+    ``border_px`` of the image border (``frame_size``) or heading out of the picture
+    are not continued: they left. Anything else starts a new
     visit, keyed ``camera:first track id``. The zone engine's own re-link (1 s) is a
     subset of this; :func:`visit_stays` also joins what it hands over.
     """
@@ -331,7 +332,7 @@ class VisitLinker:
         link_seconds: float = 4.0,
         link_distance: float = 1.0,
         frame_size: tuple[int, int] | None = None,
-        border_px: float = 8.0,
+        border_px: float = 16.0,
         velocity_window_seconds: float = 1.0,
     ) -> None:
         for name, value in (
@@ -423,6 +424,10 @@ class VisitLinker:
         for c, (_, track) in enumerate(ended):
             gap = now - track.last_seen
             predicted = track.feet + track.velocity * gap
+            if self.frame_size is not None and not (
+                0 <= predicted[0] <= self.frame_size[0] and predicted[1] <= self.frame_size[1]
+            ):
+                continue  # it walked out of the picture
             for r, row in enumerate(new_rows):
                 scale = max(heights[row], track.height)
                 if not 0.5 <= heights[row] / track.height <= 2.0:
