@@ -241,3 +241,70 @@ class JourneysOut(_Out):
     other_visits: int = Field(
         ge=0, description="visits whose path was seen fewer than k times (folded here)"
     )
+
+
+class FunnelStageOut(_Out):
+    stage: str = Field(description="passersby, entered, engaged, interacted, purchased")
+    count: int = Field(ge=0)
+    rate: float | None = Field(
+        description="count / the previous stage's count; null for the first or after a 0"
+    )
+
+
+class FunnelBucketOut(_Out):
+    bucket_start: float
+    stages: list[FunnelStageOut]
+
+
+class FunnelOut(_Out):
+    """``GET /v1/funnel``: the store funnel (``purchased`` only when transactions exist)."""
+
+    start: float
+    end: float
+    timezone: str
+    stages: list[FunnelStageOut]
+    bounce_rate: float | None = Field(description="1 - engaged / entered; null without footfall")
+    buckets: list[FunnelBucketOut]
+
+
+class FunnelStepOut(_Out):
+    step: str = Field(description="a zone id or kind:KIND")
+    count: int = Field(ge=0, description="visits that reached this step in order, in time")
+    rate: float | None
+
+
+class CustomFunnelOut(_Out):
+    """``GET /v1/funnels/{id}`` and ``GET /v1/funnels?steps=…``."""
+
+    id: str | None = Field(description="the layout's funnel id; null for an ad-hoc one")
+    start: float
+    end: float
+    within_seconds: float
+    steps: list[FunnelStepOut]
+
+
+class DisplayOut(_Out):
+    display: str
+    exposures: int = Field(ge=0)
+    mean_dwell_seconds: float | None
+    exposed_reached: int = Field(ge=0)
+    exposed_rate: float | None
+    unexposed_visits: int = Field(ge=0)
+    unexposed_reached: int = Field(ge=0)
+    unexposed_rate: float | None
+    uplift: float | None = Field(description="exposed_rate - unexposed_rate (not causal)")
+
+
+class DisplaysOut(_Out):
+    """``GET /v1/displays``: exposure and attribution per ``display`` zone."""
+
+    start: float
+    end: float
+    target: str
+    exposure_seconds: float
+    attribution_seconds: float
+    displays: list[DisplayOut]
+    note: str = Field(
+        "observational, not causal: exposed visitors may differ from the others",
+        description="how to read uplift",
+    )
