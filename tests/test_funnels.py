@@ -47,7 +47,9 @@ def shop_layout() -> StoreLayout:
                     "engaged_seconds": 10,
                     "exposure_seconds": 2,
                     "attribution_seconds": 60,
-                    "funnels": [{"id": "to-till", "steps": ["aisle", "till"], "within_seconds": 60}],
+                    "funnels": [
+                        {"id": "to-till", "steps": ["aisle", "till"], "within_seconds": 60}
+                    ],
                 },
             },
             "cameras": [{"id": "c"}],
@@ -120,9 +122,7 @@ def test_store_funnel_stages_rates_and_bounce() -> None:
 
 def test_store_funnel_buckets_and_no_purchases_without_transactions() -> None:
     layout = shop_layout()
-    events = funnel_stream() + [
-        event(EventType.LINE_CROSS, 50, "door", 1800 + 5, direction="in"),
-    ]
+    events = [*funnel_stream(), event(EventType.LINE_CROSS, 50, "door", 1800 + 5, direction="in")]
     start = datetime.fromtimestamp(T0, UTC)
     whole, buckets = store_funnel_buckets(
         events, layout, start, start + timedelta(hours=1), timedelta(minutes=30)
@@ -149,11 +149,12 @@ def test_custom_funnel_counts_steps_in_order_within_the_window() -> None:
 
 def test_display_attribution_with_exposed_and_unexposed_visits() -> None:
     layout = shop_layout()
-    events = stay(1, "screen", 0, 3) + [event(EventType.ITEM_TAKEN, 1, "aisle", 30)]
+    events = [*stay(1, "screen", 0, 3), event(EventType.ITEM_TAKEN, 1, "aisle", 30)]
     events += stay(2, "screen", 0, 4)  # exposed, never reaches the target
-    events += stay(3, "screen", 0, 3) + [event(EventType.ITEM_TAKEN, 3, "aisle", 100)]  # too late
-    events += stay(4, "screen", 0, 1) + [event(EventType.SHELF_INTERACTION, 4, "aisle", 5)]
-    events += stay(5, "aisle", 0, 20) + [event(EventType.SHELF_INTERACTION, 5, "aisle", 5)]
+    late = event(EventType.ITEM_TAKEN, 3, "aisle", 100)  # after the 60 s window
+    events += [*stay(3, "screen", 0, 3), late]
+    events += [*stay(4, "screen", 0, 1), event(EventType.SHELF_INTERACTION, 4, "aisle", 5)]
+    events += [*stay(5, "aisle", 0, 20), event(EventType.SHELF_INTERACTION, 5, "aisle", 5)]
     events += stay(6, "aisle", 0, 20)
     (row,) = display_attribution(events, layout, "interaction")
     assert row.display == "screen"
@@ -230,7 +231,7 @@ def test_custom_funnel_and_display_endpoints(shop_store: Store) -> None:
         missing = client.get("/v1/funnels/nope", params=hour)
         bad_steps = client.get("/v1/funnels", params={**hour, "steps": "aisle,attic"})
         bad_target = client.get("/v1/displays", params={**hour, "target": "attic"})
-        bad_bucket = client.get("/v1/funnel", params={**hour, "bucket": "1s"})
+        bad_bucket = client.get("/v1/funnel", params={**hour, "bucket": "0m"})
     assert named["id"] == "to-till" and named["within_seconds"] == 60
     # aisle: visits 1-4 and 7; till within 60 s of the aisle: 4 (20 → 40) and 7.
     assert named["steps"] == [
