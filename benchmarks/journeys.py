@@ -168,11 +168,25 @@ def main() -> None:
         for label in next(iter(results.values()))
         if label != "truth"
     }
-    print("\nmean transition error over layouts:")
+    true_total = sum(int(rows["truth"]["transitions"]) for rows in results.values())
+    pooled = {
+        label: sum(
+            float(rows[label]["transition_error"]) * int(rows["truth"]["transitions"])
+            for rows in results.values()
+        )
+        / true_total
+        for label in mean
+    }
+    print("\ntransition error over all layouts (mean of layouts / pooled: all errors / all truth):")
     for label, value in sorted(mean.items(), key=lambda item: item[1]):
-        print(f"  {label:<30} {value:6.1%}")
+        print(f"  {label:<30} {value:6.1%} / {pooled[label]:6.1%}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"layouts": results, "mean_transition_error": mean}, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {"layouts": results, "mean_transition_error": mean, "pooled_transition_error": pooled},
+            indent=2,
+        )
+    )
     print(f"\nwritten {args.json}")
 
 
