@@ -55,7 +55,7 @@ def visit(camera: str, track: int, zones: list[str], start: float) -> list[Event
                 zone,
                 track,
                 entered + 3,
-                {"dwell_seconds": 3.0, "visit_id": f"{camera}:{track}"},
+                {"dwell_seconds": 3.0, "visit_id": f"{camera}:{track}", "group_id": "g"},
             )
         )
     return events
@@ -174,5 +174,7 @@ def test_journeys_need_the_analyst_scope_and_visit_ids_stay_admin_only(
         assert get("/v1/journeys", keys["analyst"], **hour).status_code == 200
         analyst = get("/v1/events", keys["analyst"], **{"from": T0, "to": T0 + 3600}).json()
         admin = get("/v1/events", keys["boss"], **{"from": T0, "to": T0 + 3600}).json()
-    assert analyst and all("visit_id" not in e["attributes"] for e in analyst)
+    assert analyst and all(
+        "visit_id" not in e["attributes"] and "group_id" not in e["attributes"] for e in analyst
+    )
     assert any("visit_id" in e["attributes"] for e in admin)
