@@ -11,12 +11,16 @@ store-wide visit key:
   camera);
 * **gap hand-over**: else it continues a visit unseen (by every camera) for at most
   ``link_seconds`` whose feet where it was last seen, or carried on from there at its
-  last floor velocity (at most walking speed, 1.5 m/s), lie within ``link_distance_m`` + 1.5 m per second of gap of the new
-  feet (overlap hand-overs first, then nearest first);
+  last floor velocity (at most walking speed, 1.5 m/s), lie within ``link_distance_m``
+  + 1.5 m per second of gap of the new feet (overlap hand-overs first, then nearest);
 * **overlap association**: two cameras that see one person at once (the same two
   tracks nearest each other within ``merge_distance_m`` in consecutive updates) join
   their visits; the visit that began first keeps its key;
-* else it starts a visit ``camera:track``.
+* else it starts a visit ``camera:track``;
+* **separation**: a visit never holds two tracks one camera sees at once (the track it
+  took last keeps it), and a track whose visit another camera sees now more than twice
+  ``merge_distance_m`` away (a tracker swapped two people) leaves it for a visit of its
+  own; two visits are never joined while one camera sees both.
 
 ``count()`` is the store-wide occupancy: the people visible now in every camera updated
 within ``max_age_seconds``, one per visit, people of different cameras within
@@ -51,9 +55,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout
-from scipy.optimize import linear_sum_assignment
 from storesense.zones.floorplan import StoreOccupancy, floor_positions
 from storesense.zones.journeys import VISIT_ATTRIBUTE
 
@@ -91,6 +95,7 @@ class _Visit:
 class _CameraFrame:
     timestamp: float
     visits: list[str]
+    track_ids: list[int]
     floor: FloatArray
     unplaced: int
 
@@ -162,13 +167,15 @@ class StoreVisits:
         )
         ids = [int(i) for i in tracks.track_id.tolist()]
         if camera.homography is None:
-            self._frames[camera_id] = _CameraFrame(now, [], np.zeros((0, 2)), len(ids))
+            self._frames[camera_id] = _CameraFrame(now, [], [], np.zeros((0, 2)), len(ids))
             return
         floor, on_floor = floor_positions(tracks, camera.homography)
         rows = [r for r in range(len(ids)) if on_floor[r]]
         new_rows = [r for r in rows if (camera_id, ids[r]) not in self._visit_of]
         if new_rows:
             self._hand_over(camera_id, new_rows, ids, floor, now)
+        self._detach_duplicates(camera_id, [ids[r] for r in rows])
+        self._detach_diverged(camera_id, [ids[r] for r in rows], floor[rows].reshape(-1, 2))
         keys = []
         for r in rows:
             key = self._visit_of.setdefault((camera_id, ids[r]), f"{camera_id}:{ids[r]}")
@@ -186,10 +193,55 @@ class StoreVisits:
                 visit.last_seen, visit.floor = now, floor[r].copy()
             keys.append(key)
         self._frames[camera_id] = _CameraFrame(
-            now, keys, floor[rows].reshape(-1, 2), len(ids) - len(rows)
+            now, keys, [ids[r] for r in rows], floor[rows].reshape(-1, 2), len(ids) - len(rows)
         )
         self._associate(camera_id, [ids[r] for r in rows], floor[rows].reshape(-1, 2), now)
         self._forget(now)
+
+    def _detach_duplicates(self, camera_id: str, track_ids: list[int]) -> None:
+        """One camera sees two tracks of one visit at once: they are two people. The track
+        the visit took last keeps it; the others start visits of their own."""
+        by_key: dict[str, list[int]] = {}
+        for track_id in track_ids:
+            key = self._visit_of.get((camera_id, track_id))
+            if key is not None:
+                by_key.setdefault(key, []).append(track_id)
+        for key, tracks in by_key.items():
+            if len(tracks) < 2:
+                continue
+            visit = self._visits.get(key)
+            holder = visit.by_camera.get(camera_id) if visit is not None else None
+            keep = tracks[0]
+            if holder is not None and holder.track_id in tracks:
+                keep = holder.track_id
+            for track_id in tracks:
+                if track_id != keep:
+                    self._visit_of[(camera_id, track_id)] = f"{camera_id}:{track_id}"
+
+    def _detach_diverged(self, camera_id: str, track_ids: list[int], floor: FloatArray) -> None:
+        """A track whose visit another camera sees now more than twice
+        ``merge_distance_m`` away follows someone else (a tracker swapped people): it
+        leaves that visit (unless it began it) and starts its own."""
+        for track_id, point in zip(track_ids, floor, strict=True):
+            own = f"{camera_id}:{track_id}"
+            key = self._visit_of.get((camera_id, track_id))
+            visit = self._visits.get(key) if key is not None else None
+            if visit is None or key == own or own in self._visits:
+                continue
+            for other_id, sighting in visit.by_camera.items():
+                frame = self._frames.get(other_id)
+                if (
+                    other_id != camera_id
+                    and frame is not None
+                    and sighting.timestamp == frame.timestamp
+                    and sighting.track_id in frame.track_ids
+                    and float(np.hypot(*(point - sighting.floor))) > 2 * self.merge_distance_m
+                ):
+                    self._visit_of[(camera_id, track_id)] = own
+                    mine = visit.by_camera.get(camera_id)
+                    if mine is not None and mine.track_id == track_id:
+                        del visit.by_camera[camera_id]
+                    break
 
     def _associate(self, camera_id: str, ids: list[int], floor: FloatArray, now: float) -> None:
         """Join the visits of one person seen by two cameras at once: the same pair of
@@ -202,7 +254,7 @@ class StoreVisits:
                 continue
             gaps = np.sqrt(((floor[:, None] - other.floor[None]) ** 2).sum(axis=2))
             rows, cols = linear_sum_assignment(np.minimum(gaps, 1e6))
-            other_tracks = [self._visits[k].by_camera[other_id].track_id for k in other.visits]
+            other_tracks = other.track_ids
             for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
                 if gaps[r, c] > self.merge_distance_m:
                     continue
@@ -213,9 +265,7 @@ class StoreVisits:
                     self._join(self.visit_of(camera_id, ids[r]), other.visits[c])
         # Pairs of this camera with others that did not match now start again.
         self._streaks = {
-            k: v
-            for k, v in self._streaks.items()
-            if k[0][0] != camera_id and k[1][0] != camera_id
+            k: v for k, v in self._streaks.items() if k[0][0] != camera_id and k[1][0] != camera_id
         }
         self._streaks.update(streaks)
 
@@ -223,6 +273,8 @@ class StoreVisits:
         """One visit from two: the one that began first keeps its key."""
         if a == b or a not in self._visits or b not in self._visits:
             return
+        if any(a in frame.visits and b in frame.visits for frame in self._frames.values()):
+            return  # one camera sees both now: two people
         first, second = sorted((self._visits[a], self._visits[b]), key=lambda v: v.first_seen)
         for camera_id, sighting in second.by_camera.items():
             if camera_id not in first.by_camera or (
@@ -252,12 +304,16 @@ class StoreVisits:
         candidates: list[tuple[float, int, str]] = []
         for key, visit in self._visits.items():
             mine = visit.by_camera.get(camera_id)
-            if mine is not None and mine.track_id in here and mine.timestamp >= now:
-                continue  # this camera already sees this visit as another track
+            if mine is not None and mine.track_id in here:
+                continue  # this camera sees this visit now, as another track
+            # Seen by another camera in its latest frame, at about this moment.
             others = [
                 s
                 for cam, s in visit.by_camera.items()
-                if cam != camera_id and abs(now - s.timestamp) <= self.time_tolerance_seconds
+                if cam != camera_id
+                and cam in self._frames
+                and s.timestamp == self._frames[cam].timestamp
+                and abs(now - s.timestamp) <= self.time_tolerance_seconds
             ]
             for r in new_rows:
                 if others:
