@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from storesense.vision.detections import Tracks
+from storesense.zones.config import StoreLayout
 from storesense.zones.events import EventType
 from storesense.zones.journeys import visit_paths
 from storesense.zones.store_visits import StoreVisits
@@ -70,3 +71,73 @@ def test_people_keep_one_visit_across_two_cameras(
 def test_store_visits_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="merge_distance_m"):
         StoreVisits(split_layout(), merge_distance_m=-1)
+
+
+def two_cameras(offset_b: float) -> StoreLayout:
+    square = [[0, 0], [100, 0], [100, 100], [0, 100]]
+    return StoreLayout.model_validate(
+        {
+            "store": {"id": "s"},
+            "cameras": [
+                {
+                    "id": camera_id,
+                    "homography": {
+                        "image_points": square,
+                        "floor_points": [[x, 0], [x + 1, 0], [x + 1, 1], [x, 1]],
+                    },
+                }
+                for camera_id, x in (("a", 0.0), ("b", offset_b))
+            ],
+        }
+    )
+
+
+def person(track_id: int, x: float, t: float) -> Tracks:
+    """Feet at image x (100 px = 1 m), y = 50."""
+    return Tracks(
+        np.array([[x - 5, 0, x + 5, 50]]),
+        np.ones(1),
+        np.array([track_id]),
+        np.zeros((1, 2)),
+        timestamp=t,
+    )
+
+
+def test_gap_hand_over_between_cameras_that_do_not_overlap() -> None:
+    # Camera b starts 0.5 m past camera a's right edge: a person walking at 1 m/s leaves
+    # a at t = 1 s and appears in b 0.5 s later.
+    visits = StoreVisits(two_cameras(1.5))
+    for i in range(6):
+        visits.update("a", person(1, 50 + 10 * i, 0.5 + 0.1 * i))
+        visits.update("b", Tracks.empty(0.5 + 0.1 * i))
+    for i in range(5):
+        visits.update("a", Tracks.empty(1.6 + 0.1 * i))
+        visits.update("b", person(7, 10 + 10 * i, 1.6 + 0.1 * i))
+    assert visits.visit_of("b", 7) == visits.visit_of("a", 1) == "a:1"
+    # Someone appearing far from every ended visit starts a new one.
+    visits.update("a", person(2, 5, 2.2))
+    assert visits.visit_of("a", 2) == "a:2"
+
+
+def test_a_track_that_swapped_onto_someone_else_leaves_the_visit() -> None:
+    visits = StoreVisits(two_cameras(0.0))  # both cameras see the same metre of floor
+    for i in range(3):
+        visits.update("a", person(1, 50, 0.1 * i))
+        visits.update("b", person(9, 52, 0.1 * i))
+    assert visits.visit_of("b", 9) == "a:1"
+    assert visits.count() == 1
+    # b's tracker swaps its track onto another person 3 m away (beyond twice
+    # merge_distance_m from where a sees the visit): the track leaves the visit.
+    visits.update("a", person(1, 50, 0.3))
+    visits.update(
+        "b",
+        Tracks(
+            np.array([[345, 0, 355, 50]]),
+            np.ones(1),
+            np.array([9]),
+            np.zeros((1, 2)),
+            timestamp=0.3,
+        ),
+    )
+    assert visits.visit_of("b", 9) == "b:9"
+    assert visits.visit_of("a", 1) == "a:1"

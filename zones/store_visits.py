@@ -68,6 +68,7 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float64]
 
+FORGET_EVERY_SECONDS = 10.0
 WALKING_SPEED_M_S = 1.5
 """A gap hand-over allows for walking this fast in any direction (and caps the carried-on
 velocity: faster floor speeds are box jitter, magnified far from the camera)."""
@@ -141,6 +142,7 @@ class StoreVisits:
             time_tolerance_seconds=time_tolerance_seconds,
             max_age_seconds=max_age_seconds,
         )
+        self._next_forget = -math.inf
         self.handovers = 0
         """How many tracks continued a visit begun by another track (any camera)."""
 
@@ -347,11 +349,18 @@ class StoreVisits:
             self.handovers += 1
 
     def _forget(self, now: float) -> None:
+        """Drop visits unseen for a minute past any hand-over (every 10 s of clock)."""
+        if now < self._next_forget:
+            return
+        self._next_forget = now + FORGET_EVERY_SECONDS
         horizon = now - self.link_seconds - self.max_age_seconds - 60.0
         for key in [k for k, v in self._visits.items() if v.last_seen < horizon]:
-            visit = self._visits.pop(key)
-            for camera_id, sighting in visit.by_camera.items():
-                self._visit_of.pop((camera_id, sighting.track_id), None)
+            del self._visits[key]
+        self._visit_of = {
+            track: key for track, key in self._visit_of.items() if key in self._visits
+        }
+        live = {(c, s.track_id) for v in self._visits.values() for c, s in v.by_camera.items()}
+        self._streaks = {k: n for k, n in self._streaks.items() if k[0] in live and k[1] in live}
 
     def count(self, now: float | None = None) -> int:
         """People in the store now over every fresh camera, a person seen by two cameras
