@@ -323,9 +323,9 @@ class VisitLinker:
     last walking velocity, lie within ``link_distance`` box heights of the new feet
     (nearest pairs first; a visit continues at most once). Tracks last seen within
     ``border_px`` of the image border (``frame_size``) or heading out of the picture
-    are not continued: they left. Anything else starts a new
-    visit, keyed ``camera:first track id``. The zone engine's own re-link (1 s) is a
-    subset of this; :func:`visit_stays` also joins what it hands over.
+    are not continued: they left. Anything else starts a new visit, keyed
+    ``camera:first track id``. This usually covers the zone engine's own re-link (1 s,
+    half a box height); :func:`visit_stays` also joins any stay the engine hands over.
     """
 
     def __init__(
@@ -353,7 +353,6 @@ class VisitLinker:
         self.border_px = float(border_px)
         self.velocity_window_seconds = float(velocity_window_seconds)
         self._tracks: dict[int, _TrackEnd] = {}
-        self._visible: set[int] = set()
         self.links = 0
         """How many track ids continued an earlier visit."""
 
@@ -370,6 +369,8 @@ class VisitLinker:
         ]
 
     def update(self, tracks: Tracks) -> None:
+        """One frame's tracks: new ids are linked or start visits; feet, box height and
+        walking velocity (over ``velocity_window_seconds``) are remembered."""
         now = float(tracks.timestamp)
         ids = [int(i) for i in tracks.track_id.tolist()]
         xyxy = np.asarray(tracks.xyxy, np.float64).reshape(-1, 4)
@@ -400,7 +401,6 @@ class VisitLinker:
                     or box[2] >= width - self.border_px
                     or box[3] >= height - self.border_px
                 )
-        self._visible = set(ids)
         horizon = now - self.link_seconds - 60.0
         for track_id in [i for i, t in self._tracks.items() if t.last_seen < horizon]:
             del self._tracks[track_id]
