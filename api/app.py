@@ -38,6 +38,7 @@ from storesense.api.routers import (
     occupancy,
     transactions,
 )
+from storesense.api.routers import journeys as journeys_router
 from storesense.api.routers import layout as layout_router
 from storesense.api.routers import optin as optin_router
 from storesense.api.routers.events import EventHub
@@ -126,6 +127,7 @@ def create_app(
         keys,
         health,
         optin_router,
+        journeys_router,
     ):
         app.include_router(module.router)
 

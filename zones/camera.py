@@ -37,7 +37,10 @@ from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout, ZoneKind
 from storesense.zones.engine import APPROACH_CHECK_SECONDS, ZoneEngine
 from storesense.zones.events import Event, EventType
+from storesense.zones.groups import GroupTagger
+from storesense.zones.journeys import VisitLinker
 from storesense.zones.shelf import ShelfEngine
+from storesense.zones.store_visits import StoreVisits
 
 
 class CameraAnalytics:
@@ -47,6 +50,14 @@ class CameraAnalytics:
     clock 0) defaults to the camera's ``start_time``, else 0. ``shelves=False``
     leaves shelf zones to the zone engine only (enter/exit), for callers that
     have tracks but no images.
+
+    Every event carries its visit's key in ``attributes["visit_id"]``
+    (:class:`~storesense.zones.journeys.VisitLinker`, with the store's ``journeys``
+    link settings; it learns the frame size from the first image, or ``frame_size``);
+    entrance ``in`` crossings also carry ``group_id``
+    (:class:`~storesense.zones.groups.GroupTagger`). Cameras that share one floor plan
+    may share one :class:`~storesense.zones.store_visits.StoreVisits` (``store_visits``):
+    their events then carry store-wide visit keys, one visit across cameras.
     """
 
     def __init__(
@@ -57,9 +68,14 @@ class CameraAnalytics:
         run_id: str = "",
         time_origin: float | None = None,
         shelves: bool = True,
+        frame_size: tuple[int, int] | None = None,
+        store_visits: StoreVisits | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self.store_visits = store_visits
         self.zone_engine = ZoneEngine(layout, camera_id, run_id=run_id, time_origin=time_origin)
+        self.visit_linker = visit_linker_for(layout, camera_id, frame_size)
+        self.group_tagger = GroupTagger(layout, camera_id)
         self.time_origin = self.zone_engine.time_origin
         self._approaches: dict[tuple[int, str], float] = {}
         has_shelves = any(zone.kind == ZoneKind.SHELF for zone in layout.zones_of(camera_id))
@@ -85,6 +101,9 @@ class CameraAnalytics:
         analytics.time_origin = zone_engine.time_origin
         analytics.shelf_engine = shelf_engine
         analytics._approaches = {}
+        analytics.store_visits = None
+        analytics.visit_linker = visit_linker_for(zone_engine.layout, zone_engine.camera_id)
+        analytics.group_tagger = GroupTagger(zone_engine.layout, zone_engine.camera_id)
         return analytics
 
     @property
@@ -116,11 +135,23 @@ class CameraAnalytics:
             raise ValueError(
                 f"camera {self.camera_id!r} has shelf zones: update() needs the frame image"
             )
+        if frame_image is not None and self.visit_linker.frame_size is None:
+            self.visit_linker.frame_size = (int(frame_image.shape[1]), int(frame_image.shape[0]))
+        if self.store_visits is not None:
+            self.store_visits.update(self.camera_id, tracks)
+        else:
+            self.visit_linker.update(tracks)
+        self.group_tagger.update(tracks)
         events = self.zone_engine.update(tracks)
         self._follow_approaches(events, self.time_origin + float(tracks.timestamp))
         if self.shelf_engine is not None and frame_image is not None:
             events += self.shelf_engine.update(frame_image, tracks)
-        return events
+        return self.group_tagger.tag(self._stamp(events))
+
+    def _stamp(self, events: list[Event]) -> list[Event]:
+        if self.store_visits is not None:
+            return self.store_visits.stamp(self.camera_id, events)
+        return self.visit_linker.stamp(events)
 
     def _follow_approaches(self, events: list[Event], now: float) -> None:
         """Keep the live approaches: from a track's ``approaching`` event until it enters
@@ -162,4 +193,17 @@ class CameraAnalytics:
         events = self.zone_engine.finish(timestamp)
         if self.shelf_engine is not None:
             events += self.shelf_engine.finish(timestamp)
-        return events
+        return self.group_tagger.tag(self._stamp(events))
+
+
+def visit_linker_for(
+    layout: StoreLayout, camera_id: str, frame_size: tuple[int, int] | None = None
+) -> VisitLinker:
+    """A :class:`VisitLinker` with the store's ``journeys`` link settings."""
+    settings = layout.store.journeys
+    return VisitLinker(
+        camera_id,
+        link_seconds=settings.link_seconds,
+        link_distance=settings.link_distance,
+        frame_size=frame_size,
+    )
