@@ -18,12 +18,10 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from importlib import resources
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from storesense.api.auth import Authenticator
 from storesense.api.privacy.service import OptInService
@@ -35,20 +33,20 @@ from storesense.api.routers import (
     keys,
     metrics,
     occupancy,
+    pages,
     transactions,
 )
 from storesense.api.routers import layout as layout_router
 from storesense.api.routers import optin as optin_router
 from storesense.api.routers.events import EventHub
 from storesense.api.routers.occupancy import OccupancyCache, OccupancyFastPath
+from storesense.api.routers.pages import STATIC_DIR
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import ApiKeyRecord, Store, StoreUnavailableError
 from storesense.api.workers import WorkerSupervisor
 from storesense.zones.config import StoreLayout
 
 logger = logging.getLogger(__name__)
-
-STATIC_DIR = Path(str(resources.files("storesense.api") / "static"))
 
 
 def create_app(
@@ -125,6 +123,7 @@ def create_app(
         keys,
         health,
         optin_router,
+        pages,
     ):
         app.include_router(module.router)
 
@@ -139,10 +138,6 @@ def create_app(
             for err in exc.errors()
         ]
         return JSONResponse({"detail": problems}, status_code=422)
-
-    @app.get("/", include_in_schema=False)
-    async def live_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(OccupancyFastPath, state=app.state)
