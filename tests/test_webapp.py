@@ -1,0 +1,357 @@
+"""The web app (dashboard ``/`` and zone editor ``/setup``) in a real headless Chromium,
+against a real service whose camera worker runs the real detector on the PETS09 video.
+
+Screenshots of both pages at 1400x1000 go to ``docs/images/`` (``STORESENSE_SCREENSHOTS``
+overrides the folder).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from service_helpers import LiveServer, cut_clip, wait_for
+from storesense.api.app import create_app
+from storesense.api.auth import new_key
+from storesense.api.settings import ServiceSettings
+from storesense.api.store import open_store
+from storesense.api.store.base import Store
+from storesense.api.workers import WorkerSupervisor, pipeline_factory_for
+from storesense.zones.config import StoreLayout
+from storesense.zones.events import Event, EventType
+
+CHROMIUM = os.environ.get("STORESENSE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-component-update"]
+VIEWPORT = {"width": 1400, "height": 1000}
+SCREENSHOTS = Path(
+    os.environ.get("STORESENSE_SCREENSHOTS", Path(__file__).parent.parent / "docs" / "images")
+)
+PETS_SIZE = (768, 576)
+
+pytest_plugins = ["service_helpers"]
+
+
+@dataclass
+class Service:
+    url: str
+    store: Store
+    layout: dict[str, Any]
+    keys: dict[str, str]
+
+    def api(self, scope: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"X-API-Key": self.keys[scope]}, timeout=30)
+
+    def page(self, browser: Browser, path: str, scope: str = "admin") -> Page:
+        page = browser.new_page(viewport=VIEWPORT)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.errors = errors  # type: ignore[attr-defined]
+        page.goto(f"{self.url}{path}#key={self.keys[scope]}")
+        return page
+
+
+def add_keys(store: Store) -> dict[str, str]:
+    keys = {}
+    for scope in ("display", "analyst", "admin"):
+        key, record = new_key(f"{scope} test key", [scope])
+        store.put_api_key(record)
+        keys[scope] = key
+    return keys
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+# ============================================================ setup: the zone editor
+def editor_layout(store_id: str, pets09: Path) -> dict[str, Any]:
+    source = str(pets09 / "PETS09-S2L1.avi")
+    return {
+        "store": {"id": store_id, "timezone": "UTC"},
+        "cameras": [{"id": "cam1", "source": source, "fps": 7}, {"id": "door-cam"}],
+        "zones": [
+            {"id": "left", "camera": "cam1", "polygon": [[0, 300], [300, 300], [300, 576], [0, 576]]}
+        ],
+        "lines": [
+            {"id": "door", "camera": "cam1", "points": [[384, 0], [384, 576]], "inside": [600, 300]}
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory: pytest.TempPathFactory, pets09: Path, detector: Any) -> Iterator[Service]:
+    folder = tmp_path_factory.mktemp("editor")
+    store = open_store(f"sqlite:///{folder / 'editor.db'}", f"ed{uuid.uuid4().hex[:6]}")
+    layout_data = editor_layout(store.store_id, pets09)
+    layout = StoreLayout.model_validate(layout_data)
+    settings = ServiceSettings(
+        store_url="sqlite:///unused.db", occupancy_refresh_s=0.05, loop_sources=True
+    )
+    supervisor = WorkerSupervisor(
+        layout, store, settings, pipeline_factory=pipeline_factory_for(detector)
+    )
+    keys = add_keys(store)
+    with LiveServer(create_app(settings, store, layout, supervisor=supervisor)) as server:
+        yield Service(server.url, store, layout_data, keys)
+    store.close()
+
+
+@pytest.fixture()
+def setup_page(editor: Service, browser: Browser) -> Iterator[Page]:
+    """``/setup`` with the editor's original layout and the camera's pixelated frame shown."""
+    with editor.api() as api:
+        assert api.put("/v1/layout", json=editor.layout).status_code == 200
+        api.put("/v1/cameras/cam1/debug", json={"snapshots": False})
+    page = editor.page(browser, "/setup")
+    expect(page.get_by_test_id("camera-select").locator("option")).to_have_count(2)
+    expect(page.get_by_test_id("camera-select")).to_have_value("cam1")
+    page.get_by_test_id("enable-snapshots").click()  # off by default: the operator turns it on
+    expect(page.get_by_test_id("camera-view").locator("img")).to_be_visible(timeout=20_000)
+    yield page
+    assert not page.errors, page.errors  # type: ignore[attr-defined]
+    page.close()
+
+
+def view_geometry(page: Page) -> tuple[dict[str, float], float]:
+    """The camera view's box on the page and its scale (screen px per image px)."""
+    view = page.get_by_test_id("camera-view")
+    box = view.bounding_box()
+    assert box is not None
+    natural = page.evaluate(
+        "() => { const i = document.querySelector('[data-testid=camera-view] img');"
+        " return [i.naturalWidth, i.naturalHeight]; }"
+    )
+    assert tuple(natural) == PETS_SIZE
+    return box, box["width"] / natural[0]
+
+
+def click_image(page: Page, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Click screen offsets inside the view; return where they are in image pixels."""
+    box, scale = view_geometry(page)
+    for x, y in points:
+        page.mouse.click(box["x"] + x, box["y"] + y)
+    return [(x / scale, y / scale) for x, y in points]
+
+
+def saved_layout(service: Service) -> dict[str, Any]:
+    with service.api() as api:
+        response = api.get("/v1/layout")
+        assert response.status_code == 200
+        return dict(response.json())
+
+
+def save(page: Page) -> None:
+    page.get_by_test_id("save-layout").click()
+    expect(page.locator("#message")).to_contain_text("Saved")
+
+
+def assert_close(got: list[list[float]], expected: list[tuple[float, float]]) -> None:
+    assert len(got) == len(expected), got
+    for (gx, gy), (ex, ey) in zip(got, expected, strict=True):
+        assert math.hypot(gx - ex, gy - ey) <= 2.0, (got, expected)
+
+
+def test_camera_view_is_exactly_the_pixelated_frame(setup_page: Page) -> None:
+    box, scale = view_geometry(setup_page)
+    image_box = setup_page.get_by_test_id("camera-view").locator("img").bounding_box()
+    assert image_box is not None
+    for side in ("x", "y", "width", "height"):
+        assert abs(image_box[side] - box[side]) < 0.5, (side, image_box, box)
+    assert abs(box["height"] - PETS_SIZE[1] * scale) < 1.0  # no letterbox: same aspect
+    overlay = setup_page.get_by_test_id("camera-view").locator("[data-shape-id]")
+    expect(overlay).to_have_count(2)  # the zone and the line of the layout
+
+
+def test_draw_a_zone_with_four_clicks_and_save_it_in_image_pixels(
+    setup_page: Page, editor: Service
+) -> None:
+    setup_page.get_by_test_id("draw-zone").click()
+    clicked = click_image(setup_page, [(420, 80), (700, 95), (690, 330), (430, 300)])
+    setup_page.get_by_test_id("shape-id").fill("till")
+    setup_page.get_by_test_id("finish-shape").click()
+    setup_page.get_by_role("combobox").nth(1).select_option("queue")  # the zone's kind
+    save(setup_page)
+    zones = {zone["id"]: zone for zone in saved_layout(editor)["zones"]}
+    assert zones["till"]["kind"] == "queue"
+    assert_close(zones["till"]["polygon"], clicked)
+    with editor.api("display") as api:  # applied live: the new zone is counted
+        assert "till" in api.get("/v1/occupancy").json()["zones"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    setup_page.screenshot(path=str(SCREENSHOTS / "setup.png"))
+
+
+def test_a_self_intersecting_zone_shows_the_servers_message_and_saves_nothing(
+    setup_page: Page, editor: Service
+) -> None:
+    setup_page.get_by_test_id("draw-zone").click()
+    click_image(setup_page, [(450, 80), (700, 300), (700, 80), (450, 300)])  # a bow tie
+    setup_page.get_by_test_id("shape-id").fill("bowtie")
+    setup_page.get_by_test_id("finish-shape").click()
+    setup_page.get_by_test_id("save-layout").click()
+    errors = setup_page.get_by_test_id("layout-errors")
+    expect(errors).to_contain_text("zones[1].polygon: self-intersecting")
+    on_shape = setup_page.get_by_test_id("shape-error")
+    expect(on_shape).to_contain_text("self-intersecting")
+    label = on_shape.bounding_box()
+    shape = setup_page.locator('[data-shape-id="bowtie"]').bounding_box()
+    assert label is not None and shape is not None
+    assert abs(label["x"] - shape["x"]) < 40 and abs(label["y"] - shape["y"]) < 60  # beside it
+    expect(setup_page.locator('#shapes li[data-shape-index="1"] .error')).to_contain_text(
+        "self-intersecting"
+    )
+    assert [zone["id"] for zone in saved_layout(editor)["zones"]] == ["left"]
+
+
+def test_a_line_gets_its_in_side_from_the_third_click(setup_page: Page, editor: Service) -> None:
+    setup_page.get_by_test_id("draw-line").click()
+    setup_page.get_by_test_id("shape-id").fill("entrance")
+    ends_and_inside = click_image(setup_page, [(100, 100), (100, 400), (40, 250)])
+    setup_page.get_by_test_id("line-entrance").check()
+    save(setup_page)
+    lines = {line["id"]: line for line in saved_layout(editor)["lines"]}
+    assert lines["entrance"]["entrance"] is True
+    assert_close(lines["entrance"]["points"], ends_and_inside[:2])
+    assert_close([lines["entrance"]["inside"]], ends_and_inside[2:])
+    setup_page.get_by_test_id("flip-in-side").click()
+    save(setup_page)
+    flipped = {line["id"]: line for line in saved_layout(editor)["lines"]}["entrance"]
+    (ax, _), _ = flipped["points"]
+    assert flipped["inside"][0] > ax  # now on the other (right) side of the vertical line
+
+
+def test_a_mask_is_saved_on_its_camera(setup_page: Page, editor: Service) -> None:
+    setup_page.get_by_test_id("draw-mask").click()
+    clicked = click_image(setup_page, [(20, 20), (120, 20), (120, 90), (20, 90)])
+    setup_page.get_by_test_id("finish-shape").click()
+    save(setup_page)
+    camera = saved_layout(editor)["cameras"][0]
+    assert camera["id"] == "cam1"
+    assert len(camera["masks"]) == 1
+    assert_close(camera["masks"][0], clicked)
+
+
+def test_drag_a_vertex_undo_and_delete(setup_page: Page, editor: Service) -> None:
+    box, scale = view_geometry(setup_page)
+    setup_page.locator('#shapes li[data-shape-type="zone"]').first.click()
+    handles = setup_page.get_by_test_id("vertex-handle")
+    expect(handles).to_have_count(4)
+    start = (300 * scale, 300 * scale)  # the zone's vertex [300, 300]
+    end = (350 * scale, 250 * scale)
+    setup_page.mouse.move(box["x"] + start[0], box["y"] + start[1])
+    setup_page.mouse.down()
+    setup_page.mouse.move(box["x"] + end[0], box["y"] + end[1], steps=5)
+    setup_page.mouse.up()
+    save(setup_page)
+    polygon = saved_layout(editor)["zones"][0]["polygon"]
+    assert_close([polygon[1]], [(350, 250)])
+    assert_close([polygon[0], polygon[2], polygon[3]], [(0, 300), (300, 576), (0, 576)])
+
+    setup_page.get_by_test_id("undo").click()  # back to [300, 300]
+    save(setup_page)
+    assert_close([saved_layout(editor)["zones"][0]["polygon"][1]], [(300, 300)])
+
+    setup_page.get_by_test_id("draw-zone").click()
+    click_image(setup_page, [(500, 100), (600, 100), (600, 200)])
+    setup_page.get_by_test_id("undo").click()  # while drawing: drops the last point
+    expect(setup_page.locator("#props-title")).to_contain_text("2 points")
+    click_image(setup_page, [(550, 250)])
+    setup_page.get_by_test_id("finish-shape").click()
+    expect(setup_page.locator("#shapes li")).to_have_count(3)
+    setup_page.get_by_test_id("undo").click()  # removes the finished zone
+    expect(setup_page.locator("#shapes li")).to_have_count(2)
+
+    setup_page.locator('#shapes li[data-shape-type="line"]').click()
+    setup_page.get_by_test_id("delete-shape").click()
+    save(setup_page)
+    after = saved_layout(editor)
+    assert after["lines"] == []
+    assert [zone["id"] for zone in after["zones"]] == ["left"]
+
+
+def test_yaml_download_and_upload(editor: Service) -> None:
+    with editor.api() as api:
+        assert api.put("/v1/layout", json=editor.layout).status_code == 200
+        downloaded = api.get("/v1/layout", params={"format": "yaml"})
+        assert downloaded.status_code == 200
+        assert downloaded.headers["content-type"].startswith("application/yaml")
+        data = yaml.safe_load(downloaded.text)
+        assert data["zones"][0]["polygon"] == [[0, 300], [300, 300], [300, 576], [0, 576]]
+        data["zones"][0]["id"] = "renamed"
+        for content_type in ("application/yaml", "text/yaml"):
+            body = yaml.safe_dump(data)
+            response = api.put("/v1/layout", content=body, headers={"Content-Type": content_type})
+            assert response.status_code == 200, response.text
+            assert api.get("/v1/layout").json()["zones"][0]["id"] == "renamed"
+        data["zones"][0]["polygon"] = [[0, 0], [10, 10], [10, 0], [0, 10]]
+        refused = api.put(
+            "/v1/layout", content=yaml.safe_dump(data), headers={"Content-Type": "text/yaml"}
+        )
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["path"] == "zones[0].polygon"
+        assert "self-intersecting" in refused.json()["detail"][0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        ("zones: [", "application/yaml", 422, "not valid YAML/JSON at line 1"),
+        ("- a list", "text/yaml", 422, "must be a mapping"),
+        ('{"store": ', "application/json", 422, "not valid JSON"),
+        ("<layout/>", "application/xml", 415, "neither JSON"),
+        (b"\xff\xfe", "application/yaml", 422, "not UTF-8"),
+    ],
+)
+def test_bad_layout_bodies_are_4xx_with_a_reason(
+    editor: Service, body: str | bytes, content_type: str, status: int, says: str
+) -> None:
+    with editor.api() as api:
+        before = api.get("/v1/layout").json()
+        response = api.put("/v1/layout", content=body, headers={"Content-Type": content_type})
+        assert response.status_code == status, response.text
+        assert says in response.text
+        assert api.get("/v1/layout").json() == before
+
+
+def test_a_display_key_cannot_open_setup_data(editor: Service, browser: Browser) -> None:
+    page = editor.page(browser, "/setup", scope="display")
+    expect(page.get_by_test_id("setup-denied")).to_contain_text("needs an admin key")
+    expect(page.get_by_test_id("camera-select").locator("option")).to_have_count(0)
+    expect(page.get_by_test_id("save-layout")).to_be_disabled()
+    assert page.locator("[data-shape-id]").count() == 0
+    with editor.api("display") as api:
+        assert api.get("/v1/layout").status_code == 403
+        assert api.get("/v1/layout", params={"format": "yaml"}).status_code == 403
+        assert api.get("/v1/cameras/cam1/snapshot").status_code == 403
+        assert api.put("/v1/layout", json=editor.layout).status_code == 403
+    page.close()
+
+
+def test_without_a_key_the_app_asks_for_one(editor: Service, browser: Browser) -> None:
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(editor.url + "/setup")
+    dialog = page.get_by_test_id("sign-in")
+    expect(dialog).to_be_visible()
+    page.get_by_test_id("sign-in-key").fill(editor.keys["admin"])
+    page.get_by_test_id("sign-in-submit").click()
+    expect(page.get_by_test_id("camera-select").locator("option")).to_have_count(2)
+    page.goto(editor.url + "/")  # kept in the browser: no second prompt
+    expect(page.locator("#status")).to_have_text("live")
+    expect(page.get_by_test_id("sign-in")).to_have_count(0)
+    page.close()
