@@ -355,3 +355,238 @@ def test_without_a_key_the_app_asks_for_one(editor: Service, browser: Browser) -
     expect(page.locator("#status")).to_have_text("live")
     expect(page.get_by_test_id("sign-in")).to_have_count(0)
     page.close()
+
+
+# ============================================================ the dashboard
+def visits(store_id: str, start: float, end: float, count: int, seed: int) -> list[Event]:
+    """``count`` synthetic passers-by between ``start`` and ``end``; some come in through
+    the door and stay a while in the shop zone (then leave)."""
+    rng = random.Random(seed)
+    events: list[Event] = []
+    for n in range(count):
+        track = 100_000 * seed + n
+        at = rng.uniform(start, max(start + 1, end - 200))
+        events += [
+            Event.create(EventType.ZONE_ENTER, store_id, "cam1", "street", track, at),
+            Event.create(
+                EventType.ZONE_EXIT, store_id, "cam1", "street", track, at + 4, {"dwell_seconds": 4}
+            ),
+        ]
+        if rng.random() < 0.45:
+            stay = rng.uniform(10, 150)
+            events += [
+                Event.create(
+                    EventType.LINE_CROSS, store_id, "cam1", "door", track, at + 5, {"direction": "in"}
+                ),
+                Event.create(EventType.ZONE_ENTER, store_id, "cam1", "shop", track, at + 6),
+                Event.create(
+                    EventType.ZONE_EXIT,
+                    store_id,
+                    "cam1",
+                    "shop",
+                    track,
+                    at + 6 + stay,
+                    {"dwell_seconds": round(stay, 3)},
+                ),
+                Event.create(
+                    EventType.LINE_CROSS,
+                    store_id,
+                    "cam1",
+                    "door",
+                    track,
+                    at + 7 + stay,
+                    {"direction": "out"},
+                ),
+            ]
+    return events
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory, pets09: Path, detector: Any) -> Iterator[Service]:
+    """A served store whose camera has processed a PETS09 clip (then finished), with today's
+    and last week's visits and today's till transactions."""
+    folder = tmp_path_factory.mktemp("shop")
+    clip = cut_clip(pets09 / "PETS09-S2L1.avi", folder / "clip.avi", 140)
+    store = open_store(f"sqlite:///{folder / 'shop.db'}", f"shop{uuid.uuid4().hex[:6]}")
+    layout_data = {
+        "store": {"id": store.store_id, "timezone": "UTC"},
+        "cameras": [{"id": "cam1", "source": str(clip), "fps": 7}],
+        "zones": [
+            {
+                "id": "street",
+                "camera": "cam1",
+                "kind": "passerby",
+                "polygon": [[0, 0], [384, 0], [384, 576], [0, 576]],
+            },
+            {"id": "shop", "camera": "cam1", "polygon": [[384, 0], [768, 0], [768, 576], [384, 576]]},
+        ],
+        "lines": [
+            {
+                "id": "door",
+                "camera": "cam1",
+                "points": [[384, 0], [384, 576]],
+                "inside": [600, 300],
+                "entrance": True,
+            }
+        ],
+    }
+    layout = StoreLayout.model_validate(layout_data)
+    settings = ServiceSettings(store_url="sqlite:///unused.db", realtime=False)
+    supervisor = WorkerSupervisor(
+        layout, store, settings, pipeline_factory=pipeline_factory_for(detector)
+    )
+    keys = add_keys(store)
+    with LiveServer(create_app(settings, store, layout, supervisor=supervisor)) as server:
+        service = Service(server.url, store, layout_data, keys)
+        with service.api("analyst") as api:
+            wait_for(
+                lambda: api.get("/v1/cameras").json()[0]["state"] == "finished",
+                timeout=120,
+                what="the clip processed",
+            )
+            now = time.time()
+            midnight = now // 86400 * 86400
+            store.write_events(visits(store.store_id, midnight, now - 60, 400, seed=1))
+            store.write_events(
+                visits(store.store_id, midnight - 7 * 86400, now - 7 * 86400, 300, seed=2)
+            )
+            hours = [midnight + 3600 * h for h in range(int((now - midnight) // 3600) + 1)]
+            till = {"buckets": [{"start": h, "count": 5 + i % 4} for i, h in enumerate(hours)]}
+            assert api.post("/v1/transactions", json=till).status_code in (200, 204)
+        store.set_occupancy("cam1", {"street": 2, "shop": 5}, time.time())
+        yield service
+    store.close()
+
+
+def texts(page: Page, selector: str) -> list[str]:
+    return [text.strip() for text in page.locator(selector).all_text_contents()]
+
+
+def pct(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate * 100:.1f} %"
+
+
+def test_dashboard_shows_the_numbers_the_api_returns(shop: Service, browser: Browser) -> None:
+    page = shop.page(browser, "/", scope="analyst")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=30_000)
+    with shop.api("analyst") as api:
+        metrics = api.get("/v1/metrics", params={"bucket": "1h"}).json()
+        start, end = metrics_range = api.get("/v1/counts").json()["start"], None
+        assert metrics_range
+        counts = api.get("/v1/counts", params={"bucket": "1d"}).json()
+        end = counts["end"]
+        week_ago = api.get(
+            "/v1/metrics", params={"from": start - 7 * 86400, "to": end - 7 * 86400, "bucket": "1h"}
+        ).json()
+        cameras = api.get("/v1/cameras").json()
+        funnel = api.get("/v1/funnel", params={"from": start, "to": end})
+    assert metrics["footfall"] > 50 and metrics["passersby"] > 100  # the day is not empty
+
+    occupancy = page.get_by_test_id("occupancy")
+    expect(occupancy.locator('.card[data-zone="street"] .count')).to_have_text("2")
+    expect(occupancy.locator('.card[data-zone="shop"] .count')).to_have_text("5")
+    expect(page.locator("#store-total")).to_have_text("7")
+
+    kpis = page.get_by_test_id("kpis")
+    expect(kpis.locator('[data-kpi="footfall"]')).to_have_text(str(metrics["footfall"]))
+    expect(kpis.locator('[data-kpi="passersby"]')).to_have_text(str(metrics["passersby"]))
+    expect(kpis.locator('[data-kpi="bounce_rate"]')).to_have_text(pct(metrics["bounce_rate"]))
+    expect(kpis.locator('[data-kpi="sales_conversion"]')).to_have_text(
+        pct(metrics["sales_conversion"])
+    )
+    expect(kpis.locator('[data-kpi="transactions"]')).to_have_text(str(metrics["transactions"]))
+
+    stages = page.get_by_test_id("funnel")
+    if funnel.status_code == 200:  # the journeys API is on this server
+        for stage in funnel.json()["stages"]:
+            row = stages.locator(f'li[data-stage="{stage["stage"]}"]')
+            expect(row.locator(".count")).to_have_text(str(stage["count"]))
+            if stage["rate"] is not None:
+                expect(row.locator(".rate")).to_have_text(pct(stage["rate"]))
+    else:  # not yet: the stages the store metrics give, and a sentence for the rest
+        assert funnel.status_code == 404
+        expected = {
+            "passersby": (metrics["passersby"], None),
+            "entered": (metrics["footfall"], metrics["shopfront_conversion"]),
+            "purchased": (metrics["transactions"], metrics["sales_conversion"]),
+        }
+        for stage, (count, rate) in expected.items():
+            row = stages.locator(f'li[data-stage="{stage}"]')
+            expect(row.locator(".count")).to_have_text(str(count))
+            expect(row.locator(".rate")).to_have_text("" if rate is None else pct(rate))
+        expect(stages.locator(".note")).to_contain_text("journeys API")
+
+    chart = page.get_by_test_id("trend-chart")
+    expect(chart.locator("canvas")).to_have_count(1)
+    rows = page.locator("#trend-table tbody tr")
+    expect(rows).to_have_count(len(metrics["buckets"]))
+    shown_now = [int(t) for t in texts(page, "#trend-table tbody tr td:nth-child(2)")]
+    shown_before = [int(t) for t in texts(page, "#trend-table tbody tr td:nth-child(3)")]
+    assert shown_now == [b["footfall"] for b in metrics["buckets"]]
+    assert shown_before == [b["footfall"] for b in week_ago["buckets"]]
+    assert sum(shown_before) > 0
+
+    shop_row = page.locator('#dwell tr[data-zone="shop"] td')
+    dwell = metrics["dwell"]["shop"]
+    expect(shop_row.nth(1)).to_have_text(str(dwell["visits"]))
+    expect(shop_row.nth(2)).to_have_text(f"{dwell['mean_seconds']:.1f}")
+    expect(shop_row.nth(4)).to_have_text(f"{dwell['p90_seconds']:.1f}")
+
+    entries = sum(
+        r["count"] for r in counts["rows"] if r["target"] == "shop" and r["measure"] == "entries"
+    )
+    expect(page.locator('#today tr[data-target="shop"][data-measure="entries"] td.num')).to_have_text(
+        str(entries)
+    )
+    camera_row = page.locator('#cameras tr[data-camera="cam1"] td')
+    expect(camera_row.nth(1)).to_have_text("finished")
+    expect(camera_row.nth(3)).to_have_text(str(cameras[0]["frames_processed"]))
+    expect(page.get_by_test_id("paths").locator(".note")).to_contain_text(
+        "does not offer paths" if funnel.status_code == 404 else "visits"
+    )
+
+    with page.expect_download() as download:
+        page.get_by_test_id("csv-download").click()
+    csv_text = Path(download.value.path()).read_text()
+    assert f"kpis,footfall,{metrics['footfall']}" in csv_text
+    assert "occupancy,shop,5" in csv_text
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"))
+    assert not page.errors  # type: ignore[attr-defined]
+    page.close()
+
+
+def test_another_range_and_bucket(shop: Service, browser: Browser) -> None:
+    page = shop.page(browser, "/", scope="analyst")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=30_000)
+    start = time.time() // 86400 * 86400 - 7 * 86400
+    day = time.strftime("%Y-%m-%d", time.gmtime(start))
+    page.get_by_test_id("range-from").fill(day)
+    page.get_by_test_id("range-to").fill(day)
+    page.get_by_test_id("range-bucket").select_option("15m")
+    page.get_by_role("button", name="Show").click()
+    with shop.api("analyst") as api:
+        metrics = api.get(
+            "/v1/metrics", params={"from": start, "to": start + 86400, "bucket": "15m"}
+        ).json()
+    expect(page.locator("#trend-table tbody tr")).to_have_count(96)
+    expect(page.get_by_test_id("kpis").locator('[data-kpi="footfall"]')).to_have_text(
+        str(metrics["footfall"])
+    )
+    page.close()
+
+
+def test_a_display_key_sees_occupancy_and_a_sentence_for_the_rest(
+    shop: Service, browser: Browser
+) -> None:
+    page = shop.page(browser, "/", scope="display")
+    expect(page.locator('.card[data-zone="shop"] .count')).to_have_text("5")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=30_000)
+    for panel in ("kpis", "dwell", "camera-health"):
+        expect(page.get_by_test_id(panel).locator(".note")).to_contain_text(
+            "it needs a key with the analyst scope"
+        )
+    expect(page.get_by_test_id("kpis").locator("dd")).to_have_count(0)
+    expect(page.get_by_test_id("sign-in")).to_have_count(0)  # a known key: no sign-in prompt
+    page.close()

@@ -22,6 +22,13 @@ const num = (value, digits = 0) => (value === null || value === undefined ? "–
 
 function note(panel, text) {
   $(`#${panel} .note`).textContent = text || "";
+  $(`#${panel}`).classList.remove("unavailable");
+}
+
+/** The panel cannot be shown: only its sentence is. */
+function fail(panel, reason) {
+  note(panel, reason);
+  $(`#${panel}`).classList.add("unavailable");
 }
 
 function setStatus(text, ok) {
@@ -49,7 +56,7 @@ async function pollOccupancy() {
   if (r.status === 304) return setStatus("live", true);
   if (!r.ok) {
     setStatus(r.status === 401 ? "sign in" : "offline", false);
-    return note("occupancy", r.reason);
+    return fail("occupancy", r.reason);
   }
   etag = r.headers.get("ETag");
   renderOccupancy(r.data);
@@ -83,7 +90,7 @@ async function pollCameras() {
   const tbody = $("#cameras tbody");
   if (!r.ok) {
     tbody.replaceChildren();
-    return note("cameras", r.reason);
+    return fail("cameras", r.reason);
   }
   note("cameras", "");
   const now = Date.now() / 1000;
@@ -118,7 +125,7 @@ async function loadCounts() {
   const tbody = $("#today tbody");
   if (!r.ok) {
     tbody.replaceChildren();
-    note("counts", r.reason);
+    fail("counts", r.reason);
     return false;
   }
   note("counts", r.data.k_anonymity ? `Counts under ${r.data.k_anonymity} are hidden (≥ shows a lower bound).` : "");
@@ -172,7 +179,7 @@ function renderKpis(r) {
   const list = $("#kpis dl");
   if (!r.ok) {
     list.replaceChildren();
-    return note("kpis", r.reason);
+    return fail("kpis", r.reason);
   }
   note("kpis", "");
   const m = r.data;
@@ -209,7 +216,7 @@ function renderFunnel(r, metrics) {
     note("funnel", "Engaged and interacted need a server with the journeys API (GET /v1/funnel); shown from the store metrics.");
   } else {
     list.replaceChildren();
-    return note("funnel", r.reason);
+    return fail("funnel", r.reason);
   }
   const widest = Math.max(1, ...stages.map((s) => s.count || 0));
   list.replaceChildren(...stages.map((s) => el("li", { dataset: { stage: s.stage } },
@@ -231,7 +238,7 @@ function renderTrend(r, previous) {
   if (!r.ok) {
     box.replaceChildren();
     tbody.replaceChildren();
-    return note("trend", r.reason);
+    return fail("trend", r.reason);
   }
   const buckets = r.data.buckets || [];
   const earlier = previous.ok ? previous.data.buckets || [] : [];
@@ -246,7 +253,8 @@ function renderTrend(r, previous) {
   tbody.querySelectorAll("tr").forEach((tr, i) => { tr.dataset.bucketStart = xs[i]; });
   state.shown.trend = [["bucket_start", "footfall", "week_earlier"], ...xs.map((x, i) => [x, now[i], before[i] ?? ""])];
   box.dataset.series = JSON.stringify({ x: xs, footfall: now, weekEarlier: before });
-  drawChart(box, xs, now, before);
+  const later = Date.now() / 1000;
+  drawChart(box, xs, now.map((n, i) => (xs[i] > later ? null : n)), before);
 }
 
 function drawChart(box, xs, now, before) {
@@ -264,13 +272,14 @@ function drawChart(box, xs, now, before) {
       { label: "this period", stroke: "#1f6feb", width: 2, fill: "#1f6feb22", points: { show: now.length < 60 } },
       { label: "a week earlier", stroke: "#9aa4b2", width: 2, dash: [6, 4], points: { show: false } },
     ],
+    legend: { live: false },
     axes: [{}, { label: "people in", size: 50 }],
   }, [xs, now, before], box);
 }
 
 function renderDwell(r) {
   const tbody = $("#dwell tbody");
-  if (!r.ok) { tbody.replaceChildren(); return note("dwell", r.reason); }
+  if (!r.ok) { tbody.replaceChildren(); return fail("dwell", r.reason); }
   const m = r.data;
   const zones = [...new Set([...Object.keys(m.dwell), ...Object.keys(m.occupancy)])];
   const rows = zones.map((z) => {
@@ -286,10 +295,11 @@ function renderDwell(r) {
 
 function renderShelves(r) {
   const tbody = $("#shelves tbody");
-  if (!r.ok) { tbody.replaceChildren(); return note("shelves", r.reason); }
+  if (!r.ok) { tbody.parentElement.hidden = true; return fail("shelves", r.reason); }
   const shelves = Object.entries(r.data.shelves || {});
   const rows = shelves.map(([id, s]) => [id, s.interactions, s.takes, s.put_backs]);
   fillTable(tbody, rows, [1, 2, 3]);
+  tbody.parentElement.hidden = !shelves.length;
   note("shelves", shelves.length ? "" : "No shelf zones in this layout.");
   state.shown.shelves = [["shelf", "interactions", "takes", "put_backs"], ...rows];
 }
@@ -297,11 +307,8 @@ function renderShelves(r) {
 function renderPaths(r) {
   const paths = $("#paths tbody");
   const transitions = $("#paths .transitions tbody");
-  if (!r.ok) {
-    paths.replaceChildren();
-    transitions.replaceChildren();
-    return note("paths", r.reason);
-  }
+  $("#paths").querySelectorAll("table, h3").forEach((node) => { node.hidden = !r.ok; });
+  if (!r.ok) return fail("paths", r.reason);
   const j = r.data;
   const top = j.paths.slice(0, 10).map((p) => [p.path.join(" → "), p.visits]);
   fillTable(paths, top, [1]);
