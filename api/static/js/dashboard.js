@@ -60,6 +60,7 @@ async function pollOccupancy() {
   }
   etag = r.headers.get("ETag");
   renderOccupancy(r.data);
+  if (!performance.getEntriesByName("storesense:occupancy").length) performance.mark("storesense:occupancy");
   note("occupancy", "");
   setStatus("live", true);
 }
@@ -119,9 +120,21 @@ function rangeQuery(start = state.start, end = state.end) {
   return `from=${start}&to=${end}`;
 }
 
+/** The store's time zone, from a one-second counts query (cheap); the browser's without analyst scope. */
+async function loadTimezone() {
+  const now = Math.floor(Date.now() / 1000);
+  const r = await request(`/v1/counts?from=${now - 1}&to=${now}&bucket=1d`, { what: "counts" });
+  if (r.ok) state.tz = r.data.timezone;
+}
+
+function today() {
+  state.start = dateToUnix(isoDate(Date.now() / 1000, state.tz), state.tz);
+  state.end = shiftDays(state.start, 1, state.tz);
+  state.bucket = "1h";
+}
+
 async function loadCounts() {
-  const query = state.start === null ? "bucket=1d" : `${rangeQuery()}&bucket=1d`;
-  const r = await request(`/v1/counts?${query}`, { what: "counts" });
+  const r = await request(`/v1/counts?${rangeQuery()}&bucket=1d`, { what: "counts" });
   const tbody = $("#today tbody");
   if (!r.ok) {
     tbody.replaceChildren();
@@ -129,8 +142,6 @@ async function loadCounts() {
     return false;
   }
   note("counts", r.data.k_anonymity ? `Counts under ${r.data.k_anonymity} are hidden (≥ shows a lower bound).` : "");
-  state.tz = r.data.timezone;
-  if (state.start === null) [state.start, state.end] = [r.data.start, r.data.end];
   const totals = new Map();
   for (const row of r.data.rows) {
     const key = `${row.target}\u0000${row.measure}`;
@@ -156,22 +167,29 @@ function showRange() {
   $("#range-note").textContent = `time zone ${state.tz}`;
 }
 
+/**
+ * Today's (or the chosen range's) figures, most useful first: the store metrics (KPIs,
+ * trend, dwell, shelves) alone, so they are not slowed by the rest; then a week earlier,
+ * the funnel, the paths and the counts together, each panel drawn as its answer arrives.
+ */
 async function loadRange() {
   showRange();
   const weekAgo = [shiftDays(state.start, -7, state.tz), shiftDays(state.end, -7, state.tz)];
-  const [metrics, previous, funnel, journeys] = await Promise.all([
-    request(`/v1/metrics?${rangeQuery()}&bucket=${state.bucket}`, { what: "store metrics" }),
-    request(`/v1/metrics?${rangeQuery(...weekAgo)}&bucket=${state.bucket}`, { what: "last week's footfall" }),
-    request(`/v1/funnel?${rangeQuery()}`, { what: "the funnel" }),
-    request(`/v1/journeys?${rangeQuery()}`, { what: "paths between zones" }),
-  ]);
+  const metrics = await request(`/v1/metrics?${rangeQuery()}&bucket=${state.bucket}`, { what: "store metrics" });
   renderKpis(metrics);
-  renderFunnel(funnel, metrics);
-  renderTrend(metrics, previous);
+  renderTrend(metrics, null);
   renderDwell(metrics);
   renderShelves(metrics);
-  renderPaths(journeys);
+  if (!performance.getEntriesByName("storesense:metrics").length) performance.mark("storesense:metrics");
+  await Promise.all([
+    request(`/v1/funnel?${rangeQuery()}`, { what: "the funnel" }).then((funnel) => renderFunnel(funnel, metrics)),
+    request(`/v1/metrics?${rangeQuery(...weekAgo)}&bucket=${state.bucket}`, { what: "last week's footfall" })
+      .then((previous) => renderTrend(metrics, previous)),
+    request(`/v1/journeys?${rangeQuery()}`, { what: "paths between zones" }).then(renderPaths),
+    loadCounts(),
+  ]);
   document.body.dataset.loaded = "true";
+  if (!performance.getEntriesByName("storesense:loaded").length) performance.mark("storesense:loaded");
 }
 
 // ------------------------------------------------------------------ panels
@@ -241,13 +259,13 @@ function renderTrend(r, previous) {
     return fail("trend", r.reason);
   }
   const buckets = r.data.buckets || [];
-  const earlier = previous.ok ? previous.data.buckets || [] : [];
+  const earlier = previous && previous.ok ? previous.data.buckets || [] : [];
   const xs = buckets.map((b) => Date.parse(b.start) / 1000);
   const now = buckets.map((b) => b.footfall);
   const before = buckets.map((_, i) => (i < earlier.length ? earlier[i].footfall : null));
   const multiDay = state.end - state.start > 86400 + 7200;
   $("#trend-caption").textContent = `per ${state.bucket}, against the same ${multiDay ? "days" : "weekday"} a week earlier`;
-  note("trend", previous.ok ? "" : previous.reason);
+  note("trend", !previous || previous.ok ? "" : previous.reason);
   thead.replaceChildren(el("tr", {}, el("th", {}, "from"), el("th", {}, "footfall"), el("th", {}, "a week earlier")));
   fillTable(tbody, xs.map((x, i) => [label(x, state.tz, multiDay), now[i], before[i] ?? "–"]), [1, 2]);
   tbody.querySelectorAll("tr").forEach((tr, i) => { tr.dataset.bucketStart = xs[i]; });
@@ -357,22 +375,15 @@ async function start() {
     state.end = dateToUnix(form.to.value, state.tz, 1);
     if (state.end <= state.start) state.end = dateToUnix(form.from.value, state.tz, 1);
     state.bucket = form.bucket.value;
-    loadCounts();
     loadRange();
   });
   $("#today-button").addEventListener("click", () => {
-    state.start = null;
-    state.bucket = "1h";
-    loadCounts().then(loadRange);
+    today();
+    loadRange();
   });
   $("#csv").addEventListener("click", downloadCsv);
-  await loadCounts();
-  if (state.start === null) {
-    // No analyst scope: today in this browser's time zone, for the sentences below.
-    const now = Date.now() / 1000;
-    state.start = dateToUnix(isoDate(now, state.tz), state.tz);
-    state.end = shiftDays(state.start, 1, state.tz);
-  }
+  await loadTimezone();
+  today();
   await loadRange();
 }
 
