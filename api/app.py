@@ -36,6 +36,7 @@ from storesense.api.routers import (
     pages,
     transactions,
 )
+from storesense.api.routers import journeys as journeys_router
 from storesense.api.routers import layout as layout_router
 from storesense.api.routers import optin as optin_router
 from storesense.api.routers.events import EventHub
@@ -123,6 +124,7 @@ def create_app(
         keys,
         health,
         optin_router,
+        journeys_router,
         pages,
     ):
         app.include_router(module.router)

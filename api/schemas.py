@@ -226,3 +226,93 @@ class CameraDebugOut(_Out):
     camera_id: str
     snapshots: bool
     expires_at: float | None = Field(description="Unix seconds when snapshots turn off")
+
+
+# ----------------------------------------------------------------- journeys and funnels
+class JourneyPathOut(_Out):
+    path: list[str] = Field(description="zone ids in the order visited (a prefix, see docs)")
+    visits: int = Field(ge=0)
+
+
+class JourneysOut(_Out):
+    """``GET /v1/journeys``: paths between zones (see docs/guides/journeys.md)."""
+
+    start: float
+    end: float
+    visits: int = Field(ge=0, description="visits with at least one zone on their path")
+    transitions: dict[str, dict[str, int]] = Field(
+        description="from zone → to zone → visits that went directly from one to the other; "
+        "pairs seen fewer than k times are left out"
+    )
+    paths: list[JourneyPathOut] = Field(description="most frequent path prefixes first")
+    k_anonymity: int = Field(ge=0)
+    other_visits: int = Field(
+        ge=0, description="visits whose path was seen fewer than k times (folded here)"
+    )
+
+
+class FunnelStageOut(_Out):
+    stage: str = Field(description="passersby, entered, engaged, interacted, purchased")
+    count: int = Field(ge=0)
+    rate: float | None = Field(
+        description="count / the previous stage's count; null for the first or after a 0"
+    )
+
+
+class FunnelBucketOut(_Out):
+    bucket_start: float
+    stages: list[FunnelStageOut]
+
+
+class FunnelOut(_Out):
+    """``GET /v1/funnel``: the store funnel (``purchased`` only when transactions exist)."""
+
+    start: float
+    end: float
+    timezone: str
+    stages: list[FunnelStageOut]
+    bounce_rate: float | None = Field(description="1 - engaged / entered; null without footfall")
+    buckets: list[FunnelBucketOut]
+
+
+class FunnelStepOut(_Out):
+    step: str = Field(description="a zone id or kind:KIND")
+    count: int = Field(ge=0, description="visits that reached this step in order, in time")
+    rate: float | None
+
+
+class CustomFunnelOut(_Out):
+    """``GET /v1/funnels/{id}`` and ``GET /v1/funnels?steps=…``."""
+
+    id: str | None = Field(description="the layout's funnel id; null for an ad-hoc one")
+    start: float
+    end: float
+    within_seconds: float
+    steps: list[FunnelStepOut]
+
+
+class DisplayOut(_Out):
+    display: str
+    exposures: int = Field(ge=0)
+    mean_dwell_seconds: float | None
+    exposed_reached: int = Field(ge=0)
+    exposed_rate: float | None
+    unexposed_visits: int = Field(ge=0)
+    unexposed_reached: int = Field(ge=0)
+    unexposed_rate: float | None
+    uplift: float | None = Field(description="exposed_rate - unexposed_rate (not causal)")
+
+
+class DisplaysOut(_Out):
+    """``GET /v1/displays``: exposure and attribution per ``display`` zone."""
+
+    start: float
+    end: float
+    target: str
+    exposure_seconds: float
+    attribution_seconds: float
+    displays: list[DisplayOut]
+    note: str = Field(
+        "observational, not causal: exposed visitors may differ from the others",
+        description="how to read uplift",
+    )

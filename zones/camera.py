@@ -35,6 +35,7 @@ from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout, ZoneKind
 from storesense.zones.engine import ZoneEngine
 from storesense.zones.events import Event
+from storesense.zones.journeys import VisitLinker
 from storesense.zones.shelf import ShelfEngine
 
 
@@ -45,6 +46,10 @@ class CameraAnalytics:
     clock 0) defaults to the camera's ``start_time``, else 0. ``shelves=False``
     leaves shelf zones to the zone engine only (enter/exit), for callers that
     have tracks but no images.
+
+    Every event carries its visit's key in ``attributes["visit_id"]``
+    (:class:`~storesense.zones.journeys.VisitLinker`, with the store's ``journeys``
+    link settings; it learns the frame size from the first image, or ``frame_size``).
     """
 
     def __init__(
@@ -55,9 +60,11 @@ class CameraAnalytics:
         run_id: str = "",
         time_origin: float | None = None,
         shelves: bool = True,
+        frame_size: tuple[int, int] | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.zone_engine = ZoneEngine(layout, camera_id, run_id=run_id, time_origin=time_origin)
+        self.visit_linker = visit_linker_for(layout, camera_id, frame_size)
         self.time_origin = self.zone_engine.time_origin
         has_shelves = any(zone.kind == ZoneKind.SHELF for zone in layout.zones_of(camera_id))
         self.shelf_engine: ShelfEngine | None = (
@@ -81,6 +88,7 @@ class CameraAnalytics:
         analytics.zone_engine = zone_engine
         analytics.time_origin = zone_engine.time_origin
         analytics.shelf_engine = shelf_engine
+        analytics.visit_linker = visit_linker_for(zone_engine.layout, zone_engine.camera_id)
         return analytics
 
     @property
@@ -112,10 +120,13 @@ class CameraAnalytics:
             raise ValueError(
                 f"camera {self.camera_id!r} has shelf zones: update() needs the frame image"
             )
+        if frame_image is not None and self.visit_linker.frame_size is None:
+            self.visit_linker.frame_size = (int(frame_image.shape[1]), int(frame_image.shape[0]))
+        self.visit_linker.update(tracks)
         events = self.zone_engine.update(tracks)
         if self.shelf_engine is not None and frame_image is not None:
             events += self.shelf_engine.update(frame_image, tracks)
-        return events
+        return self.visit_linker.stamp(events)
 
     def occupancy(self) -> dict[str, int]:
         """People inside each zone of this camera now (see :meth:`ZoneEngine.occupancy`)."""
@@ -126,4 +137,17 @@ class CameraAnalytics:
         events = self.zone_engine.finish(timestamp)
         if self.shelf_engine is not None:
             events += self.shelf_engine.finish(timestamp)
-        return events
+        return self.visit_linker.stamp(events)
+
+
+def visit_linker_for(
+    layout: StoreLayout, camera_id: str, frame_size: tuple[int, int] | None = None
+) -> VisitLinker:
+    """A :class:`VisitLinker` with the store's ``journeys`` link settings."""
+    settings = layout.store.journeys
+    return VisitLinker(
+        camera_id,
+        link_seconds=settings.link_seconds,
+        link_distance=settings.link_distance,
+        frame_size=frame_size,
+    )

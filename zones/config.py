@@ -61,6 +61,9 @@ class ZoneKind(StrEnum):
     QUEUE = "queue"
     SHELF = "shelf"
     STAFF_ONLY = "staff_only"
+    DISPLAY = "display"
+    """The area in front of a digital display: a visit that stays ``exposure_seconds`` is
+    exposed to it (see :mod:`storesense.zones.journeys`)."""
 
 
 class Anchor(StrEnum):
@@ -95,9 +98,83 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class FunnelConfig(_Strict):
+    """A custom funnel: visits reaching each step in order within ``within_seconds``."""
+
+    id: str = Field(min_length=1)
+    steps: list[str] = Field(min_length=1, max_length=20)
+    """Zone ids or zone kinds (``kind:shelf``), in order."""
+    within_seconds: float = Field(default=600.0, gt=0)
+    """The last step must be reached this long after the first at most."""
+
+    @field_validator("within_seconds")
+    @classmethod
+    def _finite_number(cls, value: float) -> float:
+        return _finite(value)
+
+
+class JourneySettings(_Strict):
+    """How visits become paths, funnels, exposures and groups (``store.journeys``)."""
+
+    path_min_seconds: float = Field(default=1.0, ge=0)
+    """A zone joins a visit's path once the person has stayed inside this long."""
+    path_gap_seconds: float = Field(default=1.0, ge=0)
+    """Two stays in one zone this close together are one stay (edge flicker, occlusion)."""
+    path_max_length: int = Field(default=6, ge=1, le=50)
+    """Top paths are counted over prefixes of at most this many zones."""
+    k_anonymity: int = Field(default=2, ge=0)
+    """``/v1/journeys``: a path or transition seen fewer than k times is folded into other."""
+    link_seconds: float = Field(default=4.0, ge=0)
+    """A new track starting this soon after another ended near where it was continues the
+    same visit (0: only the zone engine's re-link)."""
+    link_distance: float = Field(default=1.0, gt=0)
+    """... within this many box heights of where the ended track was heading."""
+    engaged_seconds: float = Field(default=10.0, ge=0)
+    """Funnel: a visit is engaged once it stayed this long in one product zone."""
+    exposure_seconds: float = Field(default=2.0, ge=0)
+    """A visit is exposed to a ``display`` zone once it stayed in it this long."""
+    attribution_seconds: float = Field(default=600.0, gt=0)
+    """Attribution: the target must be reached this long after the exposure at most."""
+    group_seconds: float = Field(default=2.0, ge=0)
+    """Groups: people crossing an entrance line within this time of each other ..."""
+    group_distance: float = Field(default=1.5, gt=0)
+    """... and within this many box heights (or metres with a homography) ..."""
+    group_together_seconds: float = Field(default=3.0, ge=0)
+    """... who then stay that close for this long form one group (a buying unit)."""
+    funnels: list[FunnelConfig] = Field(default_factory=list)
+
+    @field_validator(
+        "path_min_seconds",
+        "path_gap_seconds",
+        "link_seconds",
+        "link_distance",
+        "engaged_seconds",
+        "exposure_seconds",
+        "attribution_seconds",
+        "group_seconds",
+        "group_distance",
+        "group_together_seconds",
+    )
+    @classmethod
+    def _finite_number(cls, value: float) -> float:
+        return _finite(value)
+
+    @field_validator("funnels")
+    @classmethod
+    def _unique_funnels(cls, funnels: list[FunnelConfig]) -> list[FunnelConfig]:
+        seen: set[str] = set()
+        for index, funnel in enumerate(funnels):
+            if funnel.id in seen:
+                raise ValueError(f"funnels[{index}].id: duplicate id {funnel.id!r}")
+            seen.add(funnel.id)
+        return funnels
+
+
 class StoreInfo(_Strict):
     id: str = Field(min_length=1)
     timezone: str = "UTC"
+    journeys: JourneySettings = Field(default_factory=lambda: JourneySettings())
+    """Paths, funnels, displays and groups (defaults shown in the journeys guide)."""
 
     @field_validator("timezone")
     @classmethod
@@ -467,9 +544,26 @@ class StoreLayout(_Strict):
                         camera.homography, [line.inside], f"lines[{index}].inside"
                     )
                 ]
+        problems += self._funnel_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _funnel_problems(self) -> list[str]:
+        zone_ids = {zone.id for zone in self.zones}
+        kinds = {kind.value for kind in ZoneKind}
+        problems = []
+        for f_index, funnel in enumerate(self.store.journeys.funnels):
+            for s_index, step in enumerate(funnel.steps):
+                path = f"store.journeys.funnels[{f_index}].steps[{s_index}]"
+                if step.startswith("kind:"):
+                    if step.removeprefix("kind:") not in kinds:
+                        problems.append(
+                            f"{path}: unknown zone kind {step!r} (known: {sorted(kinds)})"
+                        )
+                elif step not in zone_ids:
+                    problems.append(f"{path}: unknown zone {step!r} (or use kind:KIND)")
+        return problems
 
     def camera(self, camera_id: str) -> CameraConfig:
         for camera in self.cameras:

@@ -6,7 +6,7 @@ from the same events, so both agree.
 Example:
     >>> import numpy as np
     >>> from storesense.vision.detections import Tracks
-    >>> from storesense.zones.config import StoreLayout
+    >>> from storesense.zones.config import JourneySettings, StoreLayout
     >>> layout = StoreLayout.model_validate({
     ...     "store": {"id": "s"}, "cameras": [{"id": "c"}],
     ...     "zones": [{"id": "z", "camera": "c", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]}]})
@@ -28,10 +28,11 @@ import numpy as np
 import numpy.typing as npt
 from storesense.vision.detections import Detections, Tracks
 from storesense.zones.camera import CameraAnalytics
-from storesense.zones.config import StoreLayout
+from storesense.zones.config import JourneySettings, StoreLayout
 from storesense.zones.engine import ZoneEngine
 from storesense.zones.events import Event, EventType
 from storesense.zones.floorplan import Heatmap, feet, heatmap_for_camera
+from storesense.zones.journeys import JourneySummary, summarise_journeys
 from storesense.zones.masks import MaskSet, StaticDetectionFinder
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ class CountSummary:
     approaching: int = 0
     heatmap: Heatmap | None = None
     """Person-seconds per floor cell (metres) or image cell (pixels)."""
+    journey_settings: JourneySettings = field(default_factory=JourneySettings)
+    zone_events: list[Event] = field(default_factory=list)
+    """Zone enter/exit events, for the journeys (paths and transitions)."""
 
     def __post_init__(self) -> None:
         for zone_id in self.zone_ids:
@@ -94,7 +98,9 @@ class CountSummary:
             self.lines[event.target][str(event.attributes["direction"])] += 1
         elif event.type == EventType.ZONE_ENTER and event.target in self.zones:
             self.zones[event.target].entries += 1
+            self.zone_events.append(event)
         elif event.type == EventType.ZONE_EXIT and event.target in self.zones:
+            self.zone_events.append(event)
             totals = self.zones[event.target]
             totals.exits += 1
             totals.dwell_seconds_total += float(event.attributes["dwell_seconds"])
@@ -122,7 +128,18 @@ class CountSummary:
         }
         if self.heatmap is not None:
             result["heatmap"] = self.heatmap.to_dict()
+        result["journeys"] = self.journeys().to_dict()
         return result
+
+    def journeys(self) -> JourneySummary:
+        """Visits, transitions and top paths of the run (no k-anonymity: a local report)."""
+        settings = self.journey_settings
+        return summarise_journeys(
+            self.zone_events,
+            path_min_seconds=settings.path_min_seconds,
+            path_gap_seconds=settings.path_gap_seconds,
+            path_max_length=settings.path_max_length,
+        )
 
 
 def summarise_frames(
@@ -145,7 +162,11 @@ def summarise_frames(
     heatmap = heatmap if heatmap is not None else heatmap_for_camera(layout, camera_id)
     homography = layout.camera(camera_id).homography
     summary = CountSummary(
-        analytics.zone_ids, analytics.line_ids, analytics.shelf_zone_ids, heatmap=heatmap
+        analytics.zone_ids,
+        analytics.line_ids,
+        analytics.shelf_zone_ids,
+        heatmap=heatmap,
+        journey_settings=layout.store.journeys,
     )
 
     def emit(events: list[Event]) -> None:

@@ -31,6 +31,7 @@ from storesense.api.routers.counts import time_range
 from storesense.api.schemas import EventOut
 from storesense.api.store.base import EventQuery, Store, StoreUnavailableError
 from storesense.zones.events import Event, EventType
+from storesense.zones.journeys import VISIT_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,16 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 
 def event_out(event: Event, principal: Principal) -> EventOut:
-    """The API view of an event: no track id unless the caller is admin."""
+    """The API view of an event: no track id (nor visit id) unless the caller is admin."""
     return EventOut(
         event_id=event.event_id,
         type=str(event.type),
         camera_id=event.camera_id,
         target=event.target,
         timestamp=event.timestamp,
-        attributes=event.attributes,
+        attributes=event.attributes
+        if principal.is_admin
+        else {k: v for k, v in event.attributes.items() if k != VISIT_ATTRIBUTE},
         track_id=event.track_id if principal.is_admin else None,
     )
 

@@ -1,0 +1,277 @@
+"""Journeys: path rules, transitions, top paths, k-anonymity, visit linking, count summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from storesense.vision.detections import Tracks
+from storesense.zones.camera import CameraAnalytics
+from storesense.zones.config import LayoutError, StoreLayout, parse_layout
+from storesense.zones.events import Event, EventType
+from storesense.zones.journeys import (
+    VisitLinker,
+    ZoneStay,
+    count_transitions,
+    path_agreement,
+    path_of,
+    summarise_journeys,
+    top_paths,
+    transition_error,
+    visit_paths,
+    visit_stays,
+)
+from storesense.zones.summary import summarise_tracks
+
+
+def stay(
+    track: int, zone: str, start: float, seconds: float, camera: str = "c", **attrs: Any
+) -> list[Event]:
+    return [
+        Event.create(EventType.ZONE_ENTER, "s", camera, zone, track, start, dict(attrs)),
+        Event.create(
+            EventType.ZONE_EXIT,
+            "s",
+            camera,
+            zone,
+            track,
+            start + seconds,
+            {"dwell_seconds": seconds, **attrs},
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("stays", "min_seconds", "expected"),
+    [
+        # shorter than path_min_seconds: left out
+        ([("a", 0, 3), ("b", 4, 0.9), ("c", 6, 2)], 1.0, ["a", "c"]),
+        ([("a", 0, 3), ("b", 4, 0.9), ("c", 6, 2)], 0.5, ["a", "b", "c"]),
+        # exactly the minimum counts
+        ([("a", 0, 1.0)], 1.0, ["a"]),
+        # consecutive repeats collapse, also across a dropped short stay
+        ([("a", 0, 2), ("a", 5, 2), ("b", 8, 0.3), ("a", 9, 3)], 1.0, ["a"]),
+        # time outside every zone is ignored, however long
+        ([("a", 0, 2), ("b", 600, 2)], 1.0, ["a", "b"]),
+        # a return to an earlier zone after another one is a new step
+        ([("a", 0, 2), ("b", 3, 2), ("a", 6, 2)], 1.0, ["a", "b", "a"]),
+        # order by entry, whatever the order of the events
+        ([("c", 9, 2), ("a", 0, 2), ("b", 4, 2)], 1.0, ["a", "b", "c"]),
+    ],
+)
+def test_path_rules(
+    stays: list[tuple[str, float, float]], min_seconds: float, expected: list[str]
+) -> None:
+    events = [e for zone, start, seconds in stays for e in stay(1, zone, start, seconds)]
+    assert visit_paths(events, min_seconds).get("c:1", []) == expected
+
+
+@pytest.mark.parametrize(
+    ("gap_seconds", "expected"),
+    [(1.0, ["a", "b"]), (0.2, ["b"])],
+)
+def test_stays_split_by_a_short_gap_are_one_stay(gap_seconds: float, expected: list[str]) -> None:
+    # Two 0.7 s halves of one stay in "a" (a box flickering over the edge): 0.5 s apart.
+    stays = [ZoneStay(0, 0.7, "a"), ZoneStay(1.2, 1.9, "a"), ZoneStay(3, 5, "b")]
+    assert path_of(stays, 1.0, gap_seconds) == expected
+
+
+def test_bad_path_settings_raise() -> None:
+    with pytest.raises(ValueError, match="min_seconds"):
+        path_of([], -1.0)
+    with pytest.raises(ValueError, match="gap_seconds"):
+        path_of([], 1.0, float("nan"))
+    with pytest.raises(ValueError, match="max_length"):
+        top_paths([["a"]], 0)
+    with pytest.raises(ValueError, match="k_anonymity"):
+        summarise_journeys([], k_anonymity=-1)
+
+
+def test_visits_are_keyed_by_visit_id_across_tracks_and_cameras() -> None:
+    events = stay(1, "a", 0, 2, visit_id="v1") + stay(9, "b", 5, 2, camera="c2", visit_id="v1")
+    events += stay(2, "a", 0, 2)
+    assert visit_paths(events) == {"v1": ["a", "b"], "c:2": ["a"]}
+
+
+def test_a_stay_handed_over_by_the_engine_relink_joins_both_tracks() -> None:
+    # Track 1 walked through "a", entered "b" and was re-linked to track 5 there: the
+    # engine dates 5's exit of "b" from 1's entry (dwell from 10.0).
+    events = stay(1, "a", 0, 5)
+    events.append(Event.create(EventType.ZONE_ENTER, "s", "c", "b", 1, 10.0))
+    events.append(
+        Event.create(EventType.ZONE_EXIT, "s", "c", "b", 5, 14.123, {"dwell_seconds": 4.123})
+    )
+    events += stay(5, "c", 20, 3)
+    # An unrelated track entering "b" at another time is not joined.
+    events += stay(7, "b", 30, 2)
+    assert visit_paths(events) == {"c:1": ["a", "b", "c"], "c:7": ["b"]}
+    assert [s.zone for s in visit_stays(events)["c:1"]] == ["a", "b", "c"]
+
+
+def test_transitions_and_top_paths() -> None:
+    paths = [["a", "b", "c"], ["a", "b"], ["a", "c"], ["b"]]
+    assert count_transitions(paths) == {"a": {"b": 2, "c": 1}, "b": {"c": 1}}
+    assert top_paths(paths, 2) == [(("a", "b"), 2), (("a", "c"), 1), (("b",), 1)]
+    assert top_paths(paths, 6, limit=2) == [(("a", "b"), 1), (("a", "b", "c"), 1)]
+
+
+def test_k_anonymity_folds_rare_paths_into_other_and_drops_rare_transitions() -> None:
+    events: list[Event] = []
+    track = 0
+    for zones, visits in ((("a", "b"), 3), (("a", "c"), 1), (("b", "c"), 2)):
+        for _ in range(visits):
+            track += 1
+            for i, zone in enumerate(zones):
+                events += stay(track, zone, 10 * i, 2)
+    open_ = summarise_journeys(events)
+    assert open_.visits == 6 and open_.other_visits == 0
+    assert open_.transitions == {"a": {"b": 3, "c": 1}, "b": {"c": 2}}
+    folded = summarise_journeys(events, k_anonymity=2)
+    assert folded.visits == 6
+    assert folded.paths == [(("a", "b"), 3), (("b", "c"), 2)]
+    assert folded.other_visits == 1
+    assert folded.transitions == {"a": {"b": 3}, "b": {"c": 2}}
+    strict = summarise_journeys(events, k_anonymity=4)
+    assert strict.paths == [] and strict.other_visits == 6 and strict.transitions == {}
+
+
+def test_scores() -> None:
+    truth = {"a": {"b": 10, "c": 5}}
+    assert transition_error(truth, truth) == 0.0
+    assert transition_error({"a": {"b": 8}, "c": {"a": 1}}, truth) == pytest.approx(8 / 15)
+    assert transition_error({}, {}) == 0.0
+    assert path_agreement([(("a",), 2)], [(("a",), 2)]) == 1.0
+    assert path_agreement([(("a",), 2)], [(("b",), 2)]) == 0.0
+
+
+def person(track_id: int, x: float, t: float, y: float = 300.0, h: float = 100.0) -> Tracks:
+    return Tracks(
+        np.array([[x - 20, y - h, x + 20, y]]),
+        np.ones(1),
+        np.array([track_id]),
+        np.zeros((1, 2)),
+        timestamp=t,
+    )
+
+
+def walk(linker: VisitLinker, track_id: int, xs: list[float], t0: float) -> float:
+    t = t0
+    for x in xs:
+        linker.update(person(track_id, x, t))
+        t += 0.5
+    return t
+
+
+def test_linker_continues_a_track_lost_for_a_few_seconds_where_it_was_heading() -> None:
+    linker = VisitLinker("c", link_seconds=4.0, link_distance=1.0, frame_size=(768, 576))
+    t = walk(linker, 1, [100, 120, 140, 160], 0.0)  # 40 px/s to the right
+    # Lost for 3 s: it walked on about 120 px; the new id appears there.
+    walk(linker, 2, [285, 305], t + 3.0)
+    assert linker.visit_of(2) == linker.visit_of(1) == "c:1"
+    # A new id far from any ended track is a new visit.
+    walk(linker, 3, [700], t + 3.5)
+    assert linker.visit_of(3) == "c:3"
+    assert linker.links == 1
+
+
+@pytest.mark.parametrize(
+    ("gap", "x", "why"),
+    [
+        (5.0, 360, "longer gap than link_seconds"),
+        (1.0, 500, "too far from where it was heading"),
+    ],
+)
+def test_linker_does_not_join_beyond_its_limits(gap: float, x: float, why: str) -> None:
+    linker = VisitLinker("c", link_seconds=4.0, link_distance=1.0, frame_size=(768, 576))
+    t = walk(linker, 1, [100, 120, 140, 160], 0.0)
+    walk(linker, 2, [x], t - 0.5 + gap)
+    assert linker.visit_of(2) == "c:2", why
+
+
+def test_linker_does_not_continue_a_track_that_left_through_the_border() -> None:
+    linker = VisitLinker("c", link_seconds=4.0, link_distance=1.0, frame_size=(768, 576))
+    t = walk(linker, 1, [700, 730, 750], 0.0)  # the box touches the right border
+    walk(linker, 2, [750], t + 1.0)  # someone else walks in there
+    assert linker.visit_of(2) == "c:2"
+
+
+def test_linker_rejects_bad_settings() -> None:
+    with pytest.raises(ValueError, match="link_seconds"):
+        VisitLinker("c", link_seconds=-1)
+
+
+def layout_data() -> dict[str, Any]:
+    return {
+        "store": {"id": "s", "journeys": {"link_seconds": 3.0}},
+        "cameras": [{"id": "c"}],
+        "zones": [
+            {"id": "left", "camera": "c", "polygon": [[0, 0], [200, 0], [200, 600], [0, 600]]},
+            {"id": "right", "camera": "c", "polygon": [[400, 0], [768, 0], [768, 600], [400, 600]]},
+        ],
+    }
+
+
+def test_count_summary_has_the_journeys_of_a_fragmented_walk() -> None:
+    """A person walks left → right; the tracker loses them for 2 s in the corridor and
+    gives a new id: the journey still has one visit with the transition left → right."""
+    layout = StoreLayout.model_validate(layout_data())
+    frames = [person(1, 50 + 20 * i, i * 0.5) for i in range(12)]  # x 50 → 270
+    frames += [Tracks.empty(6.0 + 0.5 * i) for i in range(4)]  # lost for 2 s
+    frames += [person(2, 350 + 20 * i, 8.0 + 0.5 * i) for i in range(12)]  # x 350 → 570
+    summary = summarise_tracks(layout, "c", frames).to_dict()
+    assert summary["journeys"] == {
+        "visits": 1,
+        "transitions": {"left": {"right": 1}},
+        "paths": [{"path": ["left", "right"], "visits": 1}],
+    }
+    # With journey linking off, the zone events chained per track give two visits.
+    data = layout_data()
+    data["store"]["journeys"]["link_seconds"] = 0
+    raw = summarise_tracks(StoreLayout.model_validate(data), "c", frames).to_dict()
+    assert raw["journeys"]["visits"] == 2 and raw["journeys"]["transitions"] == {}
+
+
+def test_camera_events_carry_the_visit_id() -> None:
+    layout = StoreLayout.model_validate(layout_data())
+    analytics = CameraAnalytics(layout, "c", shelves=False)
+    events = analytics.update(None, person(4, 100, 0.0)) + analytics.finish(1.0)
+    assert [e.attributes["visit_id"] for e in events] == ["c:4", "c:4"]
+
+
+@pytest.mark.parametrize(
+    ("journeys", "message"),
+    [
+        ({"path_min_seconds": -1}, "store.journeys.path_min_seconds"),
+        ({"link_seconds": "inf"}, "store.journeys.link_seconds: must be a finite number"),
+        ({"k_anonymity": -2}, "store.journeys.k_anonymity"),
+        ({"funnels": [{"id": "f", "steps": ["nowhere"]}]}, "unknown zone 'nowhere'"),
+        ({"funnels": [{"id": "f", "steps": ["kind:attic"]}]}, "unknown zone kind 'kind:attic'"),
+        (
+            {"funnels": [{"id": "f", "steps": ["left"]}, {"id": "f", "steps": ["right"]}]},
+            "duplicate id 'f'",
+        ),
+        ({"funnels": [{"id": "f", "steps": []}]}, "store.journeys.funnels[0].steps"),
+    ],
+)
+def test_bad_journey_settings_are_reported_with_their_path(
+    journeys: dict[str, Any], message: str
+) -> None:
+    data = layout_data()
+    data["store"]["journeys"] = journeys
+    with pytest.raises(LayoutError, match=None) as error:
+        parse_layout(data)
+    assert message in str(error.value)
+
+
+def test_display_zone_kind_and_funnels_load() -> None:
+    data = layout_data()
+    data["zones"][0]["kind"] = "display"
+    data["store"]["journeys"] = {
+        "exposure_seconds": 3,
+        "funnels": [{"id": "f", "steps": ["left", "kind:area"], "within_seconds": 60}],
+    }
+    layout = parse_layout(data)
+    assert layout.zone("left").kind.value == "display"
+    assert layout.store.journeys.funnels[0].steps == ["left", "kind:area"]
+    assert layout.store.journeys.path_min_seconds == 1.0

@@ -1,0 +1,450 @@
+"""Customer journeys: visits, paths between zones, transitions and top paths.
+
+Pure functions over :class:`~storesense.zones.events.Event` lists (no I/O), so
+``storesense count`` and the service's ``/v1/journeys`` compute the same figures
+from the same events. Everything is anonymous: a visit is a track (re-linked across
+fragments), never an identity.
+
+Definitions (also in ``docs/guides/journeys.md``):
+
+* **visit**: one person's continuous presence, the events sharing one visit key: the
+  ``visit_id`` attribute that :class:`VisitLinker` stamps on each event, else
+  ``camera:track``. A zone stay that the zone engine's re-link handed from track M to
+  track N (N's ``zone_exit`` is dated from M's ``zone_enter``) joins M's and N's visits.
+* **zone stay**: one ``zone_exit`` (entered at ``timestamp - dwell_seconds``); a stay
+  belongs to the time range its exit falls in.
+* **path**: the zones a visit stayed in for at least ``path_min_seconds``, ordered by
+  entry time, consecutive repeats collapsed; time outside every zone is ignored.
+  A visit with an empty path is not counted.
+* **transition** A→B: a consecutive pair of a path, counted over all visits.
+* **top paths**: paths cut to their first ``path_max_length`` zones, most frequent first.
+
+Example:
+    >>> from storesense.zones.events import Event, EventType
+    >>> def stay(track, zone, start, seconds):
+    ...     return [Event.create(EventType.ZONE_ENTER, "s", "c", zone, track, start),
+    ...             Event.create(EventType.ZONE_EXIT, "s", "c", zone, track, start + seconds,
+    ...                          {"dwell_seconds": seconds})]
+    >>> events = stay(1, "door", 0, 3) + stay(1, "aisle", 4, 0.5) + stay(1, "till", 5, 9)
+    >>> events += stay(2, "door", 1, 2) + stay(2, "till", 4, 2)
+    >>> summary = summarise_journeys(events, path_min_seconds=1.0).to_dict()
+    >>> summary["visits"], summary["transitions"]
+    (2, {'door': {'till': 2}})
+    >>> summary["paths"]
+    [{'path': ['door', 'till'], 'visits': 2}]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from storesense.vision.detections import Tracks
+from storesense.zones.events import Event, EventType
+
+FloatArray = npt.NDArray[np.float64]
+
+VISIT_ATTRIBUTE = "visit_id"
+"""The event attribute that carries a visit's key (set by :class:`VisitLinker`)."""
+
+_TAKEOVER_TOLERANCE_SECONDS = 0.0015
+"""``dwell_seconds`` is rounded to 1 ms: an exit's entry time matches an enter within this."""
+
+
+def visit_key(event: Event) -> str:
+    """The visit an event belongs to: its ``visit_id`` attribute, else ``camera:track``.
+
+    >>> visit_key(Event.create(EventType.ZONE_ENTER, "s", "cam1", "z", 7, 0.0))
+    'cam1:7'
+    """
+    given = event.attributes.get(VISIT_ATTRIBUTE)
+    return str(given) if given else f"{event.camera_id}:{event.track_id}"
+
+
+@dataclass(frozen=True, order=True)
+class ZoneStay:
+    """One visit's time in one zone (from a ``zone_exit`` event)."""
+
+    entered: float
+    exited: float
+    zone: str
+
+    @property
+    def seconds(self) -> float:
+        return self.exited - self.entered
+
+
+class _UnionFind:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, key: str) -> str:
+        parent = self.parent.setdefault(key, key)
+        if parent == key:
+            return key
+        root = self.find(parent)
+        self.parent[key] = root
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            # The earlier-named visit keeps its key, so keys are stable.
+            keep, drop = (ra, rb) if ra <= rb else (rb, ra)
+            self.parent[drop] = keep
+
+
+def visit_stays(events: Iterable[Event]) -> dict[str, list[ZoneStay]]:
+    """Every visit's zone stays in entry order, keyed by visit (see :func:`visit_key`).
+
+    A ``zone_exit`` whose entry has no ``zone_enter`` of its own visit but matches one of
+    another visit in the same zone and camera (the zone engine's re-link handed the stay
+    over) joins the two visits.
+    """
+    enters: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
+    exits: list[tuple[Event, str, float]] = []
+    for event in events:
+        if event.type == EventType.ZONE_ENTER:
+            enters[(event.camera_id, event.target)].append((event.timestamp, visit_key(event)))
+        elif event.type == EventType.ZONE_EXIT:
+            dwell = float(event.attributes.get("dwell_seconds", 0.0))
+            exits.append((event, visit_key(event), event.timestamp - dwell))
+    links = _UnionFind()
+    for event, key, entered in exits:
+        candidates = [
+            other
+            for at, other in enters.get((event.camera_id, event.target), ())
+            if abs(at - entered) <= _TAKEOVER_TOLERANCE_SECONDS
+        ]
+        if candidates and key not in candidates:
+            links.union(key, min(candidates))
+    stays: dict[str, list[ZoneStay]] = defaultdict(list)
+    for event, key, entered in exits:
+        stays[links.find(key)].append(ZoneStay(entered, event.timestamp, event.target))
+    for visit in stays.values():
+        visit.sort()
+    return dict(stays)
+
+
+def merge_stays(stays: Sequence[ZoneStay], gap_seconds: float = 1.0) -> list[ZoneStay]:
+    """Stays in entry order, a zone's stays joined where one begins at most ``gap_seconds``
+    after the previous one of that zone ended (a box flickering over the edge, a short
+    occlusion): one stay from the first entry to the last exit.
+
+    >>> merge_stays([ZoneStay(0, 0.8, "a"), ZoneStay(1.2, 1.9, "a"), ZoneStay(5, 6, "a")])
+    [ZoneStay(entered=0, exited=1.9, zone='a'), ZoneStay(entered=5, exited=6, zone='a')]
+    """
+    if not (math.isfinite(gap_seconds) and gap_seconds >= 0):
+        raise ValueError(f"gap_seconds must be a finite number >= 0, got {gap_seconds}")
+    merged: list[ZoneStay] = []
+    open_by_zone: dict[str, int] = {}
+    for stay in sorted(stays):
+        index = open_by_zone.get(stay.zone)
+        if index is not None and stay.entered - merged[index].exited <= gap_seconds:
+            last = merged[index]
+            merged[index] = ZoneStay(last.entered, max(last.exited, stay.exited), stay.zone)
+            continue
+        open_by_zone[stay.zone] = len(merged)
+        merged.append(stay)
+    return sorted(merged)
+
+
+def path_of(
+    stays: Sequence[ZoneStay], min_seconds: float = 1.0, gap_seconds: float = 1.0
+) -> list[str]:
+    """The zones stayed in at least ``min_seconds`` (after :func:`merge_stays`), in entry
+    order, consecutive repeats collapsed.
+
+    >>> path_of([ZoneStay(0, 5, "a"), ZoneStay(6, 6.5, "b"), ZoneStay(7, 9, "a"),
+    ...          ZoneStay(10, 12, "c")])
+    ['a', 'c']
+    >>> path_of([ZoneStay(0, 0.6, "a"), ZoneStay(0.9, 1.5, "a"), ZoneStay(3, 5, "b")])
+    ['a', 'b']
+    """
+    if not (math.isfinite(min_seconds) and min_seconds >= 0):
+        raise ValueError(f"min_seconds must be a finite number >= 0, got {min_seconds}")
+    path: list[str] = []
+    for stay in merge_stays(stays, gap_seconds):
+        if stay.seconds >= min_seconds and (not path or path[-1] != stay.zone):
+            path.append(stay.zone)
+    return path
+
+
+def visit_paths(
+    events: Iterable[Event], min_seconds: float = 1.0, gap_seconds: float = 1.0
+) -> dict[str, list[str]]:
+    """Every visit's non-empty path (see :func:`path_of`), keyed by visit."""
+    paths = {
+        key: path_of(stays, min_seconds, gap_seconds) for key, stays in visit_stays(events).items()
+    }
+    return {key: path for key, path in paths.items() if path}
+
+
+def count_transitions(paths: Iterable[Sequence[str]]) -> dict[str, dict[str, int]]:
+    """``{a: {b: n}}``: how often b directly follows a over all paths.
+
+    >>> count_transitions([["a", "b", "c"], ["a", "b"]])
+    {'a': {'b': 2}, 'b': {'c': 1}}
+    """
+    counts: dict[str, dict[str, int]] = {}
+    for path in paths:
+        for a, b in itertools.pairwise(path):
+            row = counts.setdefault(a, {})
+            row[b] = row.get(b, 0) + 1
+    return counts
+
+
+def top_paths(
+    paths: Iterable[Sequence[str]], max_length: int = 6, limit: int | None = None
+) -> list[tuple[tuple[str, ...], int]]:
+    """Path prefixes of at most ``max_length`` zones with their visit counts, most first
+    (ties in path order).
+
+    >>> top_paths([["a", "b", "c"], ["a", "b", "d"], ["c"]], max_length=2)
+    [(('a', 'b'), 2), (('c',), 1)]
+    """
+    if max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    counts = Counter(tuple(path[:max_length]) for path in paths if path)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return ranked if limit is None else ranked[:limit]
+
+
+def transition_error(
+    ours: Mapping[str, Mapping[str, int]], truth: Mapping[str, Mapping[str, int]]
+) -> float:
+    """Sum of |ours - truth| over every pair, divided by the truth's total (0 when both
+    are empty, inf when only the truth is).
+
+    >>> transition_error({"a": {"b": 9, "c": 1}}, {"a": {"b": 10}})
+    0.2
+    """
+    pairs = {(a, b) for table in (ours, truth) for a, row in table.items() for b in row}
+    total = sum(n for row in truth.values() for n in row.values())
+    wrong = sum(
+        abs(ours.get(a, {}).get(b, 0) - truth.get(a, {}).get(b, 0)) for a, b in sorted(pairs)
+    )
+    if total == 0:
+        return 0.0 if wrong == 0 else math.inf
+    return wrong / total
+
+
+def path_agreement(
+    ours: Iterable[tuple[Sequence[str], int]], truth: Iterable[tuple[Sequence[str], int]]
+) -> float:
+    """Share of visits whose whole path both agree on: sum over paths of
+    min(ours, truth) / max(our visits, true visits) (1 = identical path counts).
+
+    >>> path_agreement([(("a", "b"), 3), (("a",), 1)], [(("a", "b"), 4)])
+    0.75
+    """
+    mine = Counter({tuple(p): n for p, n in ours})
+    real = Counter({tuple(p): n for p, n in truth})
+    scale = max(sum(mine.values()), sum(real.values()))
+    return 1.0 if scale == 0 else sum((mine & real).values()) / scale
+
+
+@dataclass
+class JourneySummary:
+    """Visits, transitions and top paths of a set of events."""
+
+    visits: int
+    transitions: dict[str, dict[str, int]]
+    paths: list[tuple[tuple[str, ...], int]]
+    k_anonymity: int = 0
+    other_visits: int = 0
+    """Visits whose path prefix was seen fewer than ``k_anonymity`` times."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"visits", "transitions", "paths": [{"path", "visits"}]}`` (``storesense count``)."""
+        return {
+            "visits": self.visits,
+            "transitions": {a: dict(row) for a, row in self.transitions.items()},
+            "paths": [{"path": list(path), "visits": n} for path, n in self.paths],
+        }
+
+
+def summarise_journeys(
+    events: Iterable[Event],
+    *,
+    path_min_seconds: float = 1.0,
+    path_gap_seconds: float = 1.0,
+    path_max_length: int = 6,
+    k_anonymity: int = 0,
+) -> JourneySummary:
+    """Visits, transitions and top paths; with ``k_anonymity`` = k > 1, path prefixes
+    seen fewer than k times are folded into ``other_visits`` and transitions counted
+    fewer than k times are left out (neither is published on its own)."""
+    if k_anonymity < 0:
+        raise ValueError(f"k_anonymity must be >= 0, got {k_anonymity}")
+    paths = list(visit_paths(events, path_min_seconds, path_gap_seconds).values())
+    transitions = count_transitions(paths)
+    ranked = top_paths(paths, path_max_length)
+    other = 0
+    if k_anonymity > 1:
+        other = sum(n for _, n in ranked if n < k_anonymity)
+        ranked = [(p, n) for p, n in ranked if n >= k_anonymity]
+        transitions = {
+            a: kept
+            for a, row in transitions.items()
+            if (kept := {b: n for b, n in row.items() if n >= k_anonymity})
+        }
+    return JourneySummary(len(paths), transitions, ranked, k_anonymity, other)
+
+
+# ------------------------------------------------------------------ linking
+@dataclass
+class _TrackEnd:
+    visit: str
+    last_seen: float
+    feet: FloatArray
+    velocity: FloatArray
+    height: float
+    continued: bool = False
+    at_border: bool = False
+    history: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+class VisitLinker:
+    """Visit ids for one camera's tracks, re-linking fragments over short gaps.
+
+    Feed every frame's tracks (``update``) *before* stamping that frame's events
+    (``stamp``). A track id seen for the first time continues the visit of a track
+    that disappeared at most ``link_seconds`` earlier whose feet, carried on at its
+    last walking velocity, lie within ``link_distance`` box heights of the new feet
+    (nearest pairs first; a visit continues at most once). Tracks last seen within
+    ``border_px`` of the image border (``frame_size``) or heading out of the picture
+    are not continued: they left. Anything else starts a new
+    visit, keyed ``camera:first track id``. The zone engine's own re-link (1 s) is a
+    subset of this; :func:`visit_stays` also joins what it hands over.
+    """
+
+    def __init__(
+        self,
+        camera_id: str,
+        *,
+        link_seconds: float = 4.0,
+        link_distance: float = 1.0,
+        frame_size: tuple[int, int] | None = None,
+        border_px: float = 16.0,
+        velocity_window_seconds: float = 1.0,
+    ) -> None:
+        for name, value in (
+            ("link_seconds", link_seconds),
+            ("link_distance", link_distance),
+            ("border_px", border_px),
+            ("velocity_window_seconds", velocity_window_seconds),
+        ):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        self.camera_id = camera_id
+        self.link_seconds = float(link_seconds)
+        self.link_distance = float(link_distance)
+        self.frame_size = frame_size
+        self.border_px = float(border_px)
+        self.velocity_window_seconds = float(velocity_window_seconds)
+        self._tracks: dict[int, _TrackEnd] = {}
+        self._visible: set[int] = set()
+        self.links = 0
+        """How many track ids continued an earlier visit."""
+
+    def visit_of(self, track_id: int) -> str:
+        """The visit key of a track id seen by :meth:`update` (``camera:track`` otherwise)."""
+        known = self._tracks.get(int(track_id))
+        return known.visit if known is not None else f"{self.camera_id}:{int(track_id)}"
+
+    def stamp(self, events: Iterable[Event]) -> list[Event]:
+        """The events with their visit's key in ``attributes["visit_id"]``."""
+        return [
+            replace(e, attributes={**e.attributes, VISIT_ATTRIBUTE: self.visit_of(e.track_id)})
+            for e in events
+        ]
+
+    def update(self, tracks: Tracks) -> None:
+        now = float(tracks.timestamp)
+        ids = [int(i) for i in tracks.track_id.tolist()]
+        xyxy = np.asarray(tracks.xyxy, np.float64).reshape(-1, 4)
+        feet = np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]])
+        heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
+        new_rows = [row for row, i in enumerate(ids) if i not in self._tracks]
+        if new_rows and self.link_seconds > 0:
+            self._link(new_rows, ids, feet, heights, now)
+        for row, track_id in enumerate(ids):
+            track = self._tracks.get(track_id)
+            if track is None:
+                track = _TrackEnd(
+                    f"{self.camera_id}:{track_id}", now, feet[row], np.zeros(2), heights[row]
+                )
+                self._tracks[track_id] = track
+            track.history.append((now, float(feet[row, 0]), float(feet[row, 1])))
+            while track.history and track.history[0][0] < now - self.velocity_window_seconds:
+                track.history.pop(0)
+            t0, x0, y0 = track.history[0]
+            if now > t0:
+                track.velocity = np.array([(feet[row, 0] - x0), (feet[row, 1] - y0)]) / (now - t0)
+            track.last_seen, track.feet, track.height = now, feet[row], float(heights[row])
+            if self.frame_size is not None:
+                width, height = self.frame_size
+                box = xyxy[row]
+                track.at_border = bool(
+                    box[0] <= self.border_px
+                    or box[2] >= width - self.border_px
+                    or box[3] >= height - self.border_px
+                )
+        self._visible = set(ids)
+        horizon = now - self.link_seconds - 60.0
+        for track_id in [i for i, t in self._tracks.items() if t.last_seen < horizon]:
+            del self._tracks[track_id]
+
+    def _link(
+        self,
+        new_rows: list[int],
+        ids: list[int],
+        feet: FloatArray,
+        heights: FloatArray,
+        now: float,
+    ) -> None:
+        ended = [
+            (track_id, track)
+            for track_id, track in self._tracks.items()
+            if track_id not in ids
+            and not track.continued
+            and 0 < now - track.last_seen <= self.link_seconds
+            and not track.at_border
+        ]
+        if not ended:
+            return
+        cost = np.full((len(new_rows), len(ended)), np.inf)
+        for c, (_, track) in enumerate(ended):
+            gap = now - track.last_seen
+            predicted = track.feet + track.velocity * gap
+            if self.frame_size is not None and not (
+                0 <= predicted[0] <= self.frame_size[0] and predicted[1] <= self.frame_size[1]
+            ):
+                continue  # it walked out of the picture
+            for r, row in enumerate(new_rows):
+                scale = max(heights[row], track.height)
+                if not 0.5 <= heights[row] / track.height <= 2.0:
+                    continue
+                distance = float(np.hypot(*(feet[row] - predicted))) / scale
+                if distance <= self.link_distance:
+                    cost[r, c] = distance
+        for flat in np.argsort(cost, axis=None).tolist():
+            r, c = divmod(flat, len(ended))
+            if not math.isfinite(cost[r, c]):
+                break
+            cost[r, :] = np.inf
+            cost[:, c] = np.inf
+            old = ended[c][1]
+            old.continued = True
+            new_id = ids[new_rows[r]]
+            self._tracks[new_id] = _TrackEnd(
+                old.visit, now, feet[new_rows[r]], old.velocity.copy(), float(heights[new_rows[r]])
+            )
+            self.links += 1
