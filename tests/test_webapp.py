@@ -606,3 +606,28 @@ def test_a_display_key_sees_occupancy_and_a_sentence_for_the_rest(
     expect(page.get_by_test_id("kpis").locator("dd")).to_have_count(0)
     expect(page.get_by_test_id("sign-in")).to_have_count(0)  # a known key: no sign-in prompt
     page.close()
+
+
+def test_camera_health_shows_fps_and_why_frames_were_dropped(
+    editor: Service, browser: Browser
+) -> None:
+    with editor.api() as api:
+        broken = b"\xff\xd8\xff" + b"not really a jpeg" * 10
+        pushed = api.post(
+            "/v1/cameras/door-cam/frames", content=broken, headers={"Content-Type": "image/jpeg"}
+        )
+        assert pushed.status_code == 422
+        live = wait_for(
+            lambda: (c := api.get("/v1/cameras").json()) and c[0]["fps"] > 1 and c,
+            what="the looped camera's frame rate",
+        )
+    assert live[1]["frames_dropped"]["undecodable"] >= 1
+    assert 1 < live[0]["fps"] < 15  # PETS09 paced at its real 7 fps
+    page = editor.page(browser, "/", scope="analyst")
+    door = page.locator('#cameras tr[data-camera="door-cam"] td')
+    expect(door.nth(4)).to_contain_text(f"{live[1]['frames_dropped']['undecodable']} undecodable")
+    plaza = page.locator('#cameras tr[data-camera="cam1"] td')
+    expect(plaza.nth(1)).to_have_text("running")
+    fps = float(plaza.nth(2).inner_text())
+    assert 1 < fps < 15
+    page.close()
