@@ -49,6 +49,10 @@ class Service:
     layout: dict[str, Any]
     keys: dict[str, str]
 
+    @property
+    def store_id(self) -> str:
+        return self.store.store_id
+
     def api(self, scope: str = "admin") -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"X-API-Key": self.keys[scope]}, timeout=30)
 
@@ -631,3 +635,32 @@ def test_camera_health_shows_fps_and_why_frames_were_dropped(
     fps = float(plaza.nth(2).inner_text())
     assert 1 < fps < 15
     page.close()
+
+
+def test_a_camera_without_a_picture_still_takes_shapes_and_yaml_downloads(
+    setup_page: Page, editor: Service
+) -> None:
+    setup_page.get_by_test_id("camera-select").select_option("door-cam")
+    expect(setup_page.get_by_test_id("no-frame")).to_contain_text("pictures are off")
+    expect(setup_page.locator("[data-shape-id]")).to_have_count(0)  # cam1's shapes are gone
+    view = setup_page.get_by_test_id("camera-view")
+    width = float(view.get_attribute("data-image-width") or 0)
+    box = view.bounding_box()
+    assert box is not None and width == 1280  # a blank frame of the default size
+    scale = box["width"] / width
+    setup_page.get_by_test_id("draw-zone").click()
+    points = [(300, 100), (500, 120), (450, 300)]
+    for x, y in points:
+        setup_page.mouse.click(box["x"] + x, box["y"] + y)
+    setup_page.get_by_test_id("shape-id").fill("door-queue")
+    setup_page.get_by_test_id("finish-shape").click()
+    save(setup_page)
+    zones = {zone["id"]: zone for zone in saved_layout(editor)["zones"]}
+    assert zones["door-queue"]["camera"] == "door-cam"
+    assert_close(zones["door-queue"]["polygon"], [(x / scale, y / scale) for x, y in points])
+
+    with setup_page.expect_download() as download:
+        setup_page.get_by_test_id("download-yaml").click()
+    assert download.value.suggested_filename == f"{editor.store_id}.yaml"
+    downloaded = yaml.safe_load(Path(download.value.path()).read_text())
+    assert StoreLayout.model_validate(downloaded).zone("door-queue").camera == "door-cam"
