@@ -116,6 +116,6 @@ export function el(tag, props = {}, ...children) {
 export function wireSignOut() {
   const button = document.getElementById("sign-out");
   if (!button) return;
-  button.hidden = !localStorage.getItem(KEY_NAME);
+  button.hidden = !currentKey();
   button.addEventListener("click", signOut);
 }

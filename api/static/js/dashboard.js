@@ -176,6 +176,7 @@ async function loadRange() {
   showRange();
   const weekAgo = [shiftDays(state.start, -7, state.tz), shiftDays(state.end, -7, state.tz)];
   const metrics = await request(`/v1/metrics?${rangeQuery()}&bucket=${state.bucket}`, { what: "store metrics" });
+  $("#range").hidden = metrics.status === 401 || metrics.status === 403; // nothing to choose
   renderKpis(metrics);
   renderTrend(metrics, null);
   renderDwell(metrics);

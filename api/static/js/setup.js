@@ -553,6 +553,7 @@ async function start() {
     view.replaceChildren(el("div", { className: "blank", dataset: { testid: "setup-denied" } },
       r.status === 403 ? "Setup needs an admin key: this key may not read or change the layout." : r.reason));
     view.classList.add("denied");
+    $("#hint").hidden = true;
     document.querySelectorAll(".toolbar button, .toolbar select").forEach((b) => { b.disabled = true; });
     return;
   }
