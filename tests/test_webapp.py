@@ -517,24 +517,15 @@ def test_dashboard_shows_the_numbers_the_api_returns(shop: Service, browser: Bro
     expect(kpis.locator('[data-kpi="transactions"]')).to_have_text(str(metrics["transactions"]))
 
     stages = page.get_by_test_id("funnel")
-    if funnel.status_code == 200:  # the journeys API is on this server
-        for stage in funnel.json()["stages"]:
-            row = stages.locator(f'li[data-stage="{stage["stage"]}"]')
-            expect(row.locator(".count")).to_have_text(str(stage["count"]))
-            if stage["rate"] is not None:
-                expect(row.locator(".rate")).to_have_text(pct(stage["rate"]))
-    else:  # not yet: the stages the store metrics give, and a sentence for the rest
-        assert funnel.status_code == 404
-        expected = {
-            "passersby": (metrics["passersby"], None),
-            "entered": (metrics["footfall"], metrics["shopfront_conversion"]),
-            "purchased": (metrics["transactions"], metrics["sales_conversion"]),
-        }
-        for stage, (count, rate) in expected.items():
-            row = stages.locator(f'li[data-stage="{stage}"]')
-            expect(row.locator(".count")).to_have_text(str(count))
-            expect(row.locator(".rate")).to_have_text("" if rate is None else pct(rate))
-        expect(stages.locator(".note")).to_contain_text("journeys API")
+    assert funnel.status_code == 200, funnel.text  # (without it: the test below)
+    for stage in funnel.json()["stages"]:
+        row = stages.locator(f'li[data-stage="{stage["stage"]}"]')
+        expect(row.locator(".count")).to_have_text(str(stage["count"]))
+        rate = "" if stage["rate"] is None else pct(stage["rate"])
+        expect(row.locator(".rate")).to_have_text(rate)
+    expect(stages.locator('li[data-stage="bounce"] .rate')).to_have_text(
+        pct(funnel.json()["bounce_rate"])
+    )
 
     chart = page.get_by_test_id("trend-chart")
     expect(chart.locator("canvas")).to_have_count(1)
@@ -561,8 +552,14 @@ def test_dashboard_shows_the_numbers_the_api_returns(shop: Service, browser: Bro
     camera_row = page.locator('#cameras tr[data-camera="cam1"] td')
     expect(camera_row.nth(1)).to_have_text("finished")
     expect(camera_row.nth(3)).to_have_text(str(cameras[0]["frames_processed"]))
+    with shop.api("analyst") as api:
+        journeys = api.get("/v1/journeys", params={"from": start, "to": end}).json()
     expect(page.get_by_test_id("paths").locator(".note")).to_contain_text(
-        "does not offer paths" if funnel.status_code == 404 else "visits"
+        f"{journeys['visits']} visits"
+    )
+    top = journeys["paths"][0]
+    expect(page.locator("#paths tbody tr").first.locator("td")).to_have_text(
+        [" → ".join(top["path"]), str(top["visits"])]
     )
 
     with page.expect_download() as download:
@@ -664,3 +661,40 @@ def test_a_camera_without_a_picture_still_takes_shapes_and_yaml_downloads(
     assert download.value.suggested_filename == f"{editor.store_id}.yaml"
     downloaded = yaml.safe_load(Path(download.value.path()).read_text())
     assert StoreLayout.model_validate(downloaded).zone("door-queue").camera == "door-cam"
+
+
+def test_other_server_versions_degrade_to_a_sentence(shop: Service, browser: Browser) -> None:
+    """A server without the journeys API (404) and one whose occupancy also carries
+    ``approaching`` (the display poll): the responses are the real ones, edited in flight."""
+    page = browser.new_page(viewport=VIEWPORT)
+    for path in ("/v1/funnel", "/v1/journeys"):
+        page.route(
+            f"**{path}?*",
+            lambda route: route.fulfill(status=404, json={"detail": "Not Found"}),
+        )
+
+    def with_approaching(route: Any) -> None:
+        response = route.fetch()
+        if response.status != 200:
+            route.fulfill(response=response)
+            return
+        body = response.json()
+        for zone in body["zones"].values():
+            zone["approaching"] = 3 if zone["zone"] == "shop" else 0
+        route.fulfill(response=response, json=body)
+
+    page.route("**/v1/occupancy", with_approaching)
+    page.goto(f"{shop.url}/#key={shop.keys['analyst']}")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=30_000)
+    expect(page.locator('.card[data-zone="shop"] .approaching')).to_have_text("3 approaching")
+    with shop.api("analyst") as api:
+        metrics = api.get("/v1/metrics", params={"bucket": "1h"}).json()
+    funnel = page.get_by_test_id("funnel")
+    expect(funnel.locator('li[data-stage="entered"] .count')).to_have_text(str(metrics["footfall"]))
+    expect(funnel.locator('li[data-stage="engaged"]')).to_have_count(0)
+    expect(funnel.locator(".note")).to_contain_text("need a server with the journeys API")
+    expect(page.get_by_test_id("paths").locator(".note")).to_have_text(
+        "This server does not offer paths between zones yet."
+    )
+    expect(page.get_by_test_id("paths").locator("table").first).to_be_hidden()
+    page.close()

@@ -206,7 +206,7 @@ function renderKpis(r) {
     ["footfall", "Footfall", num(m.footfall)],
     ["passersby", "Passers-by", num(m.passersby)],
     ["shopfront_conversion", "Shopfront conversion", pct(m.shopfront_conversion)],
-    ["bounce_rate", "Bounce", pct(m.bounce_rate)],
+    ["bounce_rate", "Bounce (short visits)", pct(m.bounce_rate)],
     ["visit_duration_seconds", "Visit duration", duration(m.visit_duration_seconds)],
     ["transactions", "Transactions", num(m.transactions)],
     ["sales_conversion", "Sales conversion", pct(m.sales_conversion)],
@@ -231,7 +231,6 @@ function renderFunnel(r, metrics) {
       { stage: "entered", count: m.footfall, rate: m.shopfront_conversion },
     ];
     if (m.transactions !== null) stages.push({ stage: "purchased", count: m.transactions, rate: m.sales_conversion });
-    bounce = m.bounce_rate;
     note("funnel", "Engaged and interacted need a server with the journeys API (GET /v1/funnel); shown from the store metrics.");
   } else {
     list.replaceChildren();
@@ -245,7 +244,7 @@ function renderFunnel(r, metrics) {
     el("span", { className: "rate num", title: "of the stage before" }, s.rate === null || s.rate === undefined ? "" : pct(s.rate)))));
   if (bounce !== null && bounce !== undefined) {
     list.append(el("li", { className: "bounce", dataset: { stage: "bounce" } },
-      el("span", { className: "stage" }, "Bounce"), el("span"), el("span"), el("span", { className: "rate num" }, pct(bounce))));
+      el("span", { className: "stage", title: "entered but not engaged" }, "Bounce"), el("span", { className: "muted" }, "not engaged"), el("span"), el("span", { className: "rate num" }, pct(bounce))));
   }
   state.shown.funnel = [["stage", "count", "rate"], ...stages.map((s) => [s.stage, s.count, s.rate ?? ""]), ["bounce", "", bounce ?? ""]];
 }
