@@ -227,6 +227,8 @@ def test_a_self_intersecting_zone_shows_the_servers_message_and_saves_nothing(
         "self-intersecting"
     )
     assert [zone["id"] for zone in saved_layout(editor)["zones"]] == ["left"]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    setup_page.screenshot(path=str(SCREENSHOTS / "setup-errors.png"))
 
 
 def test_a_line_gets_its_in_side_from_the_third_click(setup_page: Page, editor: Service) -> None:

@@ -287,6 +287,8 @@ function renderSvg() {
       anchor = points.reduce((a, b) => (b[1] < a[1] ? b : a));
     }
     svg.append(group);
+    // Labels stay inside the picture (a shape on its top edge would hide its name).
+    anchor = [Math.min(anchor[0], width - 80 * unit), Math.max(anchor[1], 20 * unit)];
     labels.push(svgEl("text", { x: anchor[0] + 4 * unit, y: anchor[1] - 6 * unit, "font-size": 13 * unit, "stroke-width": 3 * unit }, shape.id));
     errorsOf(shape).forEach((error, i) => {
       labels.push(svgEl("text", {
@@ -322,11 +324,12 @@ function renderView() {
   view.dataset.imageWidth = state.frame.width;
   view.dataset.imageHeight = state.frame.height;
   view.classList.toggle("drawing", !!state.draft);
-  const children = [];
-  if (state.frame.url) children.push(el("img", { src: state.frame.url, alt: `camera ${state.camera}, people pixelated`, draggable: false }));
-  else if (state.frame.blank) children.push(state.frame.blank);
-  children.push(renderSvg());
-  view.replaceChildren(...children);
+  // The picture stays in place while shapes are redrawn (e.g. at each step of a drag).
+  const picture = state.frame.url ? state.frame.image : state.frame.blank;
+  if (picture && view.firstElementChild !== picture) view.replaceChildren(picture);
+  if (!picture) view.replaceChildren();
+  if (picture) [...view.children].slice(1).forEach((child) => child.remove());
+  view.append(renderSvg());
 }
 
 function renderShapeList() {
@@ -450,7 +453,8 @@ async function loadFrame() {
     const image = new Image();
     image.src = url;
     await image.decode();
-    state.frame = { width: image.naturalWidth, height: image.naturalHeight, url };
+    Object.assign(image, { alt: `camera ${camera}, people pixelated`, draggable: false });
+    state.frame = { width: image.naturalWidth, height: image.naturalHeight, url, image };
     render();
     return;
   }
