@@ -89,16 +89,21 @@ def editor_layout(store_id: str, pets09: Path) -> dict[str, Any]:
     source = str(pets09 / "PETS09-S2L1.avi")
     return {
         "store": {"id": store_id, "timezone": "UTC"},
-        "cameras": [{"id": "cam1", "source": source, "fps": 7}, {"id": "door-cam"}],
+        "cameras": [{"id": "plaza", "source": source, "fps": 7}, {"id": "push-cam"}],
         "zones": [
             {
                 "id": "left",
-                "camera": "cam1",
+                "camera": "plaza",
                 "polygon": [[0, 300], [300, 300], [300, 576], [0, 576]],
             }
         ],
         "lines": [
-            {"id": "door", "camera": "cam1", "points": [[384, 0], [384, 576]], "inside": [600, 300]}
+            {
+                "id": "door",
+                "camera": "plaza",
+                "points": [[384, 0], [384, 576]],
+                "inside": [600, 300],
+            }
         ],
     }
 
@@ -128,10 +133,10 @@ def setup_page(editor: Service, browser: Browser) -> Iterator[Page]:
     """``/setup`` with the editor's original layout and the camera's pixelated frame shown."""
     with editor.api() as api:
         assert api.put("/v1/layout", json=editor.layout).status_code == 200
-        api.put("/v1/cameras/cam1/debug", json={"snapshots": False})
+        api.put("/v1/cameras/plaza/debug", json={"snapshots": False})
     page = editor.page(browser, "/setup")
     expect(page.get_by_test_id("camera-select").locator("option")).to_have_count(2)
-    expect(page.get_by_test_id("camera-select")).to_have_value("cam1")
+    expect(page.get_by_test_id("camera-select")).to_have_value("plaza")
     page.get_by_test_id("enable-snapshots").click()  # off by default: the operator turns it on
     expect(page.get_by_test_id("camera-view").locator("img")).to_be_visible(timeout=20_000)
     yield page
@@ -254,7 +259,7 @@ def test_a_mask_is_saved_on_its_camera(setup_page: Page, editor: Service) -> Non
     setup_page.get_by_test_id("finish-shape").click()
     save(setup_page)
     camera = saved_layout(editor)["cameras"][0]
-    assert camera["id"] == "cam1"
+    assert camera["id"] == "plaza"
     assert len(camera["masks"]) == 1
     assert_close(camera["masks"][0], clicked)
 
@@ -350,7 +355,7 @@ def test_a_display_key_cannot_open_setup_data(editor: Service, browser: Browser)
     with editor.api("display") as api:
         assert api.get("/v1/layout").status_code == 403
         assert api.get("/v1/layout", params={"format": "yaml"}).status_code == 403
-        assert api.get("/v1/cameras/cam1/snapshot").status_code == 403
+        assert api.get("/v1/cameras/plaza/snapshot").status_code == 403
         assert api.put("/v1/layout", json=editor.layout).status_code == 403
     page.close()
 
@@ -370,6 +375,9 @@ def test_without_a_key_the_app_asks_for_one(editor: Service, browser: Browser) -
 
 
 # ============================================================ the dashboard
+CAMERA = "shop-cam"  # not cam1: frame counters are per process and other tests count cam1's
+
+
 def visits(store_id: str, start: float, end: float, count: int, seed: int) -> list[Event]:
     """``count`` synthetic passers-by between ``start`` and ``end``; some come in through
     the door and stay a while in the shop zone (then leave)."""
@@ -379,9 +387,9 @@ def visits(store_id: str, start: float, end: float, count: int, seed: int) -> li
         track = 100_000 * seed + n
         at = rng.uniform(start, max(start + 1, end - 200))
         events += [
-            Event.create(EventType.ZONE_ENTER, store_id, "cam1", "street", track, at),
+            Event.create(EventType.ZONE_ENTER, store_id, "shop-cam", "street", track, at),
             Event.create(
-                EventType.ZONE_EXIT, store_id, "cam1", "street", track, at + 4, {"dwell_seconds": 4}
+                EventType.ZONE_EXIT, store_id, CAMERA, "street", track, at + 4, {"dwell_seconds": 4}
             ),
         ]
         if rng.random() < 0.45:
@@ -390,17 +398,17 @@ def visits(store_id: str, start: float, end: float, count: int, seed: int) -> li
                 Event.create(
                     EventType.LINE_CROSS,
                     store_id,
-                    "cam1",
+                    "shop-cam",
                     "door",
                     track,
                     at + 5,
                     {"direction": "in"},
                 ),
-                Event.create(EventType.ZONE_ENTER, store_id, "cam1", "shop", track, at + 6),
+                Event.create(EventType.ZONE_ENTER, store_id, "shop-cam", "shop", track, at + 6),
                 Event.create(
                     EventType.ZONE_EXIT,
                     store_id,
-                    "cam1",
+                    "shop-cam",
                     "shop",
                     track,
                     at + 6 + stay,
@@ -409,7 +417,7 @@ def visits(store_id: str, start: float, end: float, count: int, seed: int) -> li
                 Event.create(
                     EventType.LINE_CROSS,
                     store_id,
-                    "cam1",
+                    "shop-cam",
                     "door",
                     track,
                     at + 7 + stay,
@@ -430,24 +438,24 @@ def shop(
     store = open_store(f"sqlite:///{folder / 'shop.db'}", f"shop{uuid.uuid4().hex[:6]}")
     layout_data = {
         "store": {"id": store.store_id, "timezone": "UTC"},
-        "cameras": [{"id": "cam1", "source": str(clip), "fps": 7}],
+        "cameras": [{"id": "shop-cam", "source": str(clip), "fps": 7}],
         "zones": [
             {
                 "id": "street",
-                "camera": "cam1",
+                "camera": "shop-cam",
                 "kind": "passerby",
                 "polygon": [[0, 0], [384, 0], [384, 576], [0, 576]],
             },
             {
                 "id": "shop",
-                "camera": "cam1",
+                "camera": "shop-cam",
                 "polygon": [[384, 0], [768, 0], [768, 576], [384, 576]],
             },
         ],
         "lines": [
             {
                 "id": "door",
-                "camera": "cam1",
+                "camera": "shop-cam",
                 "points": [[384, 0], [384, 576]],
                 "inside": [600, 300],
                 "entrance": True,
@@ -477,7 +485,7 @@ def shop(
             hours = [midnight + 3600 * h for h in range(int((now - midnight) // 3600) + 1)]
             till = {"buckets": [{"start": h, "count": 5 + i % 4} for i, h in enumerate(hours)]}
             assert api.post("/v1/transactions", json=till).status_code in (200, 204)
-        store.set_occupancy("cam1", {"street": 2, "shop": 5}, time.time())
+        store.set_occupancy("shop-cam", {"street": 2, "shop": 5}, time.time())
         yield service
     store.close()
 
@@ -551,7 +559,7 @@ def test_dashboard_shows_the_numbers_the_api_returns(shop: Service, browser: Bro
     expect(
         page.locator('#today tr[data-target="shop"][data-measure="entries"] td.num')
     ).to_have_text(str(entries))
-    camera_row = page.locator('#cameras tr[data-camera="cam1"] td')
+    camera_row = page.locator('#cameras tr[data-camera="shop-cam"] td')
     expect(camera_row.nth(1)).to_have_text("finished")
     expect(camera_row.nth(3)).to_have_text(str(cameras[0]["frames_processed"]))
     with shop.api("analyst") as api:
@@ -617,7 +625,7 @@ def test_camera_health_shows_fps_and_why_frames_were_dropped(
     with editor.api() as api:
         broken = b"\xff\xd8\xff" + b"not really a jpeg" * 10
         pushed = api.post(
-            "/v1/cameras/door-cam/frames", content=broken, headers={"Content-Type": "image/jpeg"}
+            "/v1/cameras/push-cam/frames", content=broken, headers={"Content-Type": "image/jpeg"}
         )
         assert pushed.status_code == 422
         live = wait_for(
@@ -627,9 +635,9 @@ def test_camera_health_shows_fps_and_why_frames_were_dropped(
     assert live[1]["frames_dropped"]["undecodable"] >= 1
     assert 1 < live[0]["fps"] < 15  # PETS09 paced at its real 7 fps
     page = editor.page(browser, "/", scope="analyst")
-    door = page.locator('#cameras tr[data-camera="door-cam"] td')
+    door = page.locator('#cameras tr[data-camera="push-cam"] td')
     expect(door.nth(4)).to_contain_text(f"{live[1]['frames_dropped']['undecodable']} undecodable")
-    plaza = page.locator('#cameras tr[data-camera="cam1"] td')
+    plaza = page.locator('#cameras tr[data-camera="plaza"] td')
     expect(plaza.nth(1)).to_have_text("running")
     fps = float(plaza.nth(2).inner_text())
     assert 1 < fps < 15
@@ -639,9 +647,9 @@ def test_camera_health_shows_fps_and_why_frames_were_dropped(
 def test_a_camera_without_a_picture_still_takes_shapes_and_yaml_downloads(
     setup_page: Page, editor: Service
 ) -> None:
-    setup_page.get_by_test_id("camera-select").select_option("door-cam")
+    setup_page.get_by_test_id("camera-select").select_option("push-cam")
     expect(setup_page.get_by_test_id("no-frame")).to_contain_text("pictures are off")
-    expect(setup_page.locator("[data-shape-id]")).to_have_count(0)  # cam1's shapes are gone
+    expect(setup_page.locator("[data-shape-id]")).to_have_count(0)  # plaza's shapes are gone
     view = setup_page.get_by_test_id("camera-view")
     width = float(view.get_attribute("data-image-width") or 0)
     box = view.bounding_box()
@@ -655,14 +663,14 @@ def test_a_camera_without_a_picture_still_takes_shapes_and_yaml_downloads(
     setup_page.get_by_test_id("finish-shape").click()
     save(setup_page)
     zones = {zone["id"]: zone for zone in saved_layout(editor)["zones"]}
-    assert zones["door-queue"]["camera"] == "door-cam"
+    assert zones["door-queue"]["camera"] == "push-cam"
     assert_close(zones["door-queue"]["polygon"], [(x / scale, y / scale) for x, y in points])
 
     with setup_page.expect_download() as download:
         setup_page.get_by_test_id("download-yaml").click()
     assert download.value.suggested_filename == f"{editor.store_id}.yaml"
     downloaded = yaml.safe_load(Path(download.value.path()).read_text())
-    assert StoreLayout.model_validate(downloaded).zone("door-queue").camera == "door-cam"
+    assert StoreLayout.model_validate(downloaded).zone("door-queue").camera == "push-cam"
 
 
 def test_other_server_versions_degrade_to_a_sentence(shop: Service, browser: Browser) -> None:
