@@ -325,6 +325,11 @@ def test_yaml_download_and_upload(editor: Service) -> None:
         assert "self-intersecting" in refused.json()["detail"][0]["message"]
 
 
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
+)
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "says"),
     [
@@ -333,6 +338,9 @@ def test_yaml_download_and_upload(editor: Service) -> None:
         ('{"store": ', "application/json", 422, "not valid JSON"),
         ("<layout/>", "application/xml", 415, "neither JSON"),
         (b"\xff\xfe", "application/yaml", 422, "not UTF-8"),
+        (BILLION_LAUGHS, "application/yaml", 422, "once its YAML aliases are expanded"),
+        ("&loop [*loop]", "application/yaml", 422, "once its YAML aliases are expanded"),
+        ("x" * 2_000_001, "application/yaml", 413, "byte limit"),
     ],
 )
 def test_bad_layout_bodies_are_4xx_with_a_reason(

@@ -20,6 +20,8 @@ router = APIRouter(prefix="/v1", tags=["layout"])
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 JSON_TYPES = frozenset({"application/json", ""})
 MAX_LAYOUT_BYTES = 2_000_000
+MAX_LAYOUT_VALUES = 500_000
+"""YAML aliases can make a small body expand enormously (or into itself): refused."""
 
 
 def layout_problems(message: str) -> list[LayoutProblem]:
@@ -69,9 +71,38 @@ def decode_layout_body(body: bytes, content_type: str) -> Any:
     except UnicodeDecodeError as exc:
         raise ValueError(f"the body is not UTF-8 text (byte {exc.start})") from None
     try:
-        return yaml.safe_load(text) if media in YAML_TYPES else json.loads(text)
+        data = yaml.safe_load(text) if media in YAML_TYPES else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ValueError(syntax_error_message(exc)) from None
+    check_expanded_size(data, MAX_LAYOUT_VALUES)
+    return data
+
+
+def check_expanded_size(data: Any, limit: int) -> None:
+    """``ValueError`` when ``data`` holds more than ``limit`` values once YAML aliases are
+    followed (a "billion laughs" body, or one that contains itself).
+
+    >>> check_expanded_size({"zones": [[1, 2], [3, 4]]}, limit=10)
+    >>> looped: list[Any] = []
+    >>> looped.append(looped)
+    >>> check_expanded_size(looped, limit=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: the layout holds more than 10 values once its YAML aliases are expanded
+    """
+    pending = [data]
+    seen = 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > limit:
+            raise ValueError(
+                f"the layout holds more than {limit} values once its YAML aliases are expanded"
+            )
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def _problem(path: str, message: str, status_code: int = 422) -> JSONResponse:
@@ -127,21 +158,34 @@ async def put_layout(
     Workers rebuild their zone engine between frames; added cameras start,
     removed cameras stop. Other replicas pick it up from the store.
     """
+    body = await _read_limited(request, MAX_LAYOUT_BYTES)
+    content_type = request.headers.get("content-type", "")
+    return await run_in_threadpool(_decode_and_apply, request, body, content_type)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is larger than ``limit`` (chunked too)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_LAYOUT_BYTES:
-        raise HTTPException(413, f"layout of {declared} bytes exceeds {MAX_LAYOUT_BYTES}")
-    body = await request.body()
-    if len(body) > MAX_LAYOUT_BYTES:
-        raise HTTPException(413, f"layout of {len(body)} bytes exceeds {MAX_LAYOUT_BYTES}")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"layout of {declared} bytes exceeds the {limit}-byte limit")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"layout larger than the {limit}-byte limit")
+    return bytes(body)
+
+
+def _decode_and_apply(request: Request, body: bytes, content_type: str) -> Any:
     try:
-        data = decode_layout_body(body, request.headers.get("content-type", ""))
+        data = decode_layout_body(body, content_type)
     except TypeError as exc:
         raise HTTPException(415, str(exc)) from None
     except ValueError as exc:
         return _problem("", str(exc))
     if not isinstance(data, dict):
         return _problem("", "the layout must be a mapping with store, cameras, zones, lines")
-    return await run_in_threadpool(_apply, request, data)
+    return _apply(request, data)
 
 
 def _apply(request: Request, data: dict[str, Any]) -> Any:
