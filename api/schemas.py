@@ -316,3 +316,16 @@ class DisplaysOut(_Out):
         "observational, not causal: exposed visitors may differ from the others",
         description="how to read uplift",
     )
+
+
+class GroupsOut(_Out):
+    """``GET /v1/groups``: footfall as people and as buying units (groups)."""
+
+    start: float
+    end: float
+    footfall: int = Field(ge=0, description="people in: in-crossings of entrance lines")
+    groups: int = Field(ge=0, description="buying units: people who came in together count once")
+    mean_group_size: float | None
+    transactions: int | None = Field(description="null when none were posted for the range")
+    conversion_per_group: float | None = Field(description="transactions / groups")
+    conversion_per_person: float | None = Field(description="transactions / footfall")

@@ -19,7 +19,7 @@ Scores per layout (``examples/journeys_*.yaml``): the transition error (sum of
 |ours - truth| over all pairs / total truth transitions) and the path agreement
 (sum over paths of min(ours, truth) / max(our visits, true visits)).
 
-Run: ``python benchmarks/journeys.py`` (~1 min; the detections are cached in
+Run: ``python benchmarks/journeys.py`` (~20 s; the detections are cached in
 ``benchmarks/results/`` by ``tracking_detections.py``).
 """
 

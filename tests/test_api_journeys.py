@@ -55,7 +55,7 @@ def visit(camera: str, track: int, zones: list[str], start: float) -> list[Event
                 zone,
                 track,
                 entered + 3,
-                {"dwell_seconds": 3.0, "visit_id": f"{camera}:{track}"},
+                {"dwell_seconds": 3.0, "visit_id": f"{camera}:{track}", "group_id": "g"},
             )
         )
     return events
@@ -144,6 +144,8 @@ def test_journeys_as_csv(sqlite_store: Store, how: dict[str, str]) -> None:
         ({"from": T0 + 60, "to": T0}, "must be after"),
         ({"from": "yesterday", "to": T0}, "neither Unix seconds nor ISO 8601"),
         ({"from": T0, "to": T0 + 60, "format": "xml"}, "format"),
+        ({"from": "nan", "to": T0}, "'from' (nan) is not a representable time"),
+        ({"from": T0, "to": "1e400"}, "'to' (inf) is not a representable time"),
     ],
 )
 def test_bad_journey_queries_are_422(
@@ -174,5 +176,7 @@ def test_journeys_need_the_analyst_scope_and_visit_ids_stay_admin_only(
         assert get("/v1/journeys", keys["analyst"], **hour).status_code == 200
         analyst = get("/v1/events", keys["analyst"], **{"from": T0, "to": T0 + 3600}).json()
         admin = get("/v1/events", keys["boss"], **{"from": T0, "to": T0 + 3600}).json()
-    assert analyst and all("visit_id" not in e["attributes"] for e in analyst)
+    assert analyst and all(
+        "visit_id" not in e["attributes"] and "group_id" not in e["attributes"] for e in analyst
+    )
     assert any("visit_id" in e["attributes"] for e in admin)

@@ -247,3 +247,129 @@ def test_custom_funnel_and_display_endpoints(shop_store: Store) -> None:
     assert bad_steps.status_code == 422 and "attic" in bad_steps.json()["detail"]
     assert bad_target.status_code == 422 and "unknown target" in bad_target.json()["detail"]
     assert bad_bucket.status_code == 422
+
+
+# ------------------------------------------------------------------- groups
+def door_layout(**journeys: Any) -> StoreLayout:
+    return StoreLayout.model_validate(
+        {
+            "store": {"id": "shop", "journeys": journeys},
+            "cameras": [{"id": "c"}],
+            "lines": [
+                {
+                    "id": "door",
+                    "camera": "c",
+                    "points": [[0, 300], [768, 300]],
+                    "inside": [384, 500],
+                    "entrance": True,
+                }
+            ],
+        }
+    )
+
+
+def walkers(t: float, people: dict[int, tuple[float, float]]) -> Any:
+    """Tracks at time t: id → (feet x, feet y), boxes 100 px tall."""
+    import numpy as np
+    from storesense.vision.detections import Tracks
+
+    ids = list(people)
+    xyxy = np.array([[x - 20, y - 100, x + 20, y] for x, y in people.values()]).reshape(-1, 4)
+    return Tracks(xyxy, np.ones(len(ids)), np.array(ids), np.zeros((len(ids), 2)), timestamp=t)
+
+
+def group_stream() -> list[Any]:
+    """Frames at 5 fps: a couple walks in side by side (ids 1, 2, 40 px apart); 1 s later
+    a stranger (3) crosses far away; 10 s later a person alone (4); then two people (5, 6)
+    who cross within a second of each other but came from opposite sides."""
+    frames = []
+    for i in range(60):
+        t = i * 0.2
+        people: dict[int, tuple[float, float]] = {}
+        y = 200 + 40 * t  # walking down through y = 300 at t = 2.5 s
+        if y < 576:
+            people[1] = (100, y)
+            people[2] = (140, y + 5)
+        y3 = 200 + 40 * (t - 1)
+        if t - 1 >= 0 and y3 < 576:
+            people[3] = (600, y3)
+        frames.append(walkers(t, people))
+    for i in range(60):
+        t = 12 + i * 0.2
+        people = {4: (384, 200 + 40 * (t - 12))}
+        x5, x6 = 100 + 60 * (t - 12), 700 - 60 * (t - 12)
+        people[5] = (x5, 200 + 40 * (t - 12))
+        people[6] = (x6, 210 + 40 * (t - 12))
+        frames.append(walkers(t, people))
+    return frames
+
+
+def test_groups_of_people_who_come_in_together() -> None:
+    from storesense.zones.camera import CameraAnalytics
+    from storesense.zones.groups import group_footfall
+
+    layout = door_layout()
+    analytics = CameraAnalytics(layout, "c", shelves=False)
+    events: list[Event] = []
+    frames = group_stream()
+    for frame in frames:
+        events += analytics.update(None, frame)
+    events += analytics.finish(frames[-1].timestamp + 0.2)
+    crossings = {e.track_id: e.attributes["group_id"] for e in events if e.type == "line_cross"}
+    assert sorted(crossings) == [1, 2, 3, 4, 5, 6]
+    assert crossings[1] == crossings[2] == "c:2"  # 2 walks 5 px ahead: crosses first
+    assert len({crossings[i] for i in (3, 4, 5, 6)}) == 4
+    stats = group_footfall(events, {"door"}, 0.0, 100.0, transactions=2)
+    assert (stats.footfall, stats.groups, stats.mean_group_size) == (6, 5, 1.2)
+    assert (stats.conversion_per_group, stats.conversion_per_person) == (0.4, 0.3333)
+
+
+@pytest.mark.parametrize(
+    ("journeys", "couple"),
+    [
+        ({"group_distance": 0.2}, False),  # 40 px apart = 0.4 box heights: too far
+        ({"group_seconds": 0.1}, False),  # they cross 0.2 s apart
+        ({"group_together_seconds": 10.0}, False),  # not seen together for 5 s
+        ({"group_seconds": 0.5, "group_distance": 0.5}, True),
+    ],
+)
+def test_group_thresholds_are_configurable(journeys: dict[str, Any], couple: bool) -> None:
+    from storesense.zones.camera import CameraAnalytics
+
+    analytics = CameraAnalytics(door_layout(**journeys), "c", shelves=False)
+    events: list[Event] = []
+    for frame in group_stream():
+        events += analytics.update(None, frame)
+    groups = {e.track_id: e.attributes["group_id"] for e in events if e.type == "line_cross"}
+    assert (groups[1] == groups[2]) is couple
+
+
+def test_groups_endpoint(tmp_path: Path) -> None:
+    from storesense.zones.camera import CameraAnalytics
+
+    layout = door_layout()
+    analytics = CameraAnalytics(layout, "c", shelves=False, time_origin=T0)
+    events: list[Event] = []
+    for frame in group_stream():
+        events += analytics.update(None, frame)
+    store = open_store(f"sqlite:///{tmp_path / 'groups.db'}", "shop")
+    try:
+        store.write_events(events)
+        hour = {"from": T0, "to": T0 + 3600}
+        with TestClient(create_app(SETTINGS, store, layout)) as client:
+            before = client.get("/v1/groups", params=hour).json()
+            store.add_transactions({T0: 2})
+            after = client.get("/v1/groups", params=hour).json()
+    finally:
+        store.close()
+    assert before == {
+        "start": T0,
+        "end": T0 + 3600,
+        "footfall": 6,
+        "groups": 5,
+        "mean_group_size": 1.2,
+        "transactions": None,
+        "conversion_per_group": None,
+        "conversion_per_person": None,
+    }
+    assert (after["conversion_per_group"], after["conversion_per_person"]) == (0.4, 0.3333)

@@ -35,8 +35,10 @@ from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout, ZoneKind
 from storesense.zones.engine import ZoneEngine
 from storesense.zones.events import Event
+from storesense.zones.groups import GroupTagger
 from storesense.zones.journeys import VisitLinker
 from storesense.zones.shelf import ShelfEngine
+from storesense.zones.store_visits import StoreVisits
 
 
 class CameraAnalytics:
@@ -49,7 +51,11 @@ class CameraAnalytics:
 
     Every event carries its visit's key in ``attributes["visit_id"]``
     (:class:`~storesense.zones.journeys.VisitLinker`, with the store's ``journeys``
-    link settings; it learns the frame size from the first image, or ``frame_size``).
+    link settings; it learns the frame size from the first image, or ``frame_size``);
+    entrance ``in`` crossings also carry ``group_id``
+    (:class:`~storesense.zones.groups.GroupTagger`). Cameras that share one floor plan
+    may share one :class:`~storesense.zones.store_visits.StoreVisits` (``store_visits``):
+    their events then carry store-wide visit keys, one visit across cameras.
     """
 
     def __init__(
@@ -61,10 +67,13 @@ class CameraAnalytics:
         time_origin: float | None = None,
         shelves: bool = True,
         frame_size: tuple[int, int] | None = None,
+        store_visits: StoreVisits | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self.store_visits = store_visits
         self.zone_engine = ZoneEngine(layout, camera_id, run_id=run_id, time_origin=time_origin)
         self.visit_linker = visit_linker_for(layout, camera_id, frame_size)
+        self.group_tagger = GroupTagger(layout, camera_id)
         self.time_origin = self.zone_engine.time_origin
         has_shelves = any(zone.kind == ZoneKind.SHELF for zone in layout.zones_of(camera_id))
         self.shelf_engine: ShelfEngine | None = (
@@ -88,7 +97,9 @@ class CameraAnalytics:
         analytics.zone_engine = zone_engine
         analytics.time_origin = zone_engine.time_origin
         analytics.shelf_engine = shelf_engine
+        analytics.store_visits = None
         analytics.visit_linker = visit_linker_for(zone_engine.layout, zone_engine.camera_id)
+        analytics.group_tagger = GroupTagger(zone_engine.layout, zone_engine.camera_id)
         return analytics
 
     @property
@@ -122,10 +133,19 @@ class CameraAnalytics:
             )
         if frame_image is not None and self.visit_linker.frame_size is None:
             self.visit_linker.frame_size = (int(frame_image.shape[1]), int(frame_image.shape[0]))
-        self.visit_linker.update(tracks)
+        if self.store_visits is not None:
+            self.store_visits.update(self.camera_id, tracks)
+        else:
+            self.visit_linker.update(tracks)
+        self.group_tagger.update(tracks)
         events = self.zone_engine.update(tracks)
         if self.shelf_engine is not None and frame_image is not None:
             events += self.shelf_engine.update(frame_image, tracks)
+        return self.group_tagger.tag(self._stamp(events))
+
+    def _stamp(self, events: list[Event]) -> list[Event]:
+        if self.store_visits is not None:
+            return self.store_visits.stamp(self.camera_id, events)
         return self.visit_linker.stamp(events)
 
     def occupancy(self) -> dict[str, int]:
@@ -137,7 +157,7 @@ class CameraAnalytics:
         events = self.zone_engine.finish(timestamp)
         if self.shelf_engine is not None:
             events += self.shelf_engine.finish(timestamp)
-        return self.visit_linker.stamp(events)
+        return self.group_tagger.tag(self._stamp(events))
 
 
 def visit_linker_for(

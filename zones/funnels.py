@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from storesense.zones.config import JourneySettings, StoreLayout, ZoneKind
@@ -140,19 +140,15 @@ def store_funnel_buckets(
     layout: StoreLayout,
     start: datetime,
     end: datetime,
-    bucket: object | None = None,
+    bucket: timedelta | None = None,
     transactions: Mapping[float, int] | None = None,
 ) -> tuple[StoreFunnel, list[StoreFunnel]]:
-    """The funnel over ``[start, end)`` and, with ``bucket`` (a ``timedelta``), one per
-    bucket aligned in the store's time zone."""
-    from datetime import timedelta
-
+    """The funnel over ``[start, end)`` and, with ``bucket``, one per bucket aligned in
+    the store's time zone."""
     customers = customer_events(events, layout)
     whole = store_funnel(customers, layout, start.timestamp(), end.timestamp(), transactions)
     if bucket is None:
         return whole, []
-    if not isinstance(bucket, timedelta):
-        raise ValueError(f"bucket must be a timedelta, got {type(bucket).__name__}")
     return whole, [
         store_funnel(customers, layout, b0.timestamp(), b1.timestamp(), transactions)
         for b0, b1 in bucket_edges(start, end, bucket, layout.store.tz)

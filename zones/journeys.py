@@ -53,6 +53,9 @@ FloatArray = npt.NDArray[np.float64]
 VISIT_ATTRIBUTE = "visit_id"
 """The event attribute that carries a visit's key (set by :class:`VisitLinker`)."""
 
+LINK_ATTRIBUTES = frozenset({VISIT_ATTRIBUTE, "group_id"})
+"""Event attributes that tie events of one person together: shown to admin keys only."""
+
 _TAKEOVER_TOLERANCE_SECONDS = 0.0015
 """``dwell_seconds`` is rounded to 1 ms: an exit's entry time matches an enter within this."""
 

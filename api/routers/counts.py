@@ -87,6 +87,11 @@ def time_range(
         end = parse_time(to) if to is not None else _local_midnight(start, timezone, days=1)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+    for name, moment in (("from", start), ("to", end)):
+        try:
+            datetime.fromtimestamp(moment, UTC)
+        except (ValueError, OverflowError, OSError):
+            raise HTTPException(422, f"'{name}' ({moment}) is not a representable time") from None
     if end <= start:
         raise HTTPException(422, f"'to' ({to}) must be after 'from' ({from_})")
     return start, end

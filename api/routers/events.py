@@ -31,7 +31,7 @@ from storesense.api.routers.counts import time_range
 from storesense.api.schemas import EventOut
 from storesense.api.store.base import EventQuery, Store, StoreUnavailableError
 from storesense.zones.events import Event, EventType
-from storesense.zones.journeys import VISIT_ATTRIBUTE
+from storesense.zones.journeys import LINK_ATTRIBUTES
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 
 
 def event_out(event: Event, principal: Principal) -> EventOut:
-    """The API view of an event: no track id (nor visit id) unless the caller is admin."""
+    """The API view of an event: no track, visit or group id unless the caller is admin."""
     return EventOut(
         event_id=event.event_id,
         type=str(event.type),
@@ -48,7 +48,7 @@ def event_out(event: Event, principal: Principal) -> EventOut:
         timestamp=event.timestamp,
         attributes=event.attributes
         if principal.is_admin
-        else {k: v for k, v in event.attributes.items() if k != VISIT_ATTRIBUTE},
+        else {k: v for k, v in event.attributes.items() if k not in LINK_ATTRIBUTES},
         track_id=event.track_id if principal.is_admin else None,
     )
 

@@ -25,6 +25,7 @@ from storesense.api.schemas import (
     FunnelOut,
     FunnelStageOut,
     FunnelStepOut,
+    GroupsOut,
     JourneyPathOut,
     JourneysOut,
 )
@@ -37,6 +38,7 @@ from storesense.zones.funnels import (
     display_attribution,
     store_funnel_buckets,
 )
+from storesense.zones.groups import group_footfall
 from storesense.zones.journeys import JourneySummary, summarise_journeys
 
 router = APIRouter(prefix="/v1", tags=["journeys"])
@@ -268,3 +270,25 @@ def get_displays(
         attribution_seconds=settings.attribution_seconds,
         displays=[DisplayOut(**asdict(row)) for row in rows],
     )
+
+
+@router.get("/groups", response_model=GroupsOut)
+def get_groups(
+    request: Request,
+    _: Annotated[Principal, Depends(require(Scope.ANALYST))],
+    from_: FromQuery = None,
+    to: ToQuery = None,
+) -> GroupsOut:
+    """Footfall as people and as buying units (people who came in together, see
+    ``store.journeys.group_*``), with conversion per group beside conversion per person
+    (transactions from ``POST /v1/transactions``). Scope ``analyst``."""
+    layout: StoreLayout = request.app.state.layout
+    start, end = time_range(from_, to, layout.store.tz)
+    store: Store = request.app.state.store
+    entrance = frozenset(line.id for line in layout.lines if line.entrance)
+    events = store.query_events(
+        EventQuery(start=start, end=end, types=frozenset({EventType.LINE_CROSS}), targets=entrance)
+    )
+    till = store.get_transactions(start, end)
+    stats = group_footfall(events, entrance, start, end, sum(till.values()) if till else None)
+    return GroupsOut(start=start, end=end, **asdict(stats))

@@ -1,0 +1,368 @@
+"""Visits across cameras on one floor plan: one visit id while a person walks between views.
+
+Cameras whose homographies map onto the same floor plan put their people in the same
+metres. :class:`StoreVisits` takes every camera's tracks as they come (one shared clock:
+frame time plus each camera's ``start_time``) and gives each (camera, track) a
+store-wide visit key:
+
+* **overlap hand-over**: a track seen for the first time continues the visit of a
+  person another camera sees at the same moment (within ``time_tolerance_seconds``)
+  within ``merge_distance_m`` of its feet (nearest first; a visit holds one track per
+  camera);
+* **gap hand-over**: else it continues a visit unseen (by every camera) for at most
+  ``link_seconds`` whose feet where it was last seen, or carried on from there at its
+  last floor velocity (at most walking speed, 1.5 m/s), lie within ``link_distance_m``
+  + 1.5 m per second of gap of the new feet (overlap hand-overs first, then nearest);
+* **overlap association**: two cameras that see one person at once (the same two
+  tracks nearest each other within ``merge_distance_m`` in consecutive updates) join
+  their visits; the visit that began first keeps its key;
+* else it starts a visit ``camera:track``;
+* **separation**: a visit never holds two tracks one camera sees at once (the track it
+  took last keeps it), and a track whose visit another camera sees now more than twice
+  ``merge_distance_m`` away (a tracker swapped two people) leaves it for a visit of its
+  own; two visits are never joined while one camera sees both.
+
+``count()`` is the store-wide occupancy: the people visible now in every camera updated
+within ``max_age_seconds``, one per visit, people of different cameras within
+``merge_distance_m`` of each other counted once. Cameras without a homography cannot
+be placed: their tracks keep ``camera:track`` and count as they are.
+
+Example:
+    >>> import numpy as np
+    >>> from storesense.vision.detections import Tracks
+    >>> from storesense.zones.config import StoreLayout
+    >>> square = [[0, 0], [100, 0], [100, 100], [0, 100]]
+    >>> layout = StoreLayout.model_validate({"store": {"id": "s"}, "cameras": [
+    ...     {"id": c, "homography": {"image_points": square,
+    ...                              "floor_points": [[x, 0], [x + 1, 0], [x + 1, 1], [x, 1]]}}
+    ...     for c, x in (("a", 0.0), ("b", 0.5))]})
+    >>> visits = StoreVisits(layout)
+    >>> def person_at(track, x, t):   # feet at image x (0-100), y = 100
+    ...     return Tracks(np.array([[x - 5, 50, x + 5, 100]]), np.ones(1), np.array([track]),
+    ...                   np.zeros((1, 2)), timestamp=t)
+    >>> visits.update("a", person_at(7, 80, 0.0))   # floor x = 0.8 m
+    >>> visits.update("b", person_at(3, 30, 0.0))   # the same person, seen by b
+    >>> visits.visit_of("b", 3), visits.count()
+    ('a:7', 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import linear_sum_assignment
+from storesense.vision.detections import Tracks
+from storesense.zones.config import StoreLayout
+from storesense.zones.floorplan import StoreOccupancy, floor_positions
+from storesense.zones.journeys import VISIT_ATTRIBUTE
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from storesense.zones.events import Event
+
+FloatArray = npt.NDArray[np.float64]
+
+FORGET_EVERY_SECONDS = 10.0
+WALKING_SPEED_M_S = 1.5
+"""A gap hand-over allows for walking this fast in any direction (and caps the carried-on
+velocity: faster floor speeds are box jitter, magnified far from the camera)."""
+
+
+@dataclass
+class _Sighting:
+    timestamp: float
+    floor: FloatArray
+    track_id: int
+
+
+@dataclass
+class _Visit:
+    key: str
+    last_seen: float
+    floor: FloatArray
+    first_seen: float = 0.0
+    velocity: FloatArray = field(default_factory=lambda: np.zeros(2))
+    by_camera: dict[str, _Sighting] = field(default_factory=dict)
+    history: deque[tuple[float, float, float]] = field(default_factory=deque)
+
+
+@dataclass
+class _CameraFrame:
+    timestamp: float
+    visits: list[str]
+    track_ids: list[int]
+    floor: FloatArray
+    unplaced: int
+
+
+class StoreVisits:
+    """Store-wide visit keys and occupancy over cameras that share a floor plan."""
+
+    def __init__(
+        self,
+        layout: StoreLayout,
+        *,
+        merge_distance_m: float = 1.0,
+        time_tolerance_seconds: float = 0.5,
+        link_seconds: float = 3.0,
+        link_distance_m: float = 1.0,
+        max_age_seconds: float = 2.0,
+        velocity_window_seconds: float = 1.0,
+    ) -> None:
+        for name, value in (
+            ("merge_distance_m", merge_distance_m),
+            ("time_tolerance_seconds", time_tolerance_seconds),
+            ("link_seconds", link_seconds),
+            ("link_distance_m", link_distance_m),
+            ("max_age_seconds", max_age_seconds),
+            ("velocity_window_seconds", velocity_window_seconds),
+        ):
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        self.layout = layout
+        self.merge_distance_m = float(merge_distance_m)
+        self.time_tolerance_seconds = float(time_tolerance_seconds)
+        self.link_seconds = float(link_seconds)
+        self.link_distance_m = float(link_distance_m)
+        self.max_age_seconds = float(max_age_seconds)
+        self.velocity_window_seconds = float(velocity_window_seconds)
+        self._visit_of: dict[tuple[str, int], str] = {}
+        self._visits: dict[str, _Visit] = {}
+        self._frames: dict[str, _CameraFrame] = {}
+        self._streaks: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
+        self._occupancy = StoreOccupancy(
+            layout,
+            merge_distance_m=merge_distance_m,
+            time_tolerance_seconds=time_tolerance_seconds,
+            max_age_seconds=max_age_seconds,
+        )
+        self._next_forget = -math.inf
+        self.handovers = 0
+        """How many tracks continued a visit begun by another track (any camera)."""
+
+    def visit_of(self, camera_id: str, track_id: int) -> str:
+        """The store-wide visit key of a camera's track (``camera:track`` if unknown)."""
+        return self._visit_of.get((camera_id, int(track_id)), f"{camera_id}:{int(track_id)}")
+
+    def stamp(self, camera_id: str, events: Iterable[Event]) -> list[Event]:
+        """One camera's events with their store-wide visit key in ``visit_id``."""
+        return [
+            replace(
+                e,
+                attributes={**e.attributes, VISIT_ATTRIBUTE: self.visit_of(camera_id, e.track_id)},
+            )
+            for e in events
+        ]
+
+    def update(self, camera_id: str, tracks: Tracks) -> None:
+        """This camera's latest tracks (replaces its previous view)."""
+        self._occupancy.update(camera_id, tracks)
+        camera = self.layout.camera(camera_id)
+        now = float(tracks.timestamp) + (
+            camera.start_time.timestamp() if camera.start_time else 0.0
+        )
+        ids = [int(i) for i in tracks.track_id.tolist()]
+        if camera.homography is None:
+            self._frames[camera_id] = _CameraFrame(now, [], [], np.zeros((0, 2)), len(ids))
+            return
+        floor, on_floor = floor_positions(tracks, camera.homography)
+        rows = [r for r in range(len(ids)) if on_floor[r]]
+        new_rows = [r for r in rows if (camera_id, ids[r]) not in self._visit_of]
+        if new_rows:
+            self._hand_over(camera_id, new_rows, ids, floor, now)
+        self._detach_duplicates(camera_id, [ids[r] for r in rows])
+        self._detach_diverged(camera_id, [ids[r] for r in rows], floor[rows].reshape(-1, 2))
+        keys = []
+        for r in rows:
+            key = self._visit_of.setdefault((camera_id, ids[r]), f"{camera_id}:{ids[r]}")
+            visit = self._visits.get(key)
+            if visit is None:
+                visit = self._visits[key] = _Visit(key, now, floor[r].copy(), now)
+            visit.by_camera[camera_id] = _Sighting(now, floor[r].copy(), ids[r])
+            if now >= visit.last_seen:
+                visit.history.append((now, float(floor[r, 0]), float(floor[r, 1])))
+                while visit.history and visit.history[0][0] < now - self.velocity_window_seconds:
+                    visit.history.popleft()
+                t0, x0, y0 = visit.history[0]
+                if now > t0:
+                    visit.velocity = (floor[r] - np.array([x0, y0])) / (now - t0)
+                visit.last_seen, visit.floor = now, floor[r].copy()
+            keys.append(key)
+        self._frames[camera_id] = _CameraFrame(
+            now, keys, [ids[r] for r in rows], floor[rows].reshape(-1, 2), len(ids) - len(rows)
+        )
+        self._associate(camera_id, [ids[r] for r in rows], floor[rows].reshape(-1, 2), now)
+        self._forget(now)
+
+    def _detach_duplicates(self, camera_id: str, track_ids: list[int]) -> None:
+        """One camera sees two tracks of one visit at once: they are two people. The track
+        the visit took last keeps it; the others start visits of their own."""
+        by_key: dict[str, list[int]] = {}
+        for track_id in track_ids:
+            key = self._visit_of.get((camera_id, track_id))
+            if key is not None:
+                by_key.setdefault(key, []).append(track_id)
+        for key, tracks in by_key.items():
+            if len(tracks) < 2:
+                continue
+            visit = self._visits.get(key)
+            holder = visit.by_camera.get(camera_id) if visit is not None else None
+            keep = tracks[0]
+            if holder is not None and holder.track_id in tracks:
+                keep = holder.track_id
+            for track_id in tracks:
+                if track_id != keep:
+                    self._visit_of[(camera_id, track_id)] = f"{camera_id}:{track_id}"
+
+    def _detach_diverged(self, camera_id: str, track_ids: list[int], floor: FloatArray) -> None:
+        """A track whose visit another camera sees now more than twice
+        ``merge_distance_m`` away follows someone else (a tracker swapped people): it
+        leaves that visit (unless it began it) and starts its own."""
+        for track_id, point in zip(track_ids, floor, strict=True):
+            own = f"{camera_id}:{track_id}"
+            key = self._visit_of.get((camera_id, track_id))
+            visit = self._visits.get(key) if key is not None else None
+            if visit is None or key == own or own in self._visits:
+                continue
+            for other_id, sighting in visit.by_camera.items():
+                frame = self._frames.get(other_id)
+                if (
+                    other_id != camera_id
+                    and frame is not None
+                    and sighting.timestamp == frame.timestamp
+                    and sighting.track_id in frame.track_ids
+                    and float(np.hypot(*(point - sighting.floor))) > 2 * self.merge_distance_m
+                ):
+                    self._visit_of[(camera_id, track_id)] = own
+                    mine = visit.by_camera.get(camera_id)
+                    if mine is not None and mine.track_id == track_id:
+                        del visit.by_camera[camera_id]
+                    break
+
+    def _associate(self, camera_id: str, ids: list[int], floor: FloatArray, now: float) -> None:
+        """Join the visits of one person seen by two cameras at once: the same pair of
+        tracks nearest each other (within ``merge_distance_m``) in two updates running."""
+        streaks: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
+        for other_id, other in self._frames.items():
+            if other_id == camera_id or abs(now - other.timestamp) > self.time_tolerance_seconds:
+                continue
+            if not len(ids) or not len(other.visits):
+                continue
+            gaps = np.sqrt(((floor[:, None] - other.floor[None]) ** 2).sum(axis=2))
+            rows, cols = linear_sum_assignment(np.minimum(gaps, 1e6))
+            other_tracks = other.track_ids
+            for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
+                if gaps[r, c] > self.merge_distance_m:
+                    continue
+                ends = sorted([(camera_id, ids[r]), (other_id, other_tracks[c])])
+                pair = (ends[0], ends[1])
+                streaks[pair] = self._streaks.get(pair, 0) + 1
+                if streaks[pair] >= 2:
+                    self._join(self.visit_of(camera_id, ids[r]), other.visits[c])
+        # Pairs of this camera with others that did not match now start again.
+        self._streaks = {
+            k: v for k, v in self._streaks.items() if k[0][0] != camera_id and k[1][0] != camera_id
+        }
+        self._streaks.update(streaks)
+
+    def _join(self, a: str, b: str) -> None:
+        """One visit from two: the one that began first keeps its key."""
+        if a == b or a not in self._visits or b not in self._visits:
+            return
+        if any(a in frame.visits and b in frame.visits for frame in self._frames.values()):
+            return  # one camera sees both now: two people
+        first, second = sorted((self._visits[a], self._visits[b]), key=lambda v: v.first_seen)
+        for camera_id, sighting in second.by_camera.items():
+            if camera_id not in first.by_camera or (
+                sighting.timestamp > first.by_camera[camera_id].timestamp
+            ):
+                first.by_camera[camera_id] = sighting
+        for track_key, key in list(self._visit_of.items()):
+            if key == second.key:
+                self._visit_of[track_key] = first.key
+        for frame in self._frames.values():
+            frame.visits = [first.key if k == second.key else k for k in frame.visits]
+        if second.last_seen > first.last_seen:
+            first.last_seen, first.floor = second.last_seen, second.floor
+            first.velocity, first.history = second.velocity, second.history
+        del self._visits[second.key]
+        self.handovers += 1
+
+    def _hand_over(
+        self,
+        camera_id: str,
+        new_rows: list[int],
+        ids: list[int],
+        floor: FloatArray,
+        now: float,
+    ) -> None:
+        here = set(ids)
+        candidates: list[tuple[float, int, str]] = []
+        for key, visit in self._visits.items():
+            mine = visit.by_camera.get(camera_id)
+            if mine is not None and mine.track_id in here:
+                continue  # this camera sees this visit now, as another track
+            # Seen by another camera in its latest frame, at about this moment.
+            others = [
+                s
+                for cam, s in visit.by_camera.items()
+                if cam != camera_id
+                and cam in self._frames
+                and s.timestamp == self._frames[cam].timestamp
+                and abs(now - s.timestamp) <= self.time_tolerance_seconds
+            ]
+            for r in new_rows:
+                if others:
+                    gap = min(float(np.hypot(*(floor[r] - s.floor))) for s in others)
+                    if gap <= self.merge_distance_m:
+                        candidates.append((gap, r, key))
+                    continue
+                unseen = now - visit.last_seen
+                if 0 < unseen <= self.link_seconds:
+                    velocity = visit.velocity
+                    speed = float(np.hypot(*velocity))
+                    if speed > WALKING_SPEED_M_S:
+                        velocity = velocity * (WALKING_SPEED_M_S / speed)
+                    predicted = visit.floor + velocity * unseen
+                    # Where it was, or where it was heading (a velocity may be jitter).
+                    gap = min(
+                        float(np.hypot(*(floor[r] - predicted))),
+                        float(np.hypot(*(floor[r] - visit.floor))),
+                    )
+                    if gap <= self.link_distance_m + WALKING_SPEED_M_S * unseen:
+                        # Gap hand-overs rank after every overlap hand-over.
+                        candidates.append((self.merge_distance_m + gap, r, key))
+        taken_rows: set[int] = set()
+        taken_visits: set[str] = set()
+        for _, r, key in sorted(candidates):
+            if r in taken_rows or key in taken_visits:
+                continue
+            taken_rows.add(r)
+            taken_visits.add(key)
+            self._visit_of[(camera_id, ids[r])] = key
+            self.handovers += 1
+
+    def _forget(self, now: float) -> None:
+        """Drop visits unseen for a minute past any hand-over (every 10 s of clock)."""
+        if now < self._next_forget:
+            return
+        self._next_forget = now + FORGET_EVERY_SECONDS
+        horizon = now - self.link_seconds - self.max_age_seconds - 60.0
+        for key in [k for k, v in self._visits.items() if v.last_seen < horizon]:
+            del self._visits[key]
+        self._visit_of = {
+            track: key for track, key in self._visit_of.items() if key in self._visits
+        }
+        live = {(c, s.track_id) for v in self._visits.values() for c, s in v.by_camera.items()}
+        self._streaks = {k: n for k, n in self._streaks.items() if k[0] in live and k[1] in live}
+
+    def count(self, now: float | None = None) -> int:
+        """People in the store now over every fresh camera, a person seen by two cameras
+        once (:class:`~storesense.zones.floorplan.StoreOccupancy` over the same updates)."""
+        return self._occupancy.count(now)
