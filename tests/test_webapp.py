@@ -209,7 +209,7 @@ def test_draw_a_zone_with_four_clicks_and_save_it_in_image_pixels(
     with editor.api("display") as api:  # applied live: the new zone is counted
         assert "till" in api.get("/v1/occupancy").json()["zones"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    setup_page.screenshot(path=str(SCREENSHOTS / "setup.png"))
+    setup_page.screenshot(path=str(SCREENSHOTS / "setup.jpg"), quality=85)
 
 
 def test_a_self_intersecting_zone_shows_the_servers_message_and_saves_nothing(
@@ -233,7 +233,7 @@ def test_a_self_intersecting_zone_shows_the_servers_message_and_saves_nothing(
     )
     assert [zone["id"] for zone in saved_layout(editor)["zones"]] == ["left"]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    setup_page.screenshot(path=str(SCREENSHOTS / "setup-errors.png"))
+    setup_page.screenshot(path=str(SCREENSHOTS / "setup-errors.jpg"), quality=85)
 
 
 def test_a_line_gets_its_in_side_from_the_third_click(setup_page: Page, editor: Service) -> None:
