@@ -18,11 +18,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from importlib import resources
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from storesense.api.auth import Authenticator
 from storesense.api.errors import install_error_handlers
@@ -36,6 +33,7 @@ from storesense.api.routers import (
     keys,
     metrics,
     occupancy,
+    pages,
     transactions,
 )
 from storesense.api.routers import journeys as journeys_router
@@ -43,14 +41,13 @@ from storesense.api.routers import layout as layout_router
 from storesense.api.routers import optin as optin_router
 from storesense.api.routers.events import EventHub
 from storesense.api.routers.occupancy import OccupancyCache, OccupancyFastPath
+from storesense.api.routers.pages import STATIC_DIR
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import ApiKeyRecord, Store
 from storesense.api.workers import WorkerSupervisor
 from storesense.zones.config import StoreLayout
 
 logger = logging.getLogger(__name__)
-
-STATIC_DIR = Path(str(resources.files("storesense.api") / "static"))
 
 
 def create_app(
@@ -128,14 +125,11 @@ def create_app(
         health,
         optin_router,
         journeys_router,
+        pages,
     ):
         app.include_router(module.router)
 
     install_error_handlers(app)
-
-    @app.get("/", include_in_schema=False)
-    async def live_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(OccupancyFastPath, state=app.state)

@@ -148,6 +148,14 @@ class CameraStatusOut(_Out):
     last_frame_at: float | None = None
     last_error: str | None = None
     next_restart_at: float | None = None
+    fps: float | None = Field(
+        None, description="frames processed per second over the last 10 s (0 when idle)"
+    )
+    frames_dropped: dict[str, int] = Field(
+        default_factory=dict,
+        description="frames not processed since its process started, per reason: late, "
+        "out_of_order, ingest_queue_full, undecodable (as storesense_frames_dropped_total)",
+    )
     worker: str | None = Field(None, description="host:pid of the process running it")
     reported_at: float | None = Field(None, description="Unix time of the worker's last report")
     stale: bool = Field(

@@ -29,6 +29,23 @@ WORKER_RESTARTS = Counter(
     "storesense_worker_restarts_total", "Camera worker restarts after a failure", ["camera"]
 )
 CAMERA_UP = Gauge("storesense_camera_up", "1 while the camera worker is running", ["camera"])
+
+
+def frames_dropped(camera_id: str) -> dict[str, int]:
+    """This process's dropped frames of a camera per reason (``storesense_frames_dropped_total``).
+
+    >>> FRAMES_DROPPED.labels("doc-drop", "late").inc(3)
+    >>> frames_dropped("doc-drop")
+    {'late': 3}
+    """
+    counts: dict[str, int] = {}
+    for metric in FRAMES_DROPPED.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels.get("camera") == camera_id:
+                counts[sample.labels["reason"]] = int(sample.value)
+    return counts
+
+
 SSE_CLIENTS = Gauge("storesense_sse_clients", "Connected event-stream clients")
 SSE_DROPPED = Counter(
     "storesense_sse_dropped_events_total",

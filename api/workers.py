@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -312,6 +313,22 @@ class _CameraFrames:
             close()
 
 
+FPS_WINDOW_S = 10.0
+FPS_WINDOW_FRAMES = 512
+
+
+def recent_fps(frame_clock: Sequence[float], now: float, window_s: float = FPS_WINDOW_S) -> float:
+    """Frames per second among monotonic frame times within ``window_s`` before ``now``.
+
+    >>> recent_fps([1.0, 1.5, 2.0, 2.5], now=3.0), recent_fps([1.0], now=30.0)
+    (2.0, 0.0)
+    """
+    recent = [t for t in frame_clock if now - t <= window_s]
+    if len(recent) < 2 or recent[-1] <= recent[0]:
+        return 0.0
+    return round((len(recent) - 1) / (recent[-1] - recent[0]), 2)
+
+
 class CameraState(StrEnum):
     STARTING = "starting"
     RUNNING = "running"
@@ -339,6 +356,10 @@ class CameraStatus:
     last_error: str | None = None
     next_restart_at: float | None = None
     occupancy: Mapping[str, int] | None = None
+    fps: float | None = None
+    """Frames processed per second over the last ``FPS_WINDOW_S`` seconds."""
+    frames_dropped: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """Frames not processed since the process started, per reason (as in ``/metrics``)."""
 
     def to_report(self, worker: str, reported_at: float) -> CameraReport:
         """This status as other processes see it (occupancy has its own store path).
@@ -397,6 +418,7 @@ class CameraWorker:
         )
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._generation = 0
+        self._frame_clock: deque[float] = deque(maxlen=FPS_WINDOW_FRAMES)
 
     # public ---------------------------------------------------------------
     @property
@@ -415,7 +437,11 @@ class CameraWorker:
         return self._thread.is_alive()
 
     def status(self) -> CameraStatus:
-        return self._status
+        return replace(
+            self._status,
+            fps=recent_fps(list(self._frame_clock), time.monotonic()),
+            frames_dropped=telemetry.frames_dropped(self.camera.id),
+        )
 
     def apply_layout(self, layout: StoreLayout) -> None:
         """Use ``layout`` from the next frame on (the camera analytics are rebuilt)."""
@@ -569,6 +595,7 @@ class CameraWorker:
                 zones_seconds.observe(t2 - t1)
                 store_seconds.observe(t3 - t2)
                 frames_processed.inc()
+                self._frame_clock.append(time.monotonic())
                 if last_timestamp is not None:
                     frame_interval = frame.timestamp - last_timestamp
                 last_timestamp = frame.timestamp

@@ -1,4 +1,5 @@
-"""The live page at ``/`` in a real headless Chromium, against a running service."""
+"""The live part of the dashboard at ``/`` (zone cards, today's counts) in a real headless
+Chromium, against a running service (the whole web app: tests/test_webapp.py)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,7 @@ def test_live_page_shows_occupancy_and_todays_counts(
 
         anonymous = browser.new_page()
         anonymous.goto(server.url + "/")
-        expect(anonymous.locator("#status")).to_contain_text("401")
+        expect(anonymous.get_by_test_id("sign-in")).to_be_visible()  # asks for a key
+        expect(anonymous.locator("#status")).to_have_text("sign in")
         anonymous.close()
         page.close()
