@@ -10,8 +10,8 @@ import yaml
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from storesense.api.errors import error_response
 from storesense.api.auth import Principal, Scope, require
+from storesense.api.errors import error_response
 from storesense.api.schemas import ErrorOut, LayoutProblem
 from storesense.api.store.base import Store
 from storesense.zones.config import LayoutError, StoreLayout, parse_layout, syntax_error_message
