@@ -321,8 +321,8 @@ def test_yaml_download_and_upload(editor: Service) -> None:
             "/v1/layout", content=yaml.safe_dump(data), headers={"Content-Type": "text/yaml"}
         )
         assert refused.status_code == 422
-        assert refused.json()["detail"][0]["path"] == "zones[0].polygon"
-        assert "self-intersecting" in refused.json()["detail"][0]["message"]
+        assert refused.json()["errors"][0]["path"] == "zones[0].polygon"
+        assert "self-intersecting" in refused.json()["errors"][0]["message"]
 
 
 BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
