@@ -137,8 +137,8 @@ FOLD_GRID: dict[str, list[object]] = {
     "match_iou": [0.1, 0.3],
     "new_track_score": [0.5, 0.7],
     "lost_buffer_seconds": [1.0, 2.0, 4.0],
-    "min_hits": [2, 3],
-    "measurement_std": [0.1, 0.2],
+    "direction_weight": [0.0, 0.2, 0.4],
+    "confirm_score": [0.8, 1.0],
 }
 
 

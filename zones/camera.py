@@ -112,6 +112,9 @@ class CameraAnalytics:
             raise ValueError(
                 f"camera {self.camera_id!r} has shelf zones: update() needs the frame image"
             )
+        if frame_image is not None and self.zone_engine.frame_size is None:
+            height, width = frame_image.shape[:2]
+            self.zone_engine.frame_size = (int(width), int(height))
         events = self.zone_engine.update(tracks)
         if self.shelf_engine is not None and frame_image is not None:
             events += self.shelf_engine.update(frame_image, tracks)
