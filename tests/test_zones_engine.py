@@ -137,23 +137,34 @@ def test_line_min_side_seconds_drops_a_jitter(min_side: dict[str, float]) -> Non
     assert crossings[0].timestamp == pytest.approx(0.4)
 
 
-def test_lost_track_exits_at_the_first_frame_without_it() -> None:
-    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+@pytest.mark.parametrize(
+    ("occlusion_aware", "first_exit", "second_exit"),
+    # Off: dated like an exit seen happen (the first frame it is absent from), so a visit
+    # seen in k frames lasts k frame intervals whether it ends by walking out or not.
+    # On (default): a track that vanishes in the middle of a zone is hidden, not gone: it
+    # stays inside where its motion puts it (standing still) until it is closed.
+    [(False, 1.3, 2.0), (True, 1.6, 3.6)],
+)
+def test_lost_track_exits_at_the_first_frame_without_it(
+    occlusion_aware: bool, first_exit: float, second_exit: float
+) -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", occlusion_aware=occlusion_aware)
     frames = [feet_at([(150.0, 200.0), (250.0, 200.0)], t) for t in (0.0, 0.5, 1.0)]
     run(engine, frames)
     # Track 1 is missing from 1.3 s on; the tracker reports it lost 0.3 s later.
     assert not run(engine, [feet_at([(250.0, 200.0)], 1.3, ids=[2])])
+    assert engine.occupancy() == {"z": 2}  # within occupancy_hold_seconds either way
     events = engine.update(feet_at([(250.0, 200.0)], 1.6, ids=[2], lost=[1]))
     exits = of(events, EventType.ZONE_EXIT)
-    # Dated like an exit seen happen (the first frame it is absent from), so a visit
-    # seen in k frames lasts k frame intervals whether it ends by walking out or not.
     assert [(e.track_id, e.timestamp, e.attributes["dwell_seconds"]) for e in exits] == [
-        (1, 1.3, 1.3)
+        (1, first_exit, first_exit)
     ]
     assert engine.occupancy() == {"z": 1}
     # Without a lost report, a track unseen for lost_after_seconds is closed the same way.
     later = run(engine, [Tracks.empty(timestamp=t) for t in (2.0, 3.0, 4.0)])
-    assert [(e.track_id, e.timestamp) for e in of(later, EventType.ZONE_EXIT)] == [(2, 2.0)]
+    assert [(e.track_id, e.timestamp) for e in of(later, EventType.ZONE_EXIT)] == [
+        (2, second_exit)
+    ]
     assert engine.occupancy() == {"z": 0} and engine.active_track_ids == []
 
 
@@ -381,7 +392,7 @@ def test_occupancy_hold_comes_from_the_layout_camera(hold: float, counted: int) 
     layout = StoreLayout.model_validate(
         {
             "store": {"id": "s"},
-            "cameras": [{"id": "c", "occupancy_hold_seconds": hold}],
+            "cameras": [{"id": "c", "occupancy_hold_seconds": hold, "occlusion_aware": False}],
             "zones": [{"id": "z", "camera": "c", "polygon": SQUARE}],
         }
     )
