@@ -24,7 +24,17 @@ def layout_with(
         {
             "store": {"id": "s"},
             "cameras": [{"id": "c", "lost_after_seconds": lost_after}],
-            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, **(zone or {})}],
+            "zones": [
+                {
+                    "id": "z",
+                    "camera": "c",
+                    "polygon": SQUARE,
+                    # Raw membership; the default hysteresis is tested apart.
+                    "min_inside_seconds": 0.0,
+                    "min_outside_seconds": 0.0,
+                    **(zone or {}),
+                }
+            ],
             "lines": [
                 {
                     "id": "door",
@@ -400,3 +410,16 @@ def test_occupancy_hold_comes_from_the_layout_camera(hold: float, counted: int) 
     engine.update(feet_at([(150.0, 200.0)], 0.0))
     engine.update(Tracks.empty(0.3))  # missed for one frame
     assert engine.occupancy() == {"z": counted}
+
+
+@pytest.mark.parametrize(("hysteresis", "entries"), [(0.0, 2), (0.5, 1)])
+def test_hysteresis_suppresses_a_double_entry_on_the_edge(hysteresis: float, entries: int) -> None:
+    # Standing on the zone's left edge at 7 fps: the box steps out for one frame (0.14 s)
+    # and back in, as in the demo (entered twice within 0.3 s).
+    xs = [105.0, 106.0, 104.0, 98.0, 104.0, 105.0, 106.0, 105.0, 104.0, 106.0]
+    zone = {"min_inside_seconds": hysteresis, "min_outside_seconds": hysteresis}
+    engine = ZoneEngine(layout_with({"approach_seconds": 0, **zone}), "c")
+    events = run(engine, [feet_at([(x, 200.0)], i / 7) for i, x in enumerate(xs)])
+    events += engine.finish(len(xs) / 7)
+    assert len(of(events, EventType.ZONE_ENTER)) == entries
+    assert len(of(events, EventType.ZONE_EXIT)) == entries

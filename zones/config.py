@@ -267,6 +267,9 @@ class CameraConfig(_Strict):
     occlusion_aware: bool = True
     """A track hidden behind someone stays in its zones where its motion says it is
     (up to ``lost_after_seconds``); re-links look where the old track should be by now."""
+    occlusion_aware: bool = True
+    """A track hidden behind someone stays in its zones where its motion says it is
+    (up to ``lost_after_seconds``); re-links look where the old track should be by now."""
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     """This camera's tracker settings (score thresholds, confirmation, lost buffer…);
     the defaults are tuned on PETS09-S2L1 and TUD-Campus."""
@@ -342,7 +345,9 @@ class ZoneConfig(_Strict):
     """Floor metres (needs the camera's homography); used when ``polygon`` is absent."""
     anchor: Anchor = Anchor.BOTTOM_CENTER
     min_inside_seconds: NonNegative = 0.0
-    """Inside this long before an entry counts (hysteresis)."""
+    """Inside this long before an entry counts (hysteresis; the entry keeps the time the
+    person first stepped in). 0.5 (with ``min_outside_seconds`` 0.5) is what
+    ``python benchmarks/counting.py --holdout`` recommends: no quick re-entry on an edge."""
     min_outside_seconds: NonNegative = 0.0
     """Outside this long before an exit counts (hysteresis)."""
     min_dwell_seconds: NonNegative = 0.0
