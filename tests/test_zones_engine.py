@@ -15,6 +15,8 @@ from storesense.zones.events import Event, EventType
 from storesense.zones.geometry import PolygonSet
 
 SQUARE = [[100, 100], [300, 100], [300, 300], [100, 300]]
+RAW: dict[str, float] = {"min_inside_seconds": 0.0, "min_outside_seconds": 0.0}
+"""Zone settings for raw membership; the default hysteresis is tested apart."""
 
 
 def layout_with(
@@ -259,8 +261,8 @@ def test_multi_camera_engines_only_see_their_zones() -> None:
             "store": {"id": "s"},
             "cameras": [{"id": "a"}, {"id": "b"}],
             "zones": [
-                {"id": "za", "camera": "a", "polygon": SQUARE},
-                {"id": "zb", "camera": "b", "polygon": SQUARE, "anchor": "center"},
+                {"id": "za", "camera": "a", "polygon": SQUARE, **RAW},
+                {"id": "zb", "camera": "b", "polygon": SQUARE, "anchor": "center", **RAW},
             ],
             "lines": [{"id": "lb", "camera": "b", "points": [[0, 0], [0, 10]], "inside": [5, 5]}],
         }
@@ -387,7 +389,7 @@ def test_relink_settings_come_from_the_layout_camera(
         {
             "store": {"id": "s"},
             "cameras": [{"id": "c", **camera_settings}],
-            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, "approach_seconds": 0}],
+            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, "approach_seconds": 0, **RAW}],
         }
     )
     engine = ZoneEngine(layout, "c", **engine_args)
@@ -403,7 +405,7 @@ def test_occupancy_hold_comes_from_the_layout_camera(hold: float, counted: int) 
         {
             "store": {"id": "s"},
             "cameras": [{"id": "c", "occupancy_hold_seconds": hold, "occlusion_aware": False}],
-            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE}],
+            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, **RAW}],
         }
     )
     engine = ZoneEngine(layout, "c")

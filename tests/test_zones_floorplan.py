@@ -202,7 +202,15 @@ def test_heatmap_total_equals_dwell_over_a_zone_covering_the_floor() -> None:
                     "occlusion_aware": False,  # heatmap = seen positions only
                 }
             ],
-            "zones": [{"id": "floor", "camera": "c", "floor_polygon": whole_floor}],
+            "zones": [
+                {
+                    "id": "floor",
+                    "camera": "c",
+                    "floor_polygon": whole_floor,
+                    "min_inside_seconds": 0,  # every seen position, as the heatmap
+                    "min_outside_seconds": 0,
+                }
+            ],
         }
     )
     frames = busy_scene(np.random.default_rng(5))
@@ -220,7 +228,13 @@ def test_image_heatmap_for_a_camera_without_homography() -> None:
             "store": {"id": "s"},
             "cameras": [{"id": "c", "relink_seconds": 0, "occlusion_aware": False}],
             "zones": [
-                {"id": "all", "camera": "c", "polygon": [[-1e4, -1e4], [1e4, -1e4], [0, 1e4]]}
+                {
+                    "id": "all",
+                    "camera": "c",
+                    "polygon": [[-1e4, -1e4], [1e4, -1e4], [0, 1e4]],
+                    "min_inside_seconds": 0,  # every seen position, as the heatmap
+                    "min_outside_seconds": 0,
+                }
             ],
         }
     )

@@ -344,11 +344,11 @@ class ZoneConfig(_Strict):
     floor_polygon: list[Point] | None = None
     """Floor metres (needs the camera's homography); used when ``polygon`` is absent."""
     anchor: Anchor = Anchor.BOTTOM_CENTER
-    min_inside_seconds: NonNegative = 0.0
+    min_inside_seconds: NonNegative = 0.5
     """Inside this long before an entry counts (hysteresis; the entry keeps the time the
     person first stepped in). 0.5 (with ``min_outside_seconds`` 0.5) is what
     ``python benchmarks/counting.py --holdout`` recommends: no quick re-entry on an edge."""
-    min_outside_seconds: NonNegative = 0.0
+    min_outside_seconds: NonNegative = 0.5
     """Outside this long before an exit counts (hysteresis)."""
     min_dwell_seconds: NonNegative = 0.0
     """A visit is reported (enter and exit) only once it has lasted this long."""

@@ -21,9 +21,13 @@ Example:
     >>> def at(x, t):
     ...     return Tracks(np.array([[x - 1, 0, x + 1, 5]]), np.array([0.9]), np.array([1]),
     ...                   np.zeros((1, 2)), timestamp=t)
-    >>> [e.type.value for e in engine.update(at(5, 0.0))], engine.occupancy()
-    (['zone_enter'], {'z': 1})
-    >>> [(e.type.value, e.attributes) for e in engine.update(at(50, 2.0))]
+    >>> engine.update(at(5, 0.0)), engine.occupancy()  # inside for 0.5 s before it counts
+    ([], {'z': 0})
+    >>> [(e.type.value, e.timestamp) for e in engine.update(at(5, 0.5))], engine.occupancy()
+    ([('zone_enter', 0.0)], {'z': 1})
+    >>> engine.update(at(50, 2.0))  # outside for 0.5 s before the exit counts
+    []
+    >>> [(e.type.value, e.attributes) for e in engine.update(at(50, 2.5))]
     [('zone_exit', {'dwell_seconds': 2.0})]
 """
 
