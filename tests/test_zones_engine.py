@@ -425,3 +425,54 @@ def test_hysteresis_suppresses_a_double_entry_on_the_edge(hysteresis: float, ent
     events += engine.finish(len(xs) / 7)
     assert len(of(events, EventType.ZONE_ENTER)) == entries
     assert len(of(events, EventType.ZONE_EXIT)) == entries
+
+
+# ---------------------------------------------------------------- occlusion
+
+
+@pytest.mark.parametrize(
+    ("velocity", "frame_size", "counted_while_hidden"),
+    [
+        ((0.0, 0.0), None, [1, 1, 1]),  # standing, hidden behind someone: still there
+        ((80.0, 0.0), None, [1, 1, 0]),  # walking right: predicted out of the zone at x>300
+        ((0.0, 0.0), (160, 400), [0, 0, 0]),  # last seen at the picture's edge: walked out
+    ],
+)
+def test_hidden_track_stays_in_its_zone_where_its_motion_puts_it(
+    velocity: tuple[float, float],
+    frame_size: tuple[int, int] | None,
+    counted_while_hidden: list[int],
+) -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", frame_size=frame_size)
+    for t in (0.0, 0.2, 0.4):
+        engine.update(feet_at([(150.0, 200.0)], t, velocity=[velocity]))
+    counts = []
+    for t in (1.0, 1.8, 2.35):  # beyond occupancy_hold_seconds (0.5), within lost_after (2.0)
+        engine.update(Tracks.empty(timestamp=t))
+        counts.append(engine.occupancy()["z"])
+    assert counts == counted_while_hidden
+    off = ZoneEngine(layout_with({"approach_seconds": 0}), "c", occlusion_aware=False)
+    for t in (0.0, 0.2, 0.4):
+        off.update(feet_at([(150.0, 200.0)], t, velocity=[velocity]))
+    off.update(Tracks.empty(timestamp=1.0))
+    assert off.occupancy()["z"] == 0
+
+
+@pytest.mark.parametrize(("occlusion_aware", "crossings"), [(True, ["in"]), (False, [])])
+def test_line_crossed_while_hidden_is_decided_from_the_motion(
+    occlusion_aware: bool, crossings: list[str]
+) -> None:
+    # Walking right at 100 px/s towards the door line (x=200), hidden for 1 s while
+    # crossing it, then found again under a new id 100 px further on: far from the last
+    # sighting (> relink_distance x height) but where its motion says it should be.
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", occlusion_aware=occlusion_aware)
+    frames = [feet_at([(130.0 + 10 * k, 200.0)], k * 0.1, velocity=[(100.0, 0.0)]) for k in range(5)]
+    frames += [Tracks.empty(timestamp=0.5 + 0.1 * k) for k in range(9)]
+    frames += [
+        feet_at([(270.0 + 10 * k, 200.0)], 1.4 + 0.1 * k, ids=[2], velocity=[(100.0, 0.0)])
+        for k in range(3)
+    ]
+    events = run(engine, frames) + engine.finish(1.7)
+    assert [e.attributes["direction"] for e in of(events, EventType.LINE_CROSS)] == crossings
+    entries = [e.track_id for e in of(events, EventType.ZONE_ENTER)]
+    assert entries == ([1] if occlusion_aware else [1, 2])
