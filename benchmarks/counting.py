@@ -138,9 +138,7 @@ def cached_pipeline_tracks(layout: StoreLayout, frames: int | None) -> list[Trac
     sequence = load_sequence("PETS09-S2L1")
     tracker = Tracker(layout.camera(CAMERA).tracker)
     count = len(sequence.frames) if frames is None else frames
-    return [
-        tracker.update(d, (i) / FPS, i + 1) for i, d in enumerate(sequence.frames[:count])
-    ]
+    return [tracker.update(d, (i) / FPS, i + 1) for i, d in enumerate(sequence.frames[:count])]
 
 
 # ------------------------------------------------------------------- truth
@@ -450,7 +448,10 @@ def dont_care_share(
     )
 
 
-HOLDOUT_LAYOUTS = [ROOT / "examples" / "pets09_holdout.yaml", ROOT / "examples" / "pets09_holdout_b.yaml"]
+HOLDOUT_LAYOUTS = [
+    ROOT / "examples" / "pets09_holdout.yaml",
+    ROOT / "examples" / "pets09_holdout_b.yaml",
+]
 
 
 def _relative(value: float, truth: float) -> str:
@@ -506,7 +507,8 @@ def hysteresis_table(layout: StoreLayout, tracks: list[Tracks], truth: dict[str,
         )
         occ_error = float(np.mean(np.abs(occupancy.mean(axis=0) / t_occ - 1)))
         print(
-            f"    {inside:>4g} / {outside:<4g}  entries {entries:4d} ({_relative(entries, t_entries)})"
+            f"    {inside:>4g} / {outside:<4g}  entries {entries:4d} "
+            f"({_relative(entries, t_entries)})"
             f"  re-entries {_quick_reentries(events):3d}  occupancy {occ_error:5.1%}"
             f"  dwell {dwell:7.1f} ({_relative(dwell, t_dwell)})"
         )
@@ -545,9 +547,7 @@ def holdout(layout_paths: list[Path], frames: int | None) -> int:
         t_out = sum(c["out"] for c in truth["lines"].values())
         line = f"{'truth':<42} {t_in:>14} {t_out:>14}"
         for z in range(len(zone_ids)):
-            line += (
-                f" | {truth['occupancy'][:, z].mean():>22.3f} {float(truth['dwell'][z]):>16.1f}"
-            )
+            line += f" | {truth['occupancy'][:, z].mean():>22.3f} {float(truth['dwell'][z]):>16.1f}"
         print(line)
         for name, result in rows:
             r_in = sum(c["in"] for c in result["lines"].values())

@@ -142,7 +142,9 @@ FOLD_GRID: dict[str, list[object]] = {
 }
 
 
-def tune(sequence: VariantSequence, grid: dict[str, list[object]]) -> tuple[dict[str, object], Scores]:
+def tune(
+    sequence: VariantSequence, grid: dict[str, list[object]]
+) -> tuple[dict[str, object], Scores]:
     """The grid point with the best HOTA + IDF1 on ``sequence`` (ties: first in grid order)."""
     best: tuple[float, dict[str, object], Scores] | None = None
     for combo in itertools.product(*grid.values()):
@@ -191,7 +193,9 @@ def folds(grid: dict[str, list[object]]) -> None:
             margins["IDF1"].append(ours.idf1 - best_idf1)
             for label, s in scores.items():
                 compare = (
-                    f"{s.hota - best_hota:+5.1f}/{s.idf1 - best_idf1:+5.1f}" if label == OURS else ""
+                    f"{s.hota - best_hota:+5.1f}/{s.idf1 - best_idf1:+5.1f}"
+                    if label == OURS
+                    else ""
                 )
                 print(
                     f"{variant.name:<12} {label:<22} {s.hota:6.1f} {s.mota:6.1f} {s.idf1:6.1f}"

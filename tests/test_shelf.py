@@ -372,7 +372,9 @@ def test_slow_uneven_light_drift_over_long_visits_is_never_a_take(seed: int) -> 
     scene = drift_scene(seed, fps=FPS)
     assert scene.no_change
     events = run(scene)
-    assert not of_type(events, EventType.ITEM_TAKEN) and not of_type(events, EventType.ITEM_RETURNED)
+    assert not of_type(events, EventType.ITEM_TAKEN) and not of_type(
+        events, EventType.ITEM_RETURNED
+    )
     outcomes = [e.attributes["outcome"] for e in of_type(events, EventType.SHELF_INTERACTION)]
     assert outcomes == ["browse"] * 5
 
@@ -389,4 +391,6 @@ def test_real_footage_started_with_people_in_reach_reports_no_take(
     scene = pets_untouched_scene(region, occupied_start_frame(region), 200, products=products)
     events = run(scene)
     assert of_type(events, EventType.SHELF_INTERACTION)  # people did reach
-    assert not of_type(events, EventType.ITEM_TAKEN) and not of_type(events, EventType.ITEM_RETURNED)
+    assert not of_type(events, EventType.ITEM_TAKEN) and not of_type(
+        events, EventType.ITEM_RETURNED
+    )

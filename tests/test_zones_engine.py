@@ -174,9 +174,7 @@ def test_lost_track_exits_at_the_first_frame_without_it(
     assert engine.occupancy() == {"z": 1}
     # Without a lost report, a track unseen for lost_after_seconds is closed the same way.
     later = run(engine, [Tracks.empty(timestamp=t) for t in (2.0, 3.0, 4.0)])
-    assert [(e.track_id, e.timestamp) for e in of(later, EventType.ZONE_EXIT)] == [
-        (2, second_exit)
-    ]
+    assert [(e.track_id, e.timestamp) for e in of(later, EventType.ZONE_EXIT)] == [(2, second_exit)]
     assert engine.occupancy() == {"z": 0} and engine.active_track_ids == []
 
 
@@ -466,7 +464,9 @@ def test_line_crossed_while_hidden_is_decided_from_the_motion(
     # crossing it, then found again under a new id 100 px further on: far from the last
     # sighting (> relink_distance x height) but where its motion says it should be.
     engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", occlusion_aware=occlusion_aware)
-    frames = [feet_at([(130.0 + 10 * k, 200.0)], k * 0.1, velocity=[(100.0, 0.0)]) for k in range(5)]
+    frames = [
+        feet_at([(130.0 + 10 * k, 200.0)], k * 0.1, velocity=[(100.0, 0.0)]) for k in range(5)
+    ]
     frames += [Tracks.empty(timestamp=0.5 + 0.1 * k) for k in range(9)]
     frames += [
         feet_at([(270.0 + 10 * k, 200.0)], 1.4 + 0.1 * k, ids=[2], velocity=[(100.0, 0.0)])

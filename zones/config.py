@@ -267,9 +267,6 @@ class CameraConfig(_Strict):
     occlusion_aware: bool = True
     """A track hidden behind someone stays in its zones where its motion says it is
     (up to ``lost_after_seconds``); re-links look where the old track should be by now."""
-    occlusion_aware: bool = True
-    """A track hidden behind someone stays in its zones where its motion says it is
-    (up to ``lost_after_seconds``); re-links look where the old track should be by now."""
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     """This camera's tracker settings (score thresholds, confirmation, lost buffer…);
     the defaults are tuned on PETS09-S2L1 and TUD-Campus."""

@@ -487,9 +487,7 @@ class ZoneEngine:
             box = self._box[hidden]
             margin = EDGE_MARGIN * (box[:, 2] - box[:, 0])
             in_picture = (
-                (box[:, 0] > margin)
-                & (box[:, 2] < width - margin)
-                & (box[:, 3] < height - margin)
+                (box[:, 0] > margin) & (box[:, 2] < width - margin) & (box[:, 3] < height - margin)
             )
         inside = self._inside[hidden]
         out_at = self._hidden_out_at[hidden]
@@ -811,4 +809,3 @@ class ZoneEngine:
                 )
             self._release(slot)
         return events
-

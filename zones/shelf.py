@@ -485,9 +485,10 @@ class ShelfMonitor:
         """First reference: only from a view clear of tracks for ``arm_seconds`` that
         did not change meanwhile (a change means someone the tracker misses is there)."""
         current = self.face(image)
-        if self._arm_face is None or cell_changes(
-            self._arm_face, current, self._mask, self.options
-        ).any():
+        if (
+            self._arm_face is None
+            or cell_changes(self._arm_face, current, self._mask, self.options).any()
+        ):
             self._arm_face, self._arm_since = current, now
             if self.options.arm_seconds > 0:
                 return
