@@ -412,17 +412,42 @@ def test_occupancy_hold_comes_from_the_layout_camera(hold: float, counted: int) 
     assert engine.occupancy() == {"z": counted}
 
 
-@pytest.mark.parametrize(("hysteresis", "entries"), [(0.0, 2), (0.5, 1)])
-def test_hysteresis_suppresses_a_double_entry_on_the_edge(hysteresis: float, entries: int) -> None:
+@pytest.mark.parametrize(
+    ("zone_settings", "entries"),
+    [(RAW, 2), ({}, 1), ({"min_inside_seconds": 0.5, "min_outside_seconds": 0.5}, 1)],
+)
+def test_default_hysteresis_suppresses_a_double_entry_on_the_edge(
+    zone_settings: dict[str, float], entries: int
+) -> None:
     # Standing on the zone's left edge at 7 fps: the box steps out for one frame (0.14 s)
-    # and back in, as in the demo (entered twice within 0.3 s).
+    # and back in, as in the demo (entered twice within 0.3 s). {}: the layout defaults.
     xs = [105.0, 106.0, 104.0, 98.0, 104.0, 105.0, 106.0, 105.0, 104.0, 106.0]
-    zone = {"min_inside_seconds": hysteresis, "min_outside_seconds": hysteresis}
-    engine = ZoneEngine(layout_with({"approach_seconds": 0, **zone}), "c")
-    events = run(engine, [feet_at([(x, 200.0)], i / 7) for i, x in enumerate(xs)])
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "s"},
+            "cameras": [{"id": "c"}],
+            "zones": [
+                {
+                    "id": "z",
+                    "camera": "c",
+                    "polygon": SQUARE,
+                    "approach_seconds": 0,
+                    **zone_settings,
+                }
+            ],
+        }
+    )
+    engine = ZoneEngine(layout, "c")
+    occupancy = []
+    events: list[Event] = []
+    for i, x in enumerate(xs):
+        events += engine.update(feet_at([(x, 200.0)], i / 7))
+        occupancy.append(engine.occupancy()["z"])
     events += engine.finish(len(xs) / 7)
     assert len(of(events, EventType.ZONE_ENTER)) == entries
     assert len(of(events, EventType.ZONE_EXIT)) == entries
+    if not zone_settings:  # defaults: the live count follows the person at once
+        assert occupancy == [1, 1, 1, 0, 1, 1, 1, 1, 1, 1]
 
 
 # ---------------------------------------------------------------- occlusion

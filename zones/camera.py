@@ -12,8 +12,7 @@ Example:
     >>> from storesense.zones.config import StoreLayout
     >>> layout = StoreLayout.model_validate({
     ...     "store": {"id": "s"}, "cameras": [{"id": "c"}],
-    ...     "zones": [{"id": "z", "camera": "c", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]],
-    ...                "min_inside_seconds": 0},
+    ...     "zones": [{"id": "z", "camera": "c", "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]},
     ...               {"id": "shelf", "camera": "c", "kind": "shelf",
     ...                "polygon": [[40, 0], [90, 0], [90, 30], [40, 30]]}]})
     >>> analytics = CameraAnalytics(layout, "c", time_origin=1000.0)

@@ -15,7 +15,7 @@ Example:
     >>> summary = summarise_tracks(layout, "c", frames)
     >>> zone = summary.to_dict()["zones"]["z"]
     >>> zone["entries"], zone["exits"], zone["mean_occupancy"], zone["dwell_seconds_total"]
-    (1, 1, 0.75, 2.0)
+    (1, 1, 1.0, 2.0)
 """
 
 from __future__ import annotations
