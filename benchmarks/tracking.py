@@ -158,8 +158,48 @@ def tune(
     return best[1], best[2]
 
 
+def report_variants(
+    config: TrackerConfig, test_on: str, margins: dict[str, list[float]] | None
+) -> dict[str, object]:
+    """Ours with ``config`` beside the peers on every variant of ``test_on``; prints a table
+    and adds our margins over the best peer to ``margins``."""
+    print(
+        f"{'variant':<12} {'tracker':<22} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDSW':>5}"
+        "  vs best peer HOTA/IDF1"
+    )
+    builders = {OURS: partial(_ours, config=config), **PEERS}
+    table: dict[str, object] = {}
+    base_fps = load_sequence(test_on).fps
+    for variant in VARIANTS:
+        if variant.fps is not None and variant.fps >= base_fps:
+            continue  # no faster than the sequence itself: the same as "as is"
+        sequence = load_variant(test_on, variant)
+        scores = {
+            label: score_variant(sequence, run_tracker(build, sequence)[0])
+            for label, build in builders.items()
+        }
+        peers = {k: v for k, v in scores.items() if k != OURS}
+        best_hota = max(v.hota for v in peers.values())
+        best_idf1 = max(v.idf1 for v in peers.values())
+        ours = scores[OURS]
+        if margins is not None:
+            margins["HOTA"].append(ours.hota - best_hota)
+            margins["IDF1"].append(ours.idf1 - best_idf1)
+        for label, s in scores.items():
+            compare = ""
+            if label == OURS:
+                compare = f"{s.hota - best_hota:+5.1f}/{s.idf1 - best_idf1:+5.1f}"
+            print(
+                f"{variant.name:<12} {label:<22} {s.hota:6.1f} {s.mota:6.1f} {s.idf1:6.1f}"
+                f" {s.idsw:5d}  {compare}"
+            )
+        table[variant.name] = {label: s.as_dict() for label, s in scores.items()}
+    return table
+
+
 def folds(grid: dict[str, list[object]]) -> None:
-    """Tune on one sequence, report on the other (both ways) and on its variants."""
+    """Tune on one sequence, report on the other (both ways) and on its variants; then
+    the shipped defaults on both."""
     names = list(SEQUENCES)
     summary: dict[str, object] = {}
     margins: dict[str, list[float]] = {"HOTA": [], "IDF1": []}
@@ -169,42 +209,22 @@ def folds(grid: dict[str, list[object]]) -> None:
             f"\n== tuned on {tune_on} (HOTA {tuned_score.hota:.1f}, IDF1 {tuned_score.idf1:.1f}"
             f" there), reported on {test_on} ==\nchosen: {chosen}"
         )
-        print(
-            f"{'variant':<12} {'tracker':<22} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDSW':>5}"
-            "  vs best peer HOTA/IDF1"
-        )
         config = TrackerConfig(**chosen)  # type: ignore[arg-type]
-        builders = {OURS: partial(_ours, config=config), **PEERS}
-        direction: dict[str, object] = {"chosen": chosen}
-        base_fps = load_sequence(test_on).fps
-        for variant in VARIANTS:
-            if variant.fps is not None and variant.fps >= base_fps:
-                continue  # no faster than the sequence itself: the same as "as is"
-            sequence = load_variant(test_on, variant)
-            scores = {
-                label: score_variant(sequence, run_tracker(build, sequence)[0])
-                for label, build in builders.items()
-            }
-            peers = {k: v for k, v in scores.items() if k != OURS}
-            best_hota = max(v.hota for v in peers.values())
-            best_idf1 = max(v.idf1 for v in peers.values())
-            ours = scores[OURS]
-            margins["HOTA"].append(ours.hota - best_hota)
-            margins["IDF1"].append(ours.idf1 - best_idf1)
-            for label, s in scores.items():
-                compare = (
-                    f"{s.hota - best_hota:+5.1f}/{s.idf1 - best_idf1:+5.1f}"
-                    if label == OURS
-                    else ""
-                )
-                print(
-                    f"{variant.name:<12} {label:<22} {s.hota:6.1f} {s.mota:6.1f} {s.idf1:6.1f}"
-                    f" {s.idsw:5d}  {compare}"
-                )
-            direction[variant.name] = {label: s.as_dict() for label, s in scores.items()}
-        summary[f"{tune_on} -> {test_on}"] = direction
-    print("\nours minus best peer over both directions and every variant (spread):")
+        table = report_variants(config, test_on, margins)
+        summary[f"{tune_on} -> {test_on}"] = {"chosen": chosen, **table}
+    print("\nours minus best peer, tuned on the other sequence, every variant (spread):")
     for metric, values in margins.items():
+        arr = np.array(values)
+        print(
+            f"  {metric}: min {arr.min():+.1f}, median {np.median(arr):+.1f}, max {arr.max():+.1f}"
+            f" ({int((arr > 0).sum())}/{len(arr)} above every peer)"
+        )
+    shipped: dict[str, list[float]] = {"HOTA": [], "IDF1": []}
+    for name in names:
+        print(f"\n== shipped defaults (TrackerConfig()) on {name} ==")
+        summary[f"defaults on {name}"] = report_variants(TrackerConfig(), name, shipped)
+    print("\nshipped defaults minus best peer, both sequences, every variant (spread):")
+    for metric, values in shipped.items():
         arr = np.array(values)
         print(
             f"  {metric}: min {arr.min():+.1f}, median {np.median(arr):+.1f}, max {arr.max():+.1f}"
