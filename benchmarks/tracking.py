@@ -138,7 +138,7 @@ FOLD_GRID: dict[str, list[object]] = {
     "new_track_score": [0.5, 0.7],
     "lost_buffer_seconds": [1.0, 2.0, 4.0],
     "direction_weight": [0.0, 0.2, 0.4],
-    "confirm_score": [0.8, 1.0],
+    "confirm_score": [0.8, 0.9, 1.0],
 }
 
 

@@ -164,7 +164,8 @@ def test_low_score_box_continues_a_track_but_never_starts_one() -> None:
 
 @pytest.mark.parametrize("min_hits", [1, 2, 3])
 def test_confirmation_after_min_hits_and_blips_never_reported(min_hits: int) -> None:
-    tracker = Tracker(TrackerConfig(min_hits=min_hits))
+    # confirm_score 1.0: every track waits min_hits (the default confirms boxes >= 0.9 at once)
+    tracker = Tracker(TrackerConfig(min_hits=min_hits, confirm_score=1.0))
     walker = [person(100 + 4 * k, 300) for k in range(6)]
     blip_frame = 3
     frames = [

@@ -56,7 +56,7 @@ class TrackerConfig(BaseModel):
     observation_recovery: bool = False
     """OC-SORT's observation-centric re-update: on re-association after a gap, re-run
     the filter along a straight line between the last and new observation."""
-    confirm_score: float = Field(default=1.0, ge=0.0, le=1.0)
+    confirm_score: float = Field(default=0.9, ge=0.0, le=1.0)
     """Confidence-adaptive birth: a new track whose detection scores at least this is
     confirmed at once (1.0: never; every track then waits ``min_hits``)."""
     direction_weight: float = Field(default=0.2, ge=0.0, le=10.0)
