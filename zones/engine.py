@@ -56,10 +56,10 @@ APPROACH_CHECK_SECONDS = 0.5
 """Approach predictions are re-evaluated at most this often (frame clock)."""
 
 MIN_APPROACH_SPEED_PX_S = 10.0
+"""Slower floor points (standing, box jitter) never predict an approach."""
 
 EDGE_MARGIN = 0.25
 """A box within this fraction of its width of the picture's edge may be walking out of it."""
-"""Slower floor points (standing, box jitter) never predict an approach."""
 
 
 class ZoneEngine:
@@ -142,10 +142,10 @@ class ZoneEngine:
         if not (math.isfinite(relink_distance) and relink_distance >= 0):
             raise ValueError(f"relink_distance must be a finite number >= 0, got {relink_distance}")
         self.occlusion_aware = bool(occlusion_aware)
+        """Hidden tracks stay in their zones where their motion says they are (see class doc)."""
         self.frame_size: tuple[int, int] | None = frame_size
         """Picture width and height in pixels, when known (:class:`CameraAnalytics` sets it
         from the first image): a track last seen at the edge walked out, it is not hidden."""
-        """Hidden tracks stay in their zones where their motion says they are (see class doc)."""
         self.relink_seconds = float(relink_seconds)
         self.relink_distance = float(relink_distance)
         self.layout = layout
