@@ -443,8 +443,8 @@ class ZoneEngine:
             if self.occlusion_aware and self.zones:
                 self._hidden_in[slots] = False
                 self._hidden_out_at[slots] = np.nan
-        if self.occlusion_aware and self.zones:
-            self._follow_hidden(now)
+        if self.occlusion_aware and self.zones and len(self._slot_of) > len(ids):
+            self._follow_hidden(now)  # only when some held track is not in this frame
         if now >= self._next_stale_check:
             self._next_stale_check = now + STALE_CHECK_SECONDS
             # Free slots have no last sighting (NaN), so they never compare as stale.
