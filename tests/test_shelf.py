@@ -394,3 +394,37 @@ def test_real_footage_started_with_people_in_reach_reports_no_take(
     assert not of_type(events, EventType.ITEM_TAKEN) and not of_type(
         events, EventType.ITEM_RETURNED
     )
+
+
+@pytest.mark.parametrize("arm_seconds", [0.0, 2.5])
+def test_arm_seconds_comes_from_the_layout(arm_seconds: float) -> None:
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "shop"},
+            "cameras": [{"id": "cam1"}],
+            "zones": [
+                {
+                    "id": "cereal",
+                    "camera": "cam1",
+                    "kind": "shelf",
+                    "polygon": [[20, 20], [120, 20], [120, 80], [20, 80]],
+                    "shelf": {"arm_seconds": arm_seconds},
+                }
+            ],
+        }
+    )
+    (monitor,) = ShelfEngine.from_layout(layout, "cam1").monitors
+    assert monitor.options.arm_seconds == arm_seconds
+    image = np.full((120, 240, 3), 90, np.uint8)
+    monitor.update(image, Tracks.empty(timestamp=0.0))
+    monitor.update(image, Tracks.empty(timestamp=0.1))
+    assert monitor.armed is (arm_seconds == 0.0)
+    with pytest.raises(ValueError, match="arm_seconds"):
+        StoreLayout.model_validate(
+            {
+                **layout.model_dump(mode="json"),
+                "zones": [
+                    {**layout.model_dump(mode="json")["zones"][0], "shelf": {"arm_seconds": -1}}
+                ],
+            }
+        )

@@ -315,6 +315,9 @@ class ShelfZoneOptions(_Strict):
     max_reach_speed: float | None = Field(default=0.6, gt=0)
     """Floor-point speed in box heights per second above which time in the reach band is
     walking past, not reaching; ``null`` turns the check off."""
+    arm_seconds: float = Field(default=1.0, ge=0)
+    """The shelf takes its first reference only after the reach band has been clear (and
+    the shelf face still) this long, so a camera started with shoppers in reach waits."""
 
     @field_validator("grid")
     @classmethod
@@ -323,7 +326,7 @@ class ShelfZoneOptions(_Strict):
             raise ValueError(f"rows and cols must be ≥ 1, got {list(grid)}")
         return grid
 
-    @field_validator("reach_band_px", "min_interaction_seconds", "max_reach_speed")
+    @field_validator("reach_band_px", "min_interaction_seconds", "max_reach_speed", "arm_seconds")
     @classmethod
     def _finite_number(cls, value: float | None) -> float | None:
         return None if value is None else _finite(value)
