@@ -26,6 +26,11 @@ truth it is the per-frame occupancy times the frame interval. Then the per-frame
 cost of 10 zones + 10 lines.
 
 Run: ``python benchmarks/counting.py [--frames N] [--skip-pipeline] [--repeats R]``
+
+``python benchmarks/counting.py --holdout [LAYOUT ...]``: the held-out layouts
+(``examples/pets09_holdout*.yaml``, not used to choose any default): line counts per
+direction summed over every line, each zone's mean occupancy and dwell against the truth,
+beside supervision on the same tracks (our tracker on the cached detections).
 """
 
 from __future__ import annotations
@@ -119,6 +124,23 @@ def pipeline_tracks(video: Path, fps: float, frames: int | None) -> tuple[list[T
     return out, time.perf_counter() - start
 
 
+def cached_pipeline_tracks(layout: StoreLayout, frames: int | None) -> list[Tracks]:
+    """Our tracker (the camera's ``tracker:`` settings) on the cached YOLOX-Nano detections.
+
+    The same tracks as :func:`pipeline_tracks` (the detector's default threshold 0.1 equals
+    the tracker's ``low_score``), without running the detector again
+    (``python benchmarks/tracking_detections.py`` builds the cache).
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from storesense.vision.tracking import Tracker
+    from tracking_detections import load_sequence
+
+    sequence = load_sequence("PETS09-S2L1")
+    tracker = Tracker(layout.camera(CAMERA).tracker)
+    count = len(sequence.frames) if frames is None else frames
+    return [tracker.update(d, (i) / FPS, i + 1) for i, d in enumerate(sequence.frames[:count])]
+
+
 # ------------------------------------------------------------------- truth
 def truth_counts(layout: StoreLayout, tracks: list[Tracks]) -> dict[str, Any]:
     """Raw per-frame membership with shapely; crossings between consecutive sightings."""
@@ -188,7 +210,11 @@ def with_line_hysteresis(layout: StoreLayout, seconds: float) -> StoreLayout:
     return StoreLayout.model_validate(data)
 
 
+FRAME_SIZE = (768, 576)
+
+
 def run_engine(layout: StoreLayout, tracks: list[Tracks], **engine_options: Any) -> dict[str, Any]:
+    engine_options.setdefault("frame_size", FRAME_SIZE)
     engine = ZoneEngine(layout, CAMERA, **engine_options)
     occupancy = np.zeros((len(tracks), len(engine.zone_ids)), np.int64)
     events: list[Event] = []
@@ -422,8 +448,147 @@ def dont_care_share(
     )
 
 
+HOLDOUT_LAYOUTS = [
+    ROOT / "examples" / "pets09_holdout.yaml",
+    ROOT / "examples" / "pets09_holdout_b.yaml",
+]
+
+
+def _relative(value: float, truth: float) -> str:
+    return f"{value / truth - 1:+6.1%}" if truth else "   n/a"
+
+
+HYSTERESIS = [(0.0, 0.0), (0.0, 0.5), (0.0, 1.0), (0.3, 0.3), (0.5, 0.5), (1.0, 1.0)]
+"""(min_inside_seconds, min_outside_seconds) pairs compared by :func:`hysteresis_table`."""
+
+
+def with_zone_hysteresis(layout: StoreLayout, inside: float, outside: float) -> StoreLayout:
+    data = layout.model_dump()
+    for zone in data["zones"]:
+        zone["min_inside_seconds"] = inside
+        zone["min_outside_seconds"] = outside
+    return StoreLayout.model_validate(data)
+
+
+def _quick_reentries(events: list[Event], within: float = 1.0) -> int:
+    """Entries of a track into a zone it left less than ``within`` seconds before."""
+    left: dict[tuple[int, str], float] = {}
+    count = 0
+    for event in sorted(events, key=lambda e: e.timestamp):
+        key = (event.track_id, event.target)
+        if event.type == EventType.ZONE_EXIT:
+            left[key] = event.timestamp
+        elif event.type == EventType.ZONE_ENTER and key in left:
+            count += event.timestamp - left[key] < within
+    return count
+
+
+def hysteresis_table(layout: StoreLayout, tracks: list[Tracks], truth: dict[str, Any]) -> None:
+    """Zone entries, quick re-entries, occupancy and dwell for each hysteresis pair."""
+    t_entries = int(truth["entries"].sum())
+    t_occ = truth["occupancy"].mean(axis=0)
+    t_dwell = float(truth["dwell"].sum())
+    print(
+        f"  zone hysteresis (min_inside/min_outside s): entries (truth {t_entries}), "
+        "re-entries within 1 s, mean |occupancy error| over zones, dwell all zones"
+    )
+    for inside, outside in HYSTERESIS:
+        variant = with_zone_hysteresis(layout, inside, outside)
+        engine = ZoneEngine(variant, CAMERA, frame_size=FRAME_SIZE)
+        events: list[Event] = []
+        occupancy = np.zeros((len(tracks), len(engine.zone_ids)))
+        for f, frame in enumerate(tracks):
+            events += engine.update(frame)
+            occupancy[f] = list(engine.occupancy().values())
+        events += engine.finish(tracks[-1].timestamp + 1 / FPS)
+        entries = sum(e.type == EventType.ZONE_ENTER for e in events)
+        dwell = sum(
+            float(e.attributes["dwell_seconds"]) for e in events if e.type == EventType.ZONE_EXIT
+        )
+        occ_error = float(np.mean(np.abs(occupancy.mean(axis=0) / t_occ - 1)))
+        print(
+            f"    {inside:>4g} / {outside:<4g}  entries {entries:4d} "
+            f"({_relative(entries, t_entries)})"
+            f"  re-entries {_quick_reentries(events):3d}  occupancy {occ_error:5.1%}"
+            f"  dwell {dwell:7.1f} ({_relative(dwell, t_dwell)})"
+        )
+
+
+def holdout(layout_paths: list[Path], frames: int | None) -> int:
+    """Held-out layouts: lines per direction summed, each zone's mean occupancy and dwell."""
+    gt_path = PETS / "gt" / "gt.txt"
+    truth_tracks = load_gt_tracks(gt_path, FPS, frames, with_dont_care=True)
+    met_all = True
+    for path in layout_paths:
+        layout = load_layout(path)
+        truth = truth_counts(layout, truth_tracks)
+        tracks = cached_pipeline_tracks(layout, frames)
+        zone_ids = [z.id for z in layout.zones_of(CAMERA)]
+        raw = with_line_hysteresis(layout, 0.0)
+        rows = [
+            ("ours, defaults", run_engine(layout, tracks)),
+            (
+                "ours, no occlusion hold (previous engine)",
+                run_engine(layout, tracks, occlusion_aware=False),
+            ),
+            ("ours, raw (min_side 0, no re-link)", run_engine(raw, tracks, relink_seconds=0)),
+            ("supervision", run_supervision(layout, tracks)),
+        ]
+        print(
+            f"\n== {path.relative_to(ROOT)}: {len(layout.lines_of(CAMERA))} lines, "
+            f"{len(zone_ids)} zones, {len(tracks)} frames; pipeline = YOLOX-Nano + our tracker; "
+            "truth = gt boxes (all people) =="
+        )
+        header = f"{'source':<42} {'lines in':>14} {'lines out':>14}"
+        for zone_id in zone_ids:
+            header += f" | {zone_id + ' occ':>22} {'dwell s':>16}"
+        print(header)
+        t_in = sum(c["in"] for c in truth["lines"].values())
+        t_out = sum(c["out"] for c in truth["lines"].values())
+        line = f"{'truth':<42} {t_in:>14} {t_out:>14}"
+        for z in range(len(zone_ids)):
+            line += f" | {truth['occupancy'][:, z].mean():>22.3f} {float(truth['dwell'][z]):>16.1f}"
+        print(line)
+        for name, result in rows:
+            r_in = sum(c["in"] for c in result["lines"].values())
+            r_out = sum(c["out"] for c in result["lines"].values())
+            line = (
+                f"{name:<42} {r_in:>5} ({_relative(r_in, t_in)}) {r_out:>5} "
+                f"({_relative(r_out, t_out)})"
+            )
+            checks = [abs(r_in - t_in) <= 0.03 * t_in, abs(r_out - t_out) <= 0.03 * t_out]
+            for z in range(len(zone_ids)):
+                occ = float(result["occupancy"][:, z].mean())
+                t_occ = float(truth["occupancy"][:, z].mean())
+                dwell = float(result["dwell"][z])
+                t_dwell = float(truth["dwell"][z])
+                line += (
+                    f" | {occ:>13.3f} ({_relative(occ, t_occ)}) {dwell:>7.1f} "
+                    f"({_relative(dwell, t_dwell)})"
+                )
+                checks += [abs(occ - t_occ) <= 0.05 * t_occ, abs(dwell - t_dwell) <= 0.05 * t_dwell]
+            print(line)
+            if name == "ours, defaults":
+                met = all(checks)
+                met_all &= met
+                print(
+                    f"{'':<42} goals (lines 3 % per direction, zones 5 %): "
+                    f"{'met' if met else 'MISSED'} ({sum(checks)}/{len(checks)})"
+                )
+        hysteresis_table(layout, tracks, truth)
+    return 0 if met_all else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--holdout",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="held-out layouts (default: examples/pets09_holdout*.yaml): lines and zones "
+        "beside supervision, on cached detections",
+    )
     parser.add_argument("--frames", type=int, default=None, help="first N frames only")
     parser.add_argument("--skip-pipeline", action="store_true", help="skip detector+tracker")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats (best of)")
@@ -432,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing {PETS}", file=sys.stderr)
         return 1
     os.environ.setdefault("STORESENSE_MODEL_MIRROR", str(SHARED / "models"))
+    if args.holdout is not None:
+        return holdout(args.holdout or HOLDOUT_LAYOUTS, args.frames)
     layout = load_layout(LAYOUT)
     zone_ids = [z.id for z in layout.zones_of(CAMERA)]
     main_zone = zone_ids.index("plaza-right")

@@ -66,6 +66,8 @@ class Scene:
     truth: list[TruthEvent] = field(default_factory=list)
     lighting_only: bool = False
     """No interaction at all: any take reported is a take from lighting alone."""
+    no_change: bool = False
+    """No product ever changes: any ``item_taken`` / ``item_returned`` is false."""
 
     def frames(self) -> Iterator[tuple[Image, Tracks]]:
         return self.render()
@@ -224,9 +226,16 @@ def rendered_scene(
     fps: float = 10.0,
     initially_missing: frozenset[Cell] = frozenset(),
     hard: bool = False,
+    tracks_from: float = 0.0,
+    gradient: float = 0.0,
 ) -> Scene:
     """A rendered shelf scene following a script of visits; truth comes from the script.
-    ``hard``: small (30–45 % of a slot), dull products close to the panel's colour."""
+    ``hard``: small (30–45 % of a slot), dull products close to the panel's colour.
+    ``tracks_from``: no tracks before this time (a tracker confirming the people it
+    finds when the camera starts). ``gradient``: light from one side that grows over
+    the scene; at the end the right edge is ``1 + gradient`` times as bright as at the start.
+    A visit that starts before 0 (someone at the shelf when the camera starts) cannot
+    be verified: its interaction is expected with outcome ``unverified`` and no change."""
     rng = np.random.default_rng(seed)
     renderer = _ShelfRenderer(rng, hard)
     frame_count = int(duration * fps)
@@ -241,6 +250,11 @@ def rendered_scene(
     for visit in sorted(visits, key=lambda v: v.start):
         end = _visit_end(visit)
         if visit.action == "pass":
+            continue
+        if visit.start < 0:
+            if visit.action != "browse":
+                raise ValueError(f"{name}: a visit under way at the start can only browse")
+            truth.append(TruthEvent("shelf_interaction", visit.track_id, end, verifiable=False))
             continue
         mid = visit.start + visit.walk + visit.linger / 2
         if visit.action == "take":
@@ -270,6 +284,7 @@ def rendered_scene(
         np.float32
     )
     body_jitter = np.random.default_rng(seed + 2)
+    ramp = np.linspace(0.0, 1.0, CANVAS[0], dtype=np.float32)[None, :, None]
 
     def render() -> Iterator[tuple[Image, Tracks]]:
         current = set(present)
@@ -301,12 +316,16 @@ def rendered_scene(
                 ids.append(visit.track_id)
                 velocities.append([(box[0] - prev[0]) * fps, 0.0])
             image = image * gains[index][None, None, :]
+            if gradient:
+                image = image * (1.0 + gradient * (index / max(frame_count - 1, 1)) * ramp)
             dy, dx = noise_rng.integers(0, 16, 2)
             image += noise_bank[index % 8, dy : dy + CANVAS[1], dx : dx + CANVAS[0]]
             image_u8 = np.clip(image, 0, 255).astype(np.uint8)
             ok, encoded = cv2.imencode(".jpg", image_u8, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
             assert ok
             decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+            if t < tracks_from:
+                boxes, ids, velocities = [], [], []
             tracks = Tracks(
                 np.asarray(boxes, np.float32).reshape(-1, 4),
                 np.ones(len(ids), np.float32),
@@ -328,6 +347,7 @@ def rendered_scene(
         render,
         truth,
         lighting_only=not any(v.action != "pass" for v in visits),
+        no_change=not any(v.action in ("take", "return") for v in visits),
     )
 
 
@@ -413,6 +433,53 @@ def lighting_scene(seed: int, fps: float = 10.0) -> Scene:
         20.0,
         switches=[(3.0, 0.6), (8.0, 1.5), (15.0, 0.75)],
         fps=fps,
+    )
+
+
+def occupied_start_scene(seed: int, fps: float = 10.0) -> Scene:
+    """The camera starts while a shopper stands at the shelf, in front of the products,
+    and the tracker needs a few frames to confirm them; then ordinary visits follow.
+    The first view holds a person: the shelf must not arm on it (no false take when
+    they leave); the later takes and put-backs must still be found."""
+    rng = np.random.default_rng(500 + seed)
+    first = Visit(1, -1.5, "browse", (1, int(rng.integers(2, COLS - 2))), linger=3.0, walk=1.0)
+    script, duration = random_script(seed + 500, 8)
+    shift = _visit_end(first) + 2.0
+    visits = [first] + [
+        Visit(v.track_id + 1, v.start + shift, v.action, v.slot, v.linger, v.walk, v.from_left)
+        for v in script
+    ]
+    return rendered_scene(
+        f"occupied-{seed}",
+        seed + 500,
+        visits,
+        duration + shift,
+        fps=fps,
+        tracks_from=0.25,
+        switches=[(float(rng.uniform(8, duration)), float(rng.choice([0.7, 1.3])))],
+    )
+
+
+def drift_scene(seed: int, fps: float = 10.0) -> Scene:
+    """No product changes: shoppers browse and linger for long visits while the light
+    drifts slowly and unevenly (sunlight from one side, +40 % over the scene), with a
+    dim switch on top. Any take or put-back reported is false."""
+    rng = np.random.default_rng(700 + seed)
+    visits = []
+    t = 1.0
+    for track in range(1, 6):
+        slot = (int(rng.integers(ROWS)), int(rng.integers(COLS)))
+        linger = float(rng.uniform(6.0, 12.0))
+        visits.append(Visit(track, t, "browse", slot, linger=linger, from_left=track % 2 == 0))
+        t = _visit_end(visits[-1]) + float(rng.uniform(1.5, 3.0))
+    return rendered_scene(
+        f"drift-{seed}",
+        seed + 700,
+        visits,
+        t + 1.5,
+        fps=fps,
+        gradient=0.4,
+        switches=[(float(rng.uniform(5, t)), 0.8)],
     )
 
 
@@ -596,6 +663,111 @@ def pets_scene(
     return Scene(
         f"pets09-{region}", "plaza-shelf", polygon, options, fps, len(frames), render, truth
     )
+
+
+def pets_tracker_tracks(first_frame: int, frame_count: int) -> list[Tracks]:
+    """Our tracker (defaults) on the cached YOLOX-Nano detections, started at ``first_frame``
+    as a camera would be: people present then are confirmed only after ``min_hits``."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from storesense.vision.tracking import Tracker
+    from tracking_detections import load_sequence
+
+    frames = load_sequence("PETS09-S2L1").frames
+    tracker = Tracker()
+    return [
+        tracker.update(frames[f - 1], (f - 1) / PETS_FPS, f)
+        for f in range(first_frame, min(first_frame + frame_count, len(frames) + 1))
+    ]
+
+
+def pets_untouched_scene(
+    region: tuple[int, int, int, int],
+    first_frame: int,
+    frame_count: int = 300,
+    *,
+    products: bool = True,
+    folder: Path = PETS_DIR,
+) -> Scene:
+    """Real PETS09-S2L1 footage where NOTHING on the "shelf" changes: people walk past,
+    stand and leave in front of ``region`` (with fixed pasted products, or the bare
+    plaza). Tracks come from our tracker on real detections, started at ``first_frame``
+    (pick one with people in reach: the camera starts occupied). Any ``item_taken`` or
+    ``item_returned`` is false."""
+    x0, y0, x1, y1 = region
+    cols = 3
+    options = ShelfOptions(
+        grid=(1, cols),
+        reach_band_px=10.0,
+        min_interaction_seconds=1.0,
+        max_reach_speed=None,
+        cell_px=32,
+    )
+    rng = np.random.default_rng(x0 * 7 + y0)
+    patches = []
+    cell_w = (x1 - x0) / cols
+    for c in range(cols if products else 0):
+        w, h = int(cell_w * 0.6), int((y1 - y0) * 0.7)
+        patch = np.empty((h, w, 3), np.uint8)
+        patch[:] = rng.uniform(20, 235, 3)
+        patch[h // 3 : h // 3 + 6] = 255 - patch[0, 0]
+        px, py = int(x0 + c * cell_w + (cell_w - w) / 2), int(y0 + (y1 - y0 - h) / 2)
+        patches.append((px, py, patch))
+    gt = load_pets_gt(folder)
+    all_tracks = pets_tracker_tracks(first_frame, frame_count)
+
+    def render() -> Iterator[tuple[Image, Tracks]]:
+        capture = cv2.VideoCapture(str(folder / "PETS09-S2L1.avi"))
+        if not capture.isOpened():
+            raise FileNotFoundError(folder / "PETS09-S2L1.avi")
+        try:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, first_frame - 1)
+            for tracks in all_tracks:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                original = image.copy()
+                for px, py, patch in patches:
+                    h, w = patch.shape[:2]
+                    image[py : py + h, px : px + w] = patch
+                # people (ground truth: whether or not the detector sees them) stand in front
+                for _, bx0, by0, bx1, by1 in gt.get(int(tracks.frame_index), []):
+                    ix0, iy0 = max(int(bx0), 0), max(int(by0), 0)
+                    image[iy0 : int(by1), ix0 : int(bx1)] = original[iy0 : int(by1), ix0 : int(bx1)]
+                yield np.asarray(image, np.uint8), tracks
+        finally:
+            capture.release()
+
+    polygon = [
+        (float(x0), float(y0)),
+        (float(x1), float(y0)),
+        (float(x1), float(y1)),
+        (float(x0), float(y1)),
+    ]
+    kind = "products" if products else "bare"
+    return Scene(
+        f"untouched-{region}-f{first_frame}-{kind}",
+        "plaza-shelf",
+        polygon,
+        options,
+        PETS_FPS,
+        len(all_tracks),
+        render,
+        [],
+        no_change=True,
+    )
+
+
+def occupied_start_frame(region: tuple[int, int, int, int], folder: Path = PETS_DIR) -> int:
+    """The first PETS09 frame with a ground-truth person in ``region``'s reach band."""
+    x0, y0, x1, y1 = region
+    gt = load_pets_gt(folder)
+    for frame in sorted(gt):
+        for _, bx0, by0, bx1, by1 in gt[frame]:
+            if min(bx1, x1 + 10) > max(bx0, x0 - 10) and min(by1, y1 + 10) > max(by0, y0 - 10):
+                return frame
+    raise ValueError(f"nobody ever reaches {region}")
 
 
 # --------------------------------------------------------------------------- scoring

@@ -8,15 +8,23 @@ cost of each ``update`` call is timed with ``time.perf_counter_ns`` (median and
 
 Run: ``python benchmarks/tracking.py`` (prints a table and writes
 ``benchmarks/results/tracking.json``).
+
+``python benchmarks/tracking.py --folds``: generalisation. The defaults are chosen by
+grid search (:data:`FOLD_GRID`) on one sequence and reported on the other, both ways,
+and on the other's variants (``tracking_variants.py``: 5 and 10 fps, 0.5x / 0.75x size,
+a crop, dim and bright frames), beside the peers with their defaults; then the spread of
+our margin over the best peer (writes ``benchmarks/results/tracking_folds.json``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +35,7 @@ from storesense.vision.detections import Detections
 from storesense.vision.tracking import Tracker, TrackerConfig
 from tracking_detections import RESULTS, SEQUENCES, SequenceDetections, load_sequence
 from tracking_eval import Scores, TrackRow, evaluate, load_ground_truth
+from tracking_variants import VARIANTS, VariantSequence, load_variant
 
 UpdateFn = Callable[[object, float, int], TrackRow]
 OURS = "storesense"
@@ -98,7 +107,7 @@ PEERS: dict[str, Callable[[float], tuple[UpdateFn, Callable[[Detections], object
 
 def run_tracker(
     build: Callable[[float], tuple[UpdateFn, Callable[[Detections], object]]],
-    sequence: SequenceDetections,
+    sequence: SequenceDetections | VariantSequence,
 ) -> tuple[list[TrackRow], np.ndarray]:
     """Tracker output per frame and update time per frame in nanoseconds."""
     step, convert = build(sequence.fps)
@@ -119,7 +128,117 @@ def score(sequence: SequenceDetections, rows: list[TrackRow]) -> Scores:
     return evaluate(gt, ignored, rows)
 
 
+def score_variant(sequence: VariantSequence, rows: list[TrackRow]) -> Scores:
+    return evaluate(sequence.ground_truth, sequence.ignored, rows)
+
+
+# Every TrackerConfig field a scene could pull one way; each fold picks its own values.
+FOLD_GRID: dict[str, list[object]] = {
+    "match_iou": [0.1, 0.3],
+    "new_track_score": [0.5, 0.7],
+    "lost_buffer_seconds": [1.0, 2.0, 4.0],
+    "direction_weight": [0.0, 0.2, 0.4],
+    "confirm_score": [0.8, 0.9, 1.0],
+}
+
+
+def tune(
+    sequence: VariantSequence, grid: dict[str, list[object]]
+) -> tuple[dict[str, object], Scores]:
+    """The grid point with the best HOTA + IDF1 on ``sequence`` (ties: first in grid order)."""
+    best: tuple[float, dict[str, object], Scores] | None = None
+    for combo in itertools.product(*grid.values()):
+        overrides = dict(zip(grid, combo, strict=True))
+        config = TrackerConfig(**overrides)  # type: ignore[arg-type]
+        rows, _ = run_tracker(partial(_ours, config=config), sequence)
+        s = score_variant(sequence, rows)
+        if best is None or s.hota + s.idf1 > best[0]:
+            best = (s.hota + s.idf1, overrides, s)
+    assert best is not None
+    return best[1], best[2]
+
+
+def report_variants(
+    config: TrackerConfig, test_on: str, margins: dict[str, list[float]] | None
+) -> dict[str, object]:
+    """Ours with ``config`` beside the peers on every variant of ``test_on``; prints a table
+    and adds our margins over the best peer to ``margins``."""
+    print(
+        f"{'variant':<12} {'tracker':<22} {'HOTA':>6} {'MOTA':>6} {'IDF1':>6} {'IDSW':>5}"
+        "  vs best peer HOTA/IDF1"
+    )
+    builders = {OURS: partial(_ours, config=config), **PEERS}
+    table: dict[str, object] = {}
+    base_fps = load_sequence(test_on).fps
+    for variant in VARIANTS:
+        if variant.fps is not None and variant.fps >= base_fps:
+            continue  # no faster than the sequence itself: the same as "as is"
+        sequence = load_variant(test_on, variant)
+        scores = {
+            label: score_variant(sequence, run_tracker(build, sequence)[0])
+            for label, build in builders.items()
+        }
+        peers = {k: v for k, v in scores.items() if k != OURS}
+        best_hota = max(v.hota for v in peers.values())
+        best_idf1 = max(v.idf1 for v in peers.values())
+        ours = scores[OURS]
+        if margins is not None:
+            margins["HOTA"].append(ours.hota - best_hota)
+            margins["IDF1"].append(ours.idf1 - best_idf1)
+        for label, s in scores.items():
+            compare = ""
+            if label == OURS:
+                compare = f"{s.hota - best_hota:+5.1f}/{s.idf1 - best_idf1:+5.1f}"
+            print(
+                f"{variant.name:<12} {label:<22} {s.hota:6.1f} {s.mota:6.1f} {s.idf1:6.1f}"
+                f" {s.idsw:5d}  {compare}"
+            )
+        table[variant.name] = {label: s.as_dict() for label, s in scores.items()}
+    return table
+
+
+def folds(grid: dict[str, list[object]]) -> None:
+    """Tune on one sequence, report on the other (both ways) and on its variants; then
+    the shipped defaults on both."""
+    names = list(SEQUENCES)
+    summary: dict[str, object] = {}
+    margins: dict[str, list[float]] = {"HOTA": [], "IDF1": []}
+    for tune_on, test_on in ((names[0], names[1]), (names[1], names[0])):
+        chosen, tuned_score = tune(load_variant(tune_on, VARIANTS[0]), grid)
+        print(
+            f"\n== tuned on {tune_on} (HOTA {tuned_score.hota:.1f}, IDF1 {tuned_score.idf1:.1f}"
+            f" there), reported on {test_on} ==\nchosen: {chosen}"
+        )
+        config = TrackerConfig(**chosen)  # type: ignore[arg-type]
+        table = report_variants(config, test_on, margins)
+        summary[f"{tune_on} -> {test_on}"] = {"chosen": chosen, **table}
+    print("\nours minus best peer, tuned on the other sequence, every variant (spread):")
+    for metric, values in margins.items():
+        arr = np.array(values)
+        print(
+            f"  {metric}: min {arr.min():+.1f}, median {np.median(arr):+.1f}, max {arr.max():+.1f}"
+            f" ({int((arr > 0).sum())}/{len(arr)} above every peer)"
+        )
+    shipped: dict[str, list[float]] = {"HOTA": [], "IDF1": []}
+    for name in names:
+        print(f"\n== shipped defaults (TrackerConfig()) on {name} ==")
+        summary[f"defaults on {name}"] = report_variants(TrackerConfig(), name, shipped)
+    print("\nshipped defaults minus best peer, both sequences, every variant (spread):")
+    for metric, values in shipped.items():
+        arr = np.array(values)
+        print(
+            f"  {metric}: min {arr.min():+.1f}, median {np.median(arr):+.1f}, max {arr.max():+.1f}"
+            f" ({int((arr > 0).sum())}/{len(arr)} above every peer)"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "tracking_folds.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(f"written {RESULTS / 'tracking_folds.json'}")
+
+
 def main() -> None:
+    if "--folds" in sys.argv[1:]:
+        folds(FOLD_GRID)
+        return
     builders = {OURS: _ours, **PEERS}
     results: dict[str, dict[str, dict[str, float | int]]] = {}
     for name in SEQUENCES:

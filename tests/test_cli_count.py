@@ -22,6 +22,9 @@ def write_layout(folder: Path, tud_campus: Path, **extra: object) -> Path:
                 "camera": "cam1",
                 "approach_seconds": 1.0,
                 "polygon": [[200, 0], [440, 0], [440, 480], [200, 480]],
+                # Raw membership: occupancy x time and dwell then count the same frames.
+                "min_inside_seconds": 0,
+                "min_outside_seconds": 0,
             }
         ],
         "lines": [

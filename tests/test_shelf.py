@@ -23,8 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from shelf_scenes import (
     Scene,
     Visit,
+    drift_scene,
     lighting_scene,
+    occupied_start_frame,
+    occupied_start_scene,
     pets_scene,
+    pets_untouched_scene,
     rendered_scene,
     score_events,
 )
@@ -308,12 +312,119 @@ def test_small_grid_take_is_not_mistaken_for_a_global_change() -> None:
     )
     person = Tracks(np.array([[50, 5, 95, 99]]), np.ones(1), np.array([9]), np.zeros((1, 2)), 0.0)
     events: list[Event] = []
-    for step in range(40):
+    for step in range(50):
         t = step * 0.1
-        inside = 5 <= step < 25
-        if step == 15:
+        inside = 12 <= step < 32  # clear for 1.2 s first: the shelf arms (arm_seconds 1.0)
+        if step == 22:
             image[15:45, 55:85] = (30, 200, 30)  # the right-hand product is gone
         tracks = replace(person, timestamp=t) if inside else Tracks.empty(timestamp=t)
         events.extend(monitor.update(image.copy(), tracks))
     (take,) = of_type(events, EventType.ITEM_TAKEN)
     assert take.track_id == 9 and take.attributes["cell"] == [0, 0]
+
+
+# ---------------------------------------------------------------- arming and light drift
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_camera_starting_with_a_shopper_at_the_shelf_waits_for_a_clear_view(seed: int) -> None:
+    scene = occupied_start_scene(seed, fps=FPS)
+    events = run(scene)
+    score = score_events(scene.truth, events)
+    for kind in ("item_taken", "item_returned"):
+        assert score.counts[kind][1:] == [0, 0], (kind, score.counts)
+    first = [e for e in of_type(events, EventType.SHELF_INTERACTION) if e.track_id == 1]
+    assert [e.attributes["outcome"] for e in first] == ["unverified"]
+
+
+@pytest.mark.parametrize("arm_seconds", [0.5, 1.5])
+def test_shelf_arms_only_on_a_still_clear_view(arm_seconds: float) -> None:
+    rng = np.random.default_rng(4)
+    shelf = rng.integers(40, 200, (40, 80, 3), dtype=np.uint8)
+    monitor = ShelfMonitor(
+        "s",
+        "cam",
+        [(10, 10), (90, 10), (90, 50), (10, 50)],
+        ShelfOptions(grid=(1, 4), reach_band_px=5.0, cell_px=16, arm_seconds=arm_seconds),
+    )
+    t = 0.0
+    # Someone the tracker does not report moves in front of the shelf for 2 s: no arming.
+    for step in range(20):
+        image = np.full((100, 100, 3), 128, np.uint8)
+        image[10:50, 10:90] = shelf
+        x = 10 + 3 * step
+        image[5:60, x : x + 20] = (20, 20, 220)
+        monitor.update(image, Tracks.empty(timestamp=t))
+        assert not monitor.armed
+        t += 0.1
+    image = np.full((100, 100, 3), 128, np.uint8)
+    image[10:50, 10:90] = shelf
+    still_from = t
+    while not monitor.armed:
+        monitor.update(image, Tracks.empty(timestamp=t))
+        t += 0.1
+        assert t < 10
+    assert t - 0.1 - still_from == pytest.approx(arm_seconds, abs=0.11)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_slow_uneven_light_drift_over_long_visits_is_never_a_take(seed: int) -> None:
+    scene = drift_scene(seed, fps=FPS)
+    assert scene.no_change
+    events = run(scene)
+    assert not of_type(events, EventType.ITEM_TAKEN) and not of_type(
+        events, EventType.ITEM_RETURNED
+    )
+    outcomes = [e.attributes["outcome"] for e in of_type(events, EventType.SHELF_INTERACTION)]
+    assert outcomes == ["browse"] * 5
+
+
+@pytest.mark.parametrize(
+    ("region", "products"),
+    [((480, 180, 600, 240), True), ((240, 220, 360, 280), False), ((520, 260, 640, 320), True)],
+)
+def test_real_footage_started_with_people_in_reach_reports_no_take(
+    region: tuple[int, int, int, int], products: bool
+) -> None:
+    # Real PETS09 frames, our tracker on real detections from a camera started while
+    # people are in reach; nothing on the "shelf" ever changes.
+    scene = pets_untouched_scene(region, occupied_start_frame(region), 200, products=products)
+    events = run(scene)
+    assert of_type(events, EventType.SHELF_INTERACTION)  # people did reach
+    assert not of_type(events, EventType.ITEM_TAKEN) and not of_type(
+        events, EventType.ITEM_RETURNED
+    )
+
+
+@pytest.mark.parametrize("arm_seconds", [0.0, 2.5])
+def test_arm_seconds_comes_from_the_layout(arm_seconds: float) -> None:
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "shop"},
+            "cameras": [{"id": "cam1"}],
+            "zones": [
+                {
+                    "id": "cereal",
+                    "camera": "cam1",
+                    "kind": "shelf",
+                    "polygon": [[20, 20], [120, 20], [120, 80], [20, 80]],
+                    "shelf": {"arm_seconds": arm_seconds},
+                }
+            ],
+        }
+    )
+    (monitor,) = ShelfEngine.from_layout(layout, "cam1").monitors
+    assert monitor.options.arm_seconds == arm_seconds
+    image = np.full((120, 240, 3), 90, np.uint8)
+    monitor.update(image, Tracks.empty(timestamp=0.0))
+    monitor.update(image, Tracks.empty(timestamp=0.1))
+    assert monitor.armed is (arm_seconds == 0.0)
+    with pytest.raises(ValueError, match="arm_seconds"):
+        StoreLayout.model_validate(
+            {
+                **layout.model_dump(mode="json"),
+                "zones": [
+                    {**layout.model_dump(mode="json")["zones"][0], "shelf": {"arm_seconds": -1}}
+                ],
+            }
+        )

@@ -7,7 +7,7 @@ import pytest
 from storesense.vision.detections import Detections, Tracks
 from storesense.vision.tracking import ConstantVelocityKalman, Tracker, TrackerConfig
 from storesense.vision.tracking.kalman import dense_covariance
-from storesense.vision.tracking.matching import iou_matrix, match
+from storesense.vision.tracking.matching import direction_consistency, iou_matrix, match
 
 
 def boxes_at(*xyxy: tuple[float, float, float, float], score: float = 0.9) -> Detections:
@@ -160,7 +160,8 @@ def test_low_score_box_continues_a_track_but_never_starts_one() -> None:
 
 @pytest.mark.parametrize("min_hits", [1, 2, 3])
 def test_confirmation_after_min_hits_and_blips_never_reported(min_hits: int) -> None:
-    tracker = Tracker(TrackerConfig(min_hits=min_hits))
+    # confirm_score 1.0: every track waits min_hits (the default confirms boxes >= 0.9 at once)
+    tracker = Tracker(TrackerConfig(min_hits=min_hits, confirm_score=1.0))
     walker = [person(100 + 4 * k, 300) for k in range(6)]
     blip_frame = 3
     frames = [
@@ -247,6 +248,10 @@ def test_lost_ids_reported_once_and_reset_restarts_ids() -> None:
         {"measurement_std": float("nan")},
         {"output_box": "centre"},
         {"max_age": 30},
+        {"direction_weight": -0.1},
+        {"direction_weight": float("nan")},
+        {"confirm_score": 0.5},  # below new_track_score
+        {"confirm_score": 1.5},
     ],
 )
 def test_bad_config_raises_value_error(bad: dict[str, object]) -> None:
@@ -296,3 +301,59 @@ def test_coasting_reports_predicted_box_while_hidden() -> None:
     assert shown == [1, 1, 0, 0]
     # The predicted box keeps walking right at ~50 px/s.
     assert out[11].xyxy[0, 0] > out[9].xyxy[0, 0] + 5
+
+
+# ---------------------------------------------------------------- generalisation mechanisms
+
+
+def test_direction_consistency_is_the_cosine_to_each_detection() -> None:
+    velocity = np.array([[50.0, 0.0], [0.0, 0.0]])
+    centre = np.array([[100.0, 100.0], [100.0, 100.0]])
+    detections = np.array([[120.0, 100.0], [80.0, 100.0], [100.0, 130.0]])
+    cosine = direction_consistency(velocity, centre, detections, np.array([10.0, 10.0]))
+    np.testing.assert_allclose(cosine[0], [1.0, -1.0, 0.0], atol=1e-9)
+    np.testing.assert_array_equal(cosine[1], [0.0, 0.0, 0.0])  # standing: no direction
+
+
+@pytest.mark.parametrize(("direction_weight", "walker_keeps_id"), [(0.0, False), (0.2, True)])
+def test_velocity_direction_keeps_the_walker_when_someone_appears_behind(
+    direction_weight: float, walker_keeps_id: bool
+) -> None:
+    # A walker (100 px/s at 10 fps) speeds up just as a person hidden behind them steps
+    # out, standing: that box overlaps the prediction more, but lies behind the walker's
+    # last sighting. Direction consistency keeps id 1 on the walker.
+    fps = 10.0
+    tracker = Tracker(TrackerConfig(direction_weight=direction_weight))
+    frames = [person(100 + 10 * k, 300) for k in range(20)]
+    last = 100 + 10 * 19
+    for j in range(5):
+        frames.append(
+            Detections(
+                np.concatenate([person(last - 4, 302).xyxy, person(last + 28 + 10 * j, 300).xyxy]),
+                np.array([0.9, 0.9]),
+                np.zeros(2, np.int64),
+            )
+        )
+    out = run(tracker, frames, fps)[-1]
+    walker_id = int(out.track_id[np.argmax(out.xyxy[:, 0])])
+    assert (walker_id == 1) is walker_keeps_id
+
+
+@pytest.mark.parametrize(("score", "shown_from"), [(0.95, 0), (0.75, 1)])
+def test_confident_detection_is_confirmed_at_birth(score: float, shown_from: int) -> None:
+    tracker = Tracker(TrackerConfig(min_hits=2, confirm_score=0.9))
+    out = run(tracker, [person(100 + 5 * k, 300, score=score) for k in range(4)], fps=10)
+    assert next(k for k, t in enumerate(out) if len(t)) == shown_from
+    assert {int(i) for t in out for i in t.track_id} == {1}
+
+
+@pytest.mark.parametrize("fps", [5.0, 7.0, 25.0])
+def test_walker_hidden_for_a_second_keeps_id_with_the_defaults(fps: float) -> None:
+    speed = 80.0
+    frames = [
+        Detections.empty() if 2.0 <= k / fps < 3.0 else person(100 + speed * k / fps, 300)
+        for k in range(int(4 * fps))
+    ]
+    out = run(Tracker(), frames, fps)
+    assert {int(i) for t in out for i in t.track_id} == {1}
+    assert out[-1].velocity[0, 0] == pytest.approx(speed, rel=0.15)

@@ -15,6 +15,8 @@ from storesense.zones.events import Event, EventType
 from storesense.zones.geometry import PolygonSet
 
 SQUARE = [[100, 100], [300, 100], [300, 300], [100, 300]]
+RAW: dict[str, float] = {"min_inside_seconds": 0.0, "min_outside_seconds": 0.0}
+"""Zone settings for raw membership; the default hysteresis is tested apart."""
 
 
 def layout_with(
@@ -24,7 +26,17 @@ def layout_with(
         {
             "store": {"id": "s"},
             "cameras": [{"id": "c", "lost_after_seconds": lost_after}],
-            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, **(zone or {})}],
+            "zones": [
+                {
+                    "id": "z",
+                    "camera": "c",
+                    "polygon": SQUARE,
+                    # Raw membership; the default hysteresis is tested apart.
+                    "min_inside_seconds": 0.0,
+                    "min_outside_seconds": 0.0,
+                    **(zone or {}),
+                }
+            ],
             "lines": [
                 {
                     "id": "door",
@@ -137,23 +149,32 @@ def test_line_min_side_seconds_drops_a_jitter(min_side: dict[str, float]) -> Non
     assert crossings[0].timestamp == pytest.approx(0.4)
 
 
-def test_lost_track_exits_at_the_first_frame_without_it() -> None:
-    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+@pytest.mark.parametrize(
+    ("occlusion_aware", "first_exit", "second_exit"),
+    # Off: dated like an exit seen happen (the first frame it is absent from), so a visit
+    # seen in k frames lasts k frame intervals whether it ends by walking out or not.
+    # On (default): a track that vanishes in the middle of a zone is hidden, not gone: it
+    # stays inside where its motion puts it (standing still) until it is closed.
+    [(False, 1.3, 2.0), (True, 1.6, 3.6)],
+)
+def test_lost_track_exits_at_the_first_frame_without_it(
+    occlusion_aware: bool, first_exit: float, second_exit: float
+) -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", occlusion_aware=occlusion_aware)
     frames = [feet_at([(150.0, 200.0), (250.0, 200.0)], t) for t in (0.0, 0.5, 1.0)]
     run(engine, frames)
     # Track 1 is missing from 1.3 s on; the tracker reports it lost 0.3 s later.
     assert not run(engine, [feet_at([(250.0, 200.0)], 1.3, ids=[2])])
+    assert engine.occupancy() == {"z": 2}  # within occupancy_hold_seconds either way
     events = engine.update(feet_at([(250.0, 200.0)], 1.6, ids=[2], lost=[1]))
     exits = of(events, EventType.ZONE_EXIT)
-    # Dated like an exit seen happen (the first frame it is absent from), so a visit
-    # seen in k frames lasts k frame intervals whether it ends by walking out or not.
     assert [(e.track_id, e.timestamp, e.attributes["dwell_seconds"]) for e in exits] == [
-        (1, 1.3, 1.3)
+        (1, first_exit, first_exit)
     ]
     assert engine.occupancy() == {"z": 1}
     # Without a lost report, a track unseen for lost_after_seconds is closed the same way.
     later = run(engine, [Tracks.empty(timestamp=t) for t in (2.0, 3.0, 4.0)])
-    assert [(e.track_id, e.timestamp) for e in of(later, EventType.ZONE_EXIT)] == [(2, 2.0)]
+    assert [(e.track_id, e.timestamp) for e in of(later, EventType.ZONE_EXIT)] == [(2, second_exit)]
     assert engine.occupancy() == {"z": 0} and engine.active_track_ids == []
 
 
@@ -238,8 +259,8 @@ def test_multi_camera_engines_only_see_their_zones() -> None:
             "store": {"id": "s"},
             "cameras": [{"id": "a"}, {"id": "b"}],
             "zones": [
-                {"id": "za", "camera": "a", "polygon": SQUARE},
-                {"id": "zb", "camera": "b", "polygon": SQUARE, "anchor": "center"},
+                {"id": "za", "camera": "a", "polygon": SQUARE, **RAW},
+                {"id": "zb", "camera": "b", "polygon": SQUARE, "anchor": "center", **RAW},
             ],
             "lines": [{"id": "lb", "camera": "b", "points": [[0, 0], [0, 10]], "inside": [5, 5]}],
         }
@@ -366,7 +387,7 @@ def test_relink_settings_come_from_the_layout_camera(
         {
             "store": {"id": "s"},
             "cameras": [{"id": "c", **camera_settings}],
-            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, "approach_seconds": 0}],
+            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, "approach_seconds": 0, **RAW}],
         }
     )
     engine = ZoneEngine(layout, "c", **engine_args)
@@ -381,11 +402,102 @@ def test_occupancy_hold_comes_from_the_layout_camera(hold: float, counted: int) 
     layout = StoreLayout.model_validate(
         {
             "store": {"id": "s"},
-            "cameras": [{"id": "c", "occupancy_hold_seconds": hold}],
-            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE}],
+            "cameras": [{"id": "c", "occupancy_hold_seconds": hold, "occlusion_aware": False}],
+            "zones": [{"id": "z", "camera": "c", "polygon": SQUARE, **RAW}],
         }
     )
     engine = ZoneEngine(layout, "c")
     engine.update(feet_at([(150.0, 200.0)], 0.0))
     engine.update(Tracks.empty(0.3))  # missed for one frame
     assert engine.occupancy() == {"z": counted}
+
+
+@pytest.mark.parametrize(
+    ("zone_settings", "entries"),
+    [(RAW, 2), ({}, 1), ({"min_inside_seconds": 0.5, "min_outside_seconds": 0.5}, 1)],
+)
+def test_default_hysteresis_suppresses_a_double_entry_on_the_edge(
+    zone_settings: dict[str, float], entries: int
+) -> None:
+    # Standing on the zone's left edge at 7 fps: the box steps out for one frame (0.14 s)
+    # and back in, as in the demo (entered twice within 0.3 s). {}: the layout defaults.
+    xs = [105.0, 106.0, 104.0, 98.0, 104.0, 105.0, 106.0, 105.0, 104.0, 106.0]
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": "s"},
+            "cameras": [{"id": "c"}],
+            "zones": [
+                {
+                    "id": "z",
+                    "camera": "c",
+                    "polygon": SQUARE,
+                    "approach_seconds": 0,
+                    **zone_settings,
+                }
+            ],
+        }
+    )
+    engine = ZoneEngine(layout, "c")
+    occupancy = []
+    events: list[Event] = []
+    for i, x in enumerate(xs):
+        events += engine.update(feet_at([(x, 200.0)], i / 7))
+        occupancy.append(engine.occupancy()["z"])
+    events += engine.finish(len(xs) / 7)
+    assert len(of(events, EventType.ZONE_ENTER)) == entries
+    assert len(of(events, EventType.ZONE_EXIT)) == entries
+    if not zone_settings:  # defaults: the live count follows the person at once
+        assert occupancy == [1, 1, 1, 0, 1, 1, 1, 1, 1, 1]
+
+
+# ---------------------------------------------------------------- occlusion
+
+
+@pytest.mark.parametrize(
+    ("velocity", "frame_size", "counted_while_hidden"),
+    [
+        ((0.0, 0.0), None, [1, 1, 1]),  # standing, hidden behind someone: still there
+        ((80.0, 0.0), None, [1, 1, 0]),  # walking right: predicted out of the zone at x>300
+        ((0.0, 0.0), (160, 400), [0, 0, 0]),  # last seen at the picture's edge: walked out
+    ],
+)
+def test_hidden_track_stays_in_its_zone_where_its_motion_puts_it(
+    velocity: tuple[float, float],
+    frame_size: tuple[int, int] | None,
+    counted_while_hidden: list[int],
+) -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", frame_size=frame_size)
+    for t in (0.0, 0.2, 0.4):
+        engine.update(feet_at([(150.0, 200.0)], t, velocity=[velocity]))
+    counts = []
+    for t in (1.0, 1.8, 2.35):  # beyond occupancy_hold_seconds (0.5), within lost_after (2.0)
+        engine.update(Tracks.empty(timestamp=t))
+        counts.append(engine.occupancy()["z"])
+    assert counts == counted_while_hidden
+    off = ZoneEngine(layout_with({"approach_seconds": 0}), "c", occlusion_aware=False)
+    for t in (0.0, 0.2, 0.4):
+        off.update(feet_at([(150.0, 200.0)], t, velocity=[velocity]))
+    off.update(Tracks.empty(timestamp=1.0))
+    assert off.occupancy()["z"] == 0
+
+
+@pytest.mark.parametrize(("occlusion_aware", "crossings"), [(True, ["in"]), (False, [])])
+def test_line_crossed_while_hidden_is_decided_from_the_motion(
+    occlusion_aware: bool, crossings: list[str]
+) -> None:
+    # Walking right at 100 px/s towards the door line (x=200), hidden for 1 s while
+    # crossing it, then found again under a new id 100 px further on: far from the last
+    # sighting (> relink_distance x height) but where its motion says it should be.
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", occlusion_aware=occlusion_aware)
+    frames = [
+        feet_at([(130.0 + 10 * k, 200.0)], k * 0.1, velocity=[(100.0, 0.0)]) for k in range(5)
+    ]
+    frames += [Tracks.empty(timestamp=0.5 + 0.1 * k) for k in range(9)]
+    frames += [
+        feet_at([(270.0 + 10 * k, 200.0)], 1.4 + 0.1 * k, ids=[2], velocity=[(100.0, 0.0)])
+        for k in range(3)
+    ]
+    events = run(engine, frames) + engine.finish(1.7)
+    assert [e.attributes["direction"] for e in of(events, EventType.LINE_CROSS)] == crossings
+    entries = [e.track_id for e in of(events, EventType.ZONE_ENTER)]
+    assert entries == ([1] if occlusion_aware else [1, 2])

@@ -194,8 +194,23 @@ def test_heatmap_total_equals_dwell_over_a_zone_covering_the_floor() -> None:
         {
             "store": {"id": "s"},
             # Re-link off: it would carry a visit across a gap nobody was seen in.
-            "cameras": [{"id": "c", "homography": HOMOGRAPHY_BLOCK, "relink_seconds": 0}],
-            "zones": [{"id": "floor", "camera": "c", "floor_polygon": whole_floor}],
+            "cameras": [
+                {
+                    "id": "c",
+                    "homography": HOMOGRAPHY_BLOCK,
+                    "relink_seconds": 0,
+                    "occlusion_aware": False,  # heatmap = seen positions only
+                }
+            ],
+            "zones": [
+                {
+                    "id": "floor",
+                    "camera": "c",
+                    "floor_polygon": whole_floor,
+                    "min_inside_seconds": 0,  # every seen position, as the heatmap
+                    "min_outside_seconds": 0,
+                }
+            ],
         }
     )
     frames = busy_scene(np.random.default_rng(5))
@@ -211,9 +226,15 @@ def test_image_heatmap_for_a_camera_without_homography() -> None:
     test_layout = StoreLayout.model_validate(
         {
             "store": {"id": "s"},
-            "cameras": [{"id": "c", "relink_seconds": 0}],
+            "cameras": [{"id": "c", "relink_seconds": 0, "occlusion_aware": False}],
             "zones": [
-                {"id": "all", "camera": "c", "polygon": [[-1e4, -1e4], [1e4, -1e4], [0, 1e4]]}
+                {
+                    "id": "all",
+                    "camera": "c",
+                    "polygon": [[-1e4, -1e4], [1e4, -1e4], [0, 1e4]],
+                    "min_inside_seconds": 0,  # every seen position, as the heatmap
+                    "min_outside_seconds": 0,
+                }
             ],
         }
     )

@@ -75,6 +75,8 @@ class CameraAnalytics:
         self.store_visits = store_visits
         self.zone_engine = ZoneEngine(layout, camera_id, run_id=run_id, time_origin=time_origin)
         self.visit_linker = visit_linker_for(layout, camera_id, frame_size)
+        if frame_size is not None:
+            self.zone_engine.frame_size = frame_size
         self.group_tagger = GroupTagger(layout, camera_id)
         self.time_origin = self.zone_engine.time_origin
         self._approaches: dict[tuple[int, str], float] = {}
@@ -135,8 +137,11 @@ class CameraAnalytics:
             raise ValueError(
                 f"camera {self.camera_id!r} has shelf zones: update() needs the frame image"
             )
-        if frame_image is not None and self.visit_linker.frame_size is None:
-            self.visit_linker.frame_size = (int(frame_image.shape[1]), int(frame_image.shape[0]))
+        if frame_image is not None and self.zone_engine.frame_size is None:
+            height, width = frame_image.shape[:2]
+            self.zone_engine.frame_size = (int(width), int(height))
+        if self.visit_linker.frame_size is None:
+            self.visit_linker.frame_size = self.zone_engine.frame_size
         if self.store_visits is not None:
             self.store_visits.update(self.camera_id, tracks)
         else:

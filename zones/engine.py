@@ -23,7 +23,9 @@ Example:
     ...                   np.zeros((1, 2)), timestamp=t)
     >>> [e.type.value for e in engine.update(at(5, 0.0))], engine.occupancy()
     (['zone_enter'], {'z': 1})
-    >>> [(e.type.value, e.attributes) for e in engine.update(at(50, 2.0))]
+    >>> engine.update(at(50, 2.0)), engine.occupancy()  # out at once; the exit event waits
+    ([], {'z': 0})
+    >>> [(e.type.value, e.attributes) for e in engine.update(at(50, 2.5))]  # 0.5 s outside
     [('zone_exit', {'dwell_seconds': 2.0})]
 """
 
@@ -56,6 +58,9 @@ APPROACH_CHECK_SECONDS = 0.5
 MIN_APPROACH_SPEED_PX_S = 10.0
 """Slower floor points (standing, box jitter) never predict an approach."""
 
+EDGE_MARGIN = 0.25
+"""A box within this fraction of its width of the picture's edge may be walking out of it."""
+
 
 class ZoneEngine:
     """Zone and line events for one camera of a store layout.
@@ -74,6 +79,15 @@ class ZoneEngine:
     events carry the new id from then on; a line crossed during the gap counts
     once. ``relink_seconds=0`` turns it off. Both default to the camera's
     ``relink_seconds`` and ``relink_distance`` in the layout.
+
+    **Occlusion** (``occlusion_aware``, the camera's setting, on by default): a track the
+    tracker no longer sees (hidden behind someone) is not taken out of its zones: for up
+    to ``lost_after_seconds`` it is placed where its last floor point and velocity say it
+    is now, and it keeps counting in :meth:`occupancy` while that point is inside. When
+    it never comes back, its visit ends when that predicted point left the zone (or when
+    the track is closed). A re-link looks for the old track where it should be by now
+    (last point + velocity x gap), and a crossing is decided by the straight path from
+    the last sighting to the new one: the motion across the gap.
 
     **Metres**: when the camera has a ``homography``, each track's feet are mapped to
     the floor every frame and ``zone_exit`` events carry ``distance_m``, the floor
@@ -96,6 +110,10 @@ class ZoneEngine:
     _line_pending_at: FloatArray
     _line_watch: FloatArray
     _floor_prev: FloatArray
+    _velocity: FloatArray
+    _box: FloatArray
+    _hidden_in: npt.NDArray[np.bool_]
+    _hidden_out_at: FloatArray
     _odometer: FloatArray
     _pending_odometer: FloatArray
     _entered_odometer: FloatArray
@@ -109,8 +127,12 @@ class ZoneEngine:
         time_origin: float | None = None,
         relink_seconds: float | None = None,
         relink_distance: float | None = None,
+        occlusion_aware: bool | None = None,
+        frame_size: tuple[int, int] | None = None,
     ) -> None:
         camera = layout.camera(camera_id)
+        if occlusion_aware is None:
+            occlusion_aware = camera.occlusion_aware
         if relink_seconds is None:
             relink_seconds = camera.relink_seconds
         if relink_distance is None:
@@ -119,6 +141,11 @@ class ZoneEngine:
             raise ValueError(f"relink_seconds must be a finite number >= 0, got {relink_seconds}")
         if not (math.isfinite(relink_distance) and relink_distance >= 0):
             raise ValueError(f"relink_distance must be a finite number >= 0, got {relink_distance}")
+        self.occlusion_aware = bool(occlusion_aware)
+        """Hidden tracks stay in their zones where their motion says they are (see class doc)."""
+        self.frame_size: tuple[int, int] | None = frame_size
+        """Picture width and height in pixels, when known (:class:`CameraAnalytics` sets it
+        from the first image): a track last seen at the edge walked out, it is not hidden."""
         self.relink_seconds = float(relink_seconds)
         self.relink_distance = float(relink_distance)
         self.layout = layout
@@ -210,6 +237,10 @@ class ZoneEngine:
         extend("_missed_at", (capacity,), np.nan, np.float64)
         extend("_prev", (capacity, 3, 2), np.nan, np.float64)
         extend("_floor_prev", (capacity, 2), np.nan, np.float64)
+        extend("_velocity", (capacity, 2), 0.0, np.float64)
+        extend("_box", (capacity, 4), np.nan, np.float64)
+        extend("_hidden_in", (capacity, zones), False, np.bool_)
+        extend("_hidden_out_at", (capacity, zones), np.nan, np.float64)
         extend("_odometer", (capacity,), 0.0, np.float64)
         extend("_pending_odometer", (capacity, zones), np.nan, np.float64)
         extend("_entered_odometer", (capacity, zones), np.nan, np.float64)
@@ -276,7 +307,11 @@ class ZoneEngine:
             return
         rows = np.asarray(new_rows, np.int64)
         heights = (xyxy[rows, 3] - xyxy[rows, 1]).astype(np.float64)
-        gaps = anchors[rows, 0][:, None, :] - self._prev[unseen, 0][None, :, :]
+        expected = self._prev[unseen, 0]
+        if self.occlusion_aware:
+            elapsed = (now - self._last_seen[unseen])[:, None]
+            expected = expected + self._velocity[unseen] * elapsed
+        gaps = anchors[rows, 0][:, None, :] - expected[None, :, :]
         distance = np.sqrt((gaps**2).sum(axis=2))
         distance[~(distance <= (self.relink_distance * heights)[:, None])] = np.inf
         # Nearest pairs first; each old track continues at most one new track.
@@ -298,6 +333,8 @@ class ZoneEngine:
             "_line_state",
             "_prev",
             "_floor_prev",
+            "_velocity",
+            "_box",
             "_odometer",
             "_pending_odometer",
             "_entered_odometer",
@@ -320,6 +357,10 @@ class ZoneEngine:
         self._line_state[slot] = self._fresh_line_state
         self._prev[slot] = np.nan
         self._floor_prev[slot] = np.nan
+        self._velocity[slot] = 0.0
+        self._box[slot] = np.nan
+        self._hidden_in[slot] = False
+        self._hidden_out_at[slot] = np.nan
         self._odometer[slot] = 0.0
         self._pending_odometer[slot] = np.nan
         self._entered_odometer[slot] = np.nan
@@ -358,7 +399,12 @@ class ZoneEngine:
         stops counting after that; its visit closes at the first frame it was missing from.
         """
         recent = (self._last_time - self._last_seen <= self.occupancy_hold_seconds)[:, None]
-        counts = (self._inside & self._reported & recent).sum(axis=0)
+        if self.occlusion_aware:
+            recent = recent | self._hidden_in
+        # A person seen stepping out counts as out at once; the exit EVENT waits out
+        # min_outside_seconds (a step back in within it is not a new visit).
+        leaving = ~np.isnan(self._zone_pending)
+        counts = (self._inside & self._reported & recent & ~leaving).sum(axis=0)
         return dict(zip(self.zone_ids, counts.tolist(), strict=True))
 
     def update(self, tracks: Tracks) -> list[Event]:
@@ -392,6 +438,13 @@ class ZoneEngine:
             self._last_seen[slots] = now
             self._missed_at[slots] = np.nan
             self._prev[slots] = anchors
+            self._velocity[slots] = tracks.velocity
+            self._box[slots] = tracks.xyxy
+            if self.occlusion_aware and self.zones:
+                self._hidden_in[slots] = False
+                self._hidden_out_at[slots] = np.nan
+        if self.occlusion_aware and self.zones and len(self._slot_of) > len(ids):
+            self._follow_hidden(now)  # only when some held track is not in this frame
         if now >= self._next_stale_check:
             self._next_stale_check = now + STALE_CHECK_SECONDS
             # Free slots have no last sighting (NaN), so they never compare as stale.
@@ -411,6 +464,44 @@ class ZoneEngine:
         return self._close(slots, float(timestamp))
 
     # -------------------------------------------------------------- updates
+    def _follow_hidden(self, now: float) -> None:
+        """Keep hidden tracks in a zone while their motion puts them inside it (unless
+        they were last seen at the edge of the picture: they walked out of it)."""
+        elapsed = now - self._last_seen
+        hidden = np.flatnonzero(
+            (elapsed > 0) & (elapsed <= self.lost_after_seconds) & self._inside.any(axis=1)
+        )
+        if len(hidden) == 0:
+            return
+        shift = self._velocity[hidden] * elapsed[hidden, None]
+        predicted = self._prev[hidden] + shift[:, None, :]
+        if self._zone_point >= 0:
+            member = self._polygons.contains(predicted[:, self._zone_point])
+        else:
+            px = predicted[:, self._edge_anchor, 0]
+            py = predicted[:, self._edge_anchor, 1]
+            member = self._polygons.contains_per_edge(px, py)
+        in_picture = np.ones(len(hidden), np.bool_)
+        if self.frame_size is not None:
+            # Last seen at the picture's edge: it walked out, it is not hidden.
+            width, height = self.frame_size
+            box = self._box[hidden]
+            margin = EDGE_MARGIN * (box[:, 2] - box[:, 0])
+            in_picture = (
+                (box[:, 0] > margin) & (box[:, 2] < width - margin) & (box[:, 3] < height - margin)
+            )
+        inside = self._inside[hidden]
+        out_at = self._hidden_out_at[hidden]
+        holding = inside & member & in_picture[:, None] & np.isnan(out_at)
+        ends = inside & ~holding & np.isnan(out_at)
+        if ends.any():
+            # Held until now, or never held: gone when it vanished (dated like before).
+            was_held = self._hidden_in[hidden]
+            vanished = np.broadcast_to(self._missed_at[hidden, None], out_at.shape)
+            out_at[ends] = np.where(was_held, now, vanished)[ends]
+            self._hidden_out_at[hidden] = out_at
+        self._hidden_in[hidden] = holding
+
     def _walk(self, slots: npt.NDArray[np.int64], feet: FloatArray) -> None:
         """Add each track's floor step since its last sighting to its odometer (metres)."""
         assert self.homography is not None
@@ -689,6 +780,11 @@ class ZoneEngine:
                     odometer = float(self._pending_odometer[slot, col])
                 elif seen_last_frame and end_time is not None:
                     at = max(end_time, last_seen)
+                elif not math.isnan(float(self._hidden_out_at[slot, col])):
+                    at = float(self._hidden_out_at[slot, col])
+                elif self._hidden_in[slot, col] and not math.isnan(missed_at):
+                    # Still hidden in the zone: counted until now (at most the lost buffer).
+                    at = max(missed_at, min(self._last_time, last_seen + self.lost_after_seconds))
                 elif not math.isnan(missed_at):
                     # Like an exit seen happen: dated at the first frame without the person.
                     at = missed_at

@@ -102,6 +102,11 @@ class ShelfOptions:
     take; a grid of 1 or 2 cells cannot tell, so keep at least 4 cells."""
     max_gap_s: float = 1.0
     """Longest time step credited as reaching (covers dropped frames, not outages)."""
+    arm_seconds: float = 1.0
+    """The shelf arms (takes its first reference) only once the reach band has been clear
+    this long AND the face has stayed still meanwhile: a camera that starts with shoppers
+    in reach (before the tracker confirms them, or missed by the detector while they
+    move) waits for a clear view. Visits before that are reported ``unverified``."""
 
     def __post_init__(self) -> None:
         if len(self.grid) != 2 or min(int(v) for v in self.grid) < 1:
@@ -124,6 +129,7 @@ class ShelfOptions:
             ("zncc_threshold", 0 < self.zncc_threshold <= 2, "in (0, 2]"),
             ("max_changed_fraction", 0 < self.max_changed_fraction <= 1, "in (0, 1]"),
             ("max_gap_s", self.max_gap_s > 0, "> 0"),
+            ("arm_seconds", self.arm_seconds >= 0, "≥ 0"),
         ]
         if self.max_reach_speed is not None:
             checks.append(("max_reach_speed", self.max_reach_speed > 0, "> 0 or null"))
@@ -356,6 +362,9 @@ class ShelfMonitor:
             1.0,
         )
         self._reference: FloatImage | None = None
+        self._arm_face: FloatImage | None = None
+        """Before the first reference: the clear face the shelf may arm on, and since when."""
+        self._arm_since = math.inf
         self._last_refresh = -math.inf
         self._clear_streak = 0
         self._visit: _Visit | None = None
@@ -380,6 +389,11 @@ class ShelfMonitor:
         return boxes
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def armed(self) -> bool:
+        """True once the shelf holds a reference from a clear, still view."""
+        return self._reference is not None
 
     @property
     def busy(self) -> bool:
@@ -417,6 +431,7 @@ class ShelfMonitor:
             )
         if occupied:
             self._clear_streak = 0
+            self._arm_face = None
             visit.clear_images.clear()
             visit.cleared_at = None
             self._credit_reach(visit, tracks, in_band, now)
@@ -466,8 +481,27 @@ class ShelfMonitor:
                 f"{image.shape[:2]}; the shelf polygon no longer applies"
             )
 
+    def _arm(self, image: npt.NDArray[np.uint8], now: float) -> None:
+        """First reference: only from a view clear of tracks for ``arm_seconds`` that
+        did not change meanwhile (a change means someone the tracker misses is there)."""
+        current = self.face(image)
+        if (
+            self._arm_face is None
+            or cell_changes(self._arm_face, current, self._mask, self.options).any()
+        ):
+            self._arm_face, self._arm_since = current, now
+            if self.options.arm_seconds > 0:
+                return
+        if now - self._arm_since >= self.options.arm_seconds:
+            self._reference = current
+            self._arm_face = None
+            self._last_refresh = now
+
     def _maybe_refresh(self, image: npt.NDArray[np.uint8], now: float) -> None:
-        if self._clear_streak < self.options.confirm_frames and self._reference is not None:
+        if self._reference is None:
+            self._arm(image, now)
+            return
+        if self._clear_streak < self.options.confirm_frames:
             return
         if now - self._last_refresh < self.options.refresh_interval_s:
             return
@@ -520,6 +554,12 @@ class ShelfMonitor:
                 self._reference = after
                 self._last_refresh = ended
             return []
+        if visit.before is None and after is not None:
+            # Not armed yet: the view after the visit is a candidate, held to the arming test.
+            self._arm_face, self._arm_since = after, ended
+            after_for_reference = None
+        else:
+            after_for_reference = after
         events: list[Event] = []
         outcomes: dict[int, list[str]] = defaultdict(list)
         global_change = False
@@ -540,8 +580,8 @@ class ShelfMonitor:
                 self._open_takes.clear()
             else:
                 events.extend(self._judge_changes(visit, change, after, reachers, ended, outcomes))
-        if after is not None:
-            self._reference = after
+        if after_for_reference is not None:
+            self._reference = after_for_reference
             self._last_refresh = ended
         for tid, secs in sorted(reachers.items()):
             labels = outcomes.get(tid, [])

@@ -22,8 +22,10 @@ _Fraction = Field(ge=0.0, le=1.0)
 
 
 class TrackerConfig(BaseModel):
-    """How the tracker associates, confirms and forgets people. Defaults are tuned on
-    PETS09-S2L1 (7 fps, elevated camera) and TUD-Campus (25 fps, eye level) together.
+    """How the tracker associates, confirms and forgets people. Defaults are chosen by
+    cross-validation: tuned on one of PETS09-S2L1 (7 fps, elevated camera) and TUD-Campus
+    (25 fps, eye level), checked on the other and on frame-rate, size, crop and light
+    variants (``python benchmarks/tracking.py --folds``).
 
     Bad values raise ``ValueError`` (pydantic's ``ValidationError`` is one) naming the field.
     """
@@ -54,6 +56,13 @@ class TrackerConfig(BaseModel):
     observation_recovery: bool = False
     """OC-SORT's observation-centric re-update: on re-association after a gap, re-run
     the filter along a straight line between the last and new observation."""
+    confirm_score: float = Field(default=0.9, ge=0.0, le=1.0)
+    """Confidence-adaptive birth: a new track whose detection scores at least this is
+    confirmed at once (1.0: never; every track then waits ``min_hits``)."""
+    direction_weight: float = Field(default=0.2, ge=0.0, le=10.0)
+    """OC-SORT's velocity-direction consistency: in the first stage, add this weight x
+    the cosine between a moving track's velocity and the direction to the detection
+    (IoU still gates; 0: off)."""
     output_box: Literal["detection", "filtered"] = "filtered"
     """Report the matched detection box or the Kalman posterior box."""
     measurement_std: float = Field(default=0.15, gt=0.0, le=10.0)
@@ -78,6 +87,11 @@ class TrackerConfig(BaseModel):
             raise ValueError(
                 f"new_track_score ({self.new_track_score}) must be at least "
                 f"high_score ({self.high_score}): only high detections start tracks"
+            )
+        if self.confirm_score < self.new_track_score:
+            raise ValueError(
+                f"confirm_score ({self.confirm_score}) must be at least "
+                f"new_track_score ({self.new_track_score})"
             )
         return self
 

@@ -52,15 +52,38 @@ def iou_matrix(
     return intersection
 
 
-def match(similarity: Array, min_iou: float) -> tuple[IntArray, IntArray]:
+def match(
+    similarity: Array, min_iou: float, gate: Array | None = None
+) -> tuple[IntArray, IntArray]:
     """Rows and columns paired to maximise total ``similarity``, keeping pairs ``>= min_iou``.
 
+    ``gate`` (same shape, default ``similarity``) is what ``min_iou`` applies to, so a
+    bonus added to the IoU (direction consistency) never opens the gate by itself.
     Pairs below the gate are treated as impossible before solving, so a weak pair
     never displaces a strong one.
     """
     if similarity.size == 0:
         return _EMPTY, _EMPTY
-    gated = similarity * (similarity >= min_iou)
+    allowed = (similarity if gate is None else gate) >= min_iou
+    gated = np.where(allowed, np.maximum(similarity, 1e-6), 0.0)
     rows, cols = linear_sum_assignment(gated, maximize=True)
     keep = gated[rows, cols] > 0.0
     return rows[keep], cols[keep]
+
+
+def direction_consistency(
+    track_velocity: Array, track_centre: Array, det_centre: Array, min_speed: Array
+) -> Array:
+    """OC-SORT's velocity-direction term: cosine between each track's velocity and the
+    direction from its last observed centre to each detection, ``(T, D)`` in ``[-1, 1]``;
+    0 for tracks slower than ``min_speed`` (standing people have no direction).
+    """
+    speed = np.sqrt((track_velocity**2).sum(axis=1))
+    moving = speed > min_speed
+    unit = np.zeros_like(track_velocity)
+    unit[moving] = track_velocity[moving] / speed[moving, None]
+    step = det_centre[None, :, :] - track_centre[:, None, :]
+    length = np.sqrt((step**2).sum(axis=2))
+    np.maximum(length, 1e-9, out=length)
+    cosine = (step * unit[:, None, :]).sum(axis=2) / length
+    return cosine

@@ -32,13 +32,20 @@ import numpy.typing as npt
 from storesense.vision.detections import Detections, Tracks
 from storesense.vision.tracking.config import TrackerConfig
 from storesense.vision.tracking.kalman import cxcywh_to_xyxy, xyxy_to_cxcywh
-from storesense.vision.tracking.matching import box_areas, iou_matrix, match
+from storesense.vision.tracking.matching import (
+    box_areas,
+    direction_consistency,
+    iou_matrix,
+    match,
+)
 from storesense.vision.tracking.track import TrackTable
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 _MAX_RECOVERY_STEPS = 30
+_MIN_DIRECTION_SPEED = 0.3
+"""Tracks slower than this many box heights per second carry no direction."""
 _EMPTY_IDS = np.zeros(0, np.int64)
 
 
@@ -115,20 +122,29 @@ class Tracker:
         pairs_t: list[IntArray] = []
         pairs_d: list[IntArray] = []
 
-        def stage(track_mask: BoolArray, det_mask: BoolArray, min_iou: float, fuse: bool) -> None:
+        def stage(
+            track_mask: BoolArray, det_mask: BoolArray, min_iou: float, fuse: bool, direction: bool
+        ) -> None:
             track_rows = track_mask.nonzero()[0]
             det_rows = det_mask.nonzero()[0]
             if len(track_rows) == 0 or len(det_rows) == 0:
                 return
-            similarity = iou_matrix(
+            iou = iou_matrix(
                 predicted[track_rows],
                 det_xyxy[det_rows],
                 predicted_area[track_rows],
                 det_area[det_rows],
             )
-            if fuse:
-                similarity *= det_score[det_rows]
-            rows, cols = match(similarity, min_iou)
+            similarity = iou * det_score[det_rows] if fuse else iou
+            if direction:
+                det_centre = 0.5 * (det_xyxy[det_rows, :2] + det_xyxy[det_rows, 2:])
+                similarity = similarity + cfg.direction_weight * direction_consistency(
+                    mean[track_rows, 4:6],
+                    tracks.last_box[track_rows, :2],
+                    det_centre.astype(np.float64),
+                    _MIN_DIRECTION_SPEED * mean[track_rows, 3],
+                )
+            rows, cols = match(similarity, min_iou, iou)
             if len(rows):
                 matched_tracks, matched_dets = track_rows[rows], det_rows[cols]
                 pairs_t.append(matched_tracks)
@@ -136,9 +152,9 @@ class Tracker:
                 track_free[matched_tracks] = False
                 det_free[matched_dets] = False
 
-        stage(confirmed, high, cfg.match_iou, cfg.fuse_score)
-        stage(confirmed & track_free & (tracks.missed == 0), ~high, cfg.low_match_iou, False)
-        stage(~confirmed, high & det_free, cfg.tentative_match_iou, False)
+        stage(confirmed, high, cfg.match_iou, cfg.fuse_score, cfg.direction_weight > 0)
+        stage(confirmed & track_free & (tracks.missed == 0), ~high, cfg.low_match_iou, False, False)
+        stage(~confirmed, high & det_free, cfg.tentative_match_iou, False, False)
         if not pairs_t:
             return _EMPTY_IDS, _EMPTY_IDS, det_free
         if len(pairs_t) == 1:
@@ -233,7 +249,13 @@ class Tracker:
         new_boxes = boxes[candidates]
         mean, covariance = self._kalman.initiate(new_boxes)
         n = len(candidates)
-        ids = self._new_ids(n) if cfg.min_hits <= 1 else np.zeros(n, np.int64)
+        if cfg.min_hits <= 1:
+            ids = self._new_ids(n)
+        else:
+            ids = np.zeros(n, np.int64)
+            sure = scores[candidates] >= cfg.confirm_score
+            if sure.any():
+                ids[sure] = self._new_ids(int(sure.sum()))
         tracks.append(
             TrackTable(
                 mean=mean,
