@@ -177,6 +177,10 @@ class ReadyOut(_Out):
     store: str = Field(description="'ok' or why the store is unreachable")
     workers: bool = Field(description="whether this process runs camera workers")
     cameras: list[CameraStatusOut]
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="why not ready: the store, or each camera not running (with its error)",
+    )
 
 
 class FrameAcceptedOut(_Out):
