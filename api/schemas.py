@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from storesense.api.auth import parse_scopes
@@ -145,6 +145,11 @@ class KeyOut(_Out):
     name: str
     scopes: list[str]
     created_at: float
+    source: Literal["store", "file"] = Field(
+        "store",
+        description="'store': created through the API or the CLI (DELETE revokes it); "
+        "'file': from the --api-keys file, read-only (edit the file and restart)",
+    )
 
 
 class KeyCreatedOut(KeyOut):

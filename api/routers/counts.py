@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.schemas import CountRow, CountsOut, parse_time, unix_text
 from storesense.api.store.base import EventQuery, Store
+from storesense.api.store.read_cache import Same, read_cache_of
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import EventType
 
@@ -191,15 +192,23 @@ def get_counts(
                 422, f"unknown {what}(s) {sorted(unknown)} (known: {sorted(known)})"
             )
     k: int = request.app.state.settings.k_anonymity
-    rows = count_rows(
-        request.app.state.store,
-        layout,
-        start,
-        end,
-        step,
-        zones=set(zone) if zone else None,
-        lines=set(line) if line else None,
-        k_anonymity=k,
+    store: Store = request.app.state.store
+    zones_wanted = frozenset(zone) if zone else None
+    lines_wanted = frozenset(line) if line else None
+    # One computation per events version, shared by concurrent callers (read_cache).
+    rows: list[CountRow] = read_cache_of(request.app.state).get(
+        ("counts", Same(layout), start, end, step, zones_wanted, lines_wanted, k),
+        store.events_version(),
+        lambda: count_rows(
+            store,
+            layout,
+            start,
+            end,
+            step,
+            zones=None if zones_wanted is None else set(zones_wanted),
+            lines=None if lines_wanted is None else set(lines_wanted),
+            k_anonymity=k,
+        ),
     )
     if "text/csv" in request.headers.get("accept", ""):
         return Response(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.routers.counts import FromQuery, ToQuery, bucket_step, time_range
 from storesense.api.store.base import EventQuery, Store
+from storesense.api.store.read_cache import Same, read_cache_of
 from storesense.zones.config import StoreLayout
 from storesense.zones.metrics import StoreMetrics, compute_metrics
 
@@ -34,19 +35,29 @@ def get_metrics(
     start, end = time_range(from_, to, layout.store.tz)
     step = bucket_step(bucket, start, end, MAX_METRIC_BUCKETS) if bucket else None
     store: Store = request.app.state.store
-    events = store.query_events(EventQuery(start=start, end=end))
-    till = store.get_transactions(start, end)
-    optin = getattr(request.app.state, "optin", None)
-    staff_keys = optin.staff_track_keys(start, end) if optin is not None else set()
-    metrics = compute_metrics(
-        events,
-        layout,
-        start=datetime.fromtimestamp(start, UTC),
-        end=datetime.fromtimestamp(end, UTC),
-        bucket=step,
-        transactions={datetime.fromtimestamp(t, UTC): n for t, n in till.items()} or None,
-        staff_track_keys=staff_keys,
+
+    def compute() -> StoreMetrics:
+        events = store.query_events(EventQuery(start=start, end=end))
+        till = store.get_transactions(start, end)
+        optin = getattr(request.app.state, "optin", None)
+        staff_keys = optin.staff_track_keys(start, end) if optin is not None else set()
+        metrics = compute_metrics(
+            events,
+            layout,
+            start=datetime.fromtimestamp(start, UTC),
+            end=datetime.fromtimestamp(end, UTC),
+            bucket=step,
+            transactions={datetime.fromtimestamp(t, UTC): n for t, n in till.items()} or None,
+            staff_track_keys=staff_keys,
+        )
+        if optin is not None:
+            metrics.members = asdict(optin.aggregates(start, end))
+        return metrics
+
+    # Shared per events version; at most 1 s old (transactions, opt-in aggregates, "now").
+    return read_cache_of(request.app.state).get(
+        ("metrics", Same(layout), start, end, step),
+        store.events_version(),
+        compute,
+        max_age_s=1.0,
     )
-    if optin is not None:
-        metrics.members = asdict(optin.aggregates(start, end))
-    return metrics

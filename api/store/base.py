@@ -121,6 +121,14 @@ class Store(abc.ABC):
             counts[key] = counts.get(key, 0) + 1
         return counts
 
+    def events_version(self) -> str | None:
+        """A token that changes whenever stored events change (write, erasure, purge).
+
+        Readers cache aggregates per version (:class:`~.read_cache.ReadCache`);
+        ``None`` means this back-end cannot tell (callers then cache by age only).
+        """
+        return None
+
     # live occupancy -------------------------------------------------------
     @abc.abstractmethod
     def set_occupancy(self, camera_id: str, counts: Mapping[str, int], timestamp: float) -> None:

@@ -17,7 +17,8 @@ key                   type      content
 ``ss:{S}:cnt:<min>``  hash      ``<type>|<target>`` → count, per minute (Unix min)
 ``ss:{S}:occ``        hash      zone_id → ``{"camera_id", "count", "updated_at"}``
 ``ss:{S}:occ:ver``    string    occupancy version counter (``INCR``)
-``ss:{S}:meta``       hash      ``epoch`` (random, set once), ``purged_before``
+``ss:{S}:meta``       hash      ``epoch`` (random, set once), ``purged_before``,
+                                ``events_version`` (``HINCRBY`` on each event change)
 ``ss:{S}:tx``         hash      bucket start → transaction count
 ``ss:{S}:layout``     string    layout JSON
 ``ss:{S}:keys``       hash      key hash → API key record JSON (hashes only)
@@ -94,10 +95,11 @@ for i = 1, #ARGV / 4 do
         new = new + 1
     end
 end
+if new > 0 then redis.call('HINCRBY', KEYS[5], 'events_version', 1) end
 return new
 """
 
-# KEYS: ev, ts, sid, stream, then one minute-counter key per event.
+# KEYS: ev, ts, sid, stream, meta, then one minute-counter key per event.
 # ARGV: per event: event_id, counter field.
 _DELETE_SCRIPT = """
 local deleted = 0
@@ -110,13 +112,14 @@ for i = 1, #ARGV / 2 do
             redis.call('XDEL', KEYS[4], sid)
             redis.call('HDEL', KEYS[3], id)
         end
-        local counter = KEYS[4 + i]
+        local counter = KEYS[5 + i]
         if redis.call('HINCRBY', counter, ARGV[2 * i], -1) <= 0 then
             redis.call('HDEL', counter, ARGV[2 * i])
         end
         deleted = deleted + 1
     end
 end
+if deleted > 0 then redis.call('HINCRBY', KEYS[5], 'events_version', 1) end
 return deleted
 """
 
@@ -364,7 +367,13 @@ class RedisStore(Store):
         deleted = 0
         for first in range(0, len(events), _PAGE):
             chunk = events[first : first + _PAGE]
-            keys = [self._k_events, self._k_times, self._k_stream_ids, self._k_stream]
+            keys = [
+                self._k_events,
+                self._k_times,
+                self._k_stream_ids,
+                self._k_stream,
+                self._k_meta,
+            ]
             args: list[str] = []
             for event in chunk:
                 keys.append(self.key(f"cnt:{_minute(event.timestamp)}"))
@@ -438,6 +447,11 @@ class RedisStore(Store):
                     return cursor, events
             elif block is None or time.monotonic() >= deadline:
                 return cursor, []
+
+    @_redis_errors
+    def events_version(self) -> str | None:
+        epoch, version = self._client.hmget(self._k_meta, ["epoch", "events_version"])
+        return f"{epoch or '0'}-{version or '0'}"
 
     # consumer groups (post-processing) -----------------------------------------------
     @_redis_errors

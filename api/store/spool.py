@@ -334,6 +334,10 @@ class SpoolingStore(Store):
         self._flush_before_read()
         return self.primary.count_events(start, end, bucket_seconds)
 
+    def events_version(self) -> str | None:
+        self._flush_before_read()
+        return self.primary.events_version()
+
     # occupancy and transactions ---------------------------------------------------------
     def set_occupancy(self, camera_id: str, counts: Mapping[str, int], timestamp: float) -> None:
         _check_counts(counts, "occupancy of zone")

@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS camera_reports (
 );
 CREATE TABLE IF NOT EXISTS meta (
     store_id TEXT NOT NULL,
-    name TEXT NOT NULL,                     -- layout, occupancy_version, epoch, purged_before
+    name TEXT NOT NULL,  -- layout, occupancy_version, events_version, epoch, purged_before
     value TEXT NOT NULL,
     PRIMARY KEY (store_id, name)
 );
@@ -279,6 +279,14 @@ class SQLiteStore(Store):
             (self.store_id, name, value),
         )
 
+    def _bump_events_version(self, conn: sqlite3.Connection) -> None:
+        version = int(self._get_meta(conn, "events_version") or 0) + 1
+        self._set_meta(conn, "events_version", str(version))
+
+    def events_version(self) -> str | None:
+        with self._reading() as conn:
+            return self._get_meta(conn, "events_version") or "0"
+
     # events ---------------------------------------------------------------------
     def write_events(self, events: Sequence[Event]) -> int:
         if not events:
@@ -309,6 +317,8 @@ class SQLiteStore(Store):
                 rows,
             )
             new = conn.total_changes - before
+            if new:
+                self._bump_events_version(conn)
         if new:
             with self._written:
                 self._written.notify_all()
@@ -350,6 +360,8 @@ class SQLiteStore(Store):
             purged = self._get_meta(conn, "purged_before")
             if purged is None or float(purged) < timestamp:
                 self._set_meta(conn, "purged_before", repr(float(timestamp)))
+            if deleted:
+                self._bump_events_version(conn)
         return int(deleted)
 
     def delete_events_with_attribute(self, key: str, value: str) -> int:
@@ -360,6 +372,8 @@ class SQLiteStore(Store):
                 "AND a.value = ?)",
                 (self.store_id, key, value),
             ).rowcount
+            if deleted:
+                self._bump_events_version(conn)
         if deleted and not self._in_memory:
             with self._reading() as conn:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
