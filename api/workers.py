@@ -491,6 +491,8 @@ class CameraWorker:
         self._pending_events: collections.deque[Event] = collections.deque()
         self._retry_at = 0.0
         self._retry_delay = OUTAGE_RETRY_INITIAL_S
+        self._drop_logged = False
+        self._dropped_in_outage = 0
         self._visits_to_close_before: float | None = None
         self._status = CameraStatus(
             camera.id, CameraState.STARTING, "push" if camera.source is None else "pull"
@@ -736,12 +738,15 @@ class CameraWorker:
                 for _ in range(overflow):
                     self._pending_events.popleft()
                 telemetry.EVENTS_DROPPED.labels(self.camera.id, "outage_buffer_full").inc(overflow)
+                self._dropped_in_outage += overflow
+            if overflow > 0 and not self._drop_logged:
+                self._drop_logged = True
                 logger.error(
                     "camera %s: store unavailable and the outage buffer is full (%d events): "
-                    "%d oldest events DROPPED; use a spool (serve --spool) to keep them",
+                    "oldest events DROPPED from now on (counted in "
+                    "storesense_events_dropped_total); use a spool (serve --spool) to keep them",
                     self.camera.id,
                     self._settings.outage_buffer_events,
-                    overflow,
                 )
         if time.monotonic() >= self._retry_at:
             self._flush_pending()
@@ -776,6 +781,13 @@ class CameraWorker:
         telemetry.EVENTS_WRITTEN.labels(self.camera.id).inc(count)
         self._retry_at = 0.0
         self._retry_delay = OUTAGE_RETRY_INITIAL_S
+        if self._drop_logged:
+            logger.warning(
+                "camera %s: store reachable again; %d events were dropped during the outage",
+                self.camera.id,
+                self._dropped_in_outage,
+            )
+            self._drop_logged, self._dropped_in_outage = False, 0
         if self._visits_to_close_before is not None:
             self._close_open_visits()
 
