@@ -469,6 +469,8 @@ class WorkerParts:
     source_opener: SourceOpener
     optin: OptInService | None
     snapshots: DebugSnapshots
+    worker_name: str = ""
+    """``host:pid`` of this process, as in the camera reports it publishes."""
 
 
 class CameraWorker:
@@ -481,6 +483,7 @@ class CameraWorker:
         self._layout = layout
         self._pending_layout: StoreLayout | None = None
         self._store = parts.store
+        self._worker_name = parts.worker_name
         self._settings = settings = parts.settings
         self._pipeline_factory = parts.pipeline_factory
         self._engine_factory = parts.engine_factory
@@ -812,12 +815,37 @@ class CameraWorker:
             else:
                 self._written(1)
 
+    def _another_worker_runs_this_camera(self) -> bool:
+        """A fresh report of this camera, running, signed by another process."""
+        report = self._store.get_camera_reports().get(self.camera.id)
+        if report is None:
+            return False
+        try:
+            fields = json.loads(report.status_json)
+        except ValueError:
+            return False
+        worker = str(fields.get("worker") or "")
+        fresh = time.time() - report.reported_at < 3 * self._settings.camera_report_s
+        if not fresh or fields.get("state") != CameraState.RUNNING.value:
+            return False
+        if worker in ("", self._worker_name):
+            return False
+        return _worker_may_be_alive(worker)
+
     def _close_open_visits(self) -> None:
         """Close the visits an earlier run of this camera left open (a killed worker)."""
         before = self._visits_to_close_before
         if before is None:
             return
         try:
+            if self._another_worker_runs_this_camera():
+                logger.warning(
+                    "camera %s: another live worker runs this camera; its open visits "
+                    "are its own, none closed",
+                    self.camera.id,
+                )
+                self._visits_to_close_before = None
+                return
             stored = self._store.query_events(
                 EventQuery(
                     start=before - VISIT_LOOKBACK_S,
@@ -848,6 +876,21 @@ class CameraWorker:
             self._store.set_occupancy(self.camera.id, counts, timestamp)
         except StoreUnavailableError:
             logger.warning("camera %s: store unavailable, occupancy not published", self.camera.id)
+
+
+def _worker_may_be_alive(worker: str) -> bool:
+    """``host:pid`` of a report: ``False`` only when it is a process of this host that is gone
+    (a killed worker restarted here); a worker on another host may be alive."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class UnknownCameraError(KeyError):
@@ -902,6 +945,8 @@ class WorkerSupervisor:
         """Admin debug-snapshot switches of this process's cameras (all off at start)."""
         self._store = store
         self._settings = settings
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        """How this process signs the camera reports it publishes (``host:pid``)."""
         self._parts = WorkerParts(
             store,
             settings,
@@ -910,6 +955,7 @@ class WorkerSupervisor:
             source_opener,
             optin,
             self.snapshots,
+            self.worker_name,
         )
         self._workers: dict[str, CameraWorker] = {}
         self._lock = threading.RLock()
@@ -921,8 +967,6 @@ class WorkerSupervisor:
         self._watchers: list[threading.Thread] = []
         self._reporter: threading.Thread | None = None
         self._layout_json = layout.model_dump_json()
-        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
-        """How this process signs the camera reports it publishes (``host:pid``)."""
 
     def _own(self, layout: StoreLayout) -> list[CameraConfig]:
         """The cameras of ``layout`` this supervisor runs."""

@@ -195,11 +195,10 @@ def get_counts(
     store: Store = request.app.state.store
     zones_wanted = frozenset(zone) if zone else None
     lines_wanted = frozenset(line) if line else None
-    # One computation per events version, shared by concurrent callers (read_cache).
-    rows: list[CountRow] = read_cache_of(request.app.state).get(
-        ("counts", Same(layout), start, end, step, zones_wanted, lines_wanted, k),
-        store.events_version(),
-        lambda: count_rows(
+    as_csv = "text/csv" in request.headers.get("accept", "")
+
+    def render() -> bytes:
+        rows = count_rows(
             store,
             layout,
             start,
@@ -208,19 +207,29 @@ def get_counts(
             zones=None if zones_wanted is None else set(zones_wanted),
             lines=None if lines_wanted is None else set(lines_wanted),
             k_anonymity=k,
-        ),
+        )
+        if as_csv:
+            return _csv(rows).encode()
+        out = CountsOut(
+            start=start,
+            end=end,
+            bucket=bucket,
+            timezone=layout.store.timezone,
+            k_anonymity=k,
+            rows=rows,
+        )
+        return out.model_dump_json().encode()
+
+    # The rendered body, once per events version, shared by concurrent callers.
+    body = read_cache_of(request.app.state).get(
+        ("counts", Same(layout), start, end, step, bucket, zones_wanted, lines_wanted, k, as_csv),
+        store.events_version(),
+        render,
     )
-    if "text/csv" in request.headers.get("accept", ""):
+    if as_csv:
         return Response(
-            _csv(rows),
+            body,
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="counts.csv"'},
         )
-    return CountsOut(
-        start=start,
-        end=end,
-        bucket=bucket,
-        timezone=layout.store.timezone,
-        k_anonymity=k,
-        rows=rows,
-    )
+    return Response(body, media_type="application/json")

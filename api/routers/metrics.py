@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.routers.counts import FromQuery, ToQuery, bucket_step, time_range
 from storesense.api.store.base import EventQuery, Store
@@ -26,7 +26,7 @@ def get_metrics(
     from_: FromQuery = None,
     to: ToQuery = None,
     bucket: Annotated[str | None, Query(description="15m, 1h, 1d… (optional)")] = None,
-) -> StoreMetrics:
+) -> Response:
     """Footfall, passers-by, conversions (sales conversion from ``POST /v1/transactions``),
     dwell, occupancy and queues for ``[from, to)`` (default: today in the store's time zone),
     optionally per bucket (scope ``analyst``).
@@ -36,7 +36,7 @@ def get_metrics(
     step = bucket_step(bucket, start, end, MAX_METRIC_BUCKETS) if bucket else None
     store: Store = request.app.state.store
 
-    def compute() -> StoreMetrics:
+    def compute() -> bytes:
         events = store.query_events(EventQuery(start=start, end=end))
         till = store.get_transactions(start, end)
         optin = getattr(request.app.state, "optin", None)
@@ -52,12 +52,14 @@ def get_metrics(
         )
         if optin is not None:
             metrics.members = asdict(optin.aggregates(start, end))
-        return metrics
+        return metrics.model_dump_json().encode()
 
-    # Shared per events version; at most 1 s old (transactions, opt-in aggregates, "now").
-    return read_cache_of(request.app.state).get(
+    # The rendered body, shared per events version and at most 1 s old (transactions,
+    # opt-in aggregates and "now" change without events).
+    body = read_cache_of(request.app.state).get(
         ("metrics", Same(layout), start, end, step),
         store.events_version(),
         compute,
         max_age_s=1.0,
     )
+    return Response(body, media_type="application/json")
