@@ -356,7 +356,10 @@ def test_sigkilled_file_camera_restarts_without_duplicates(
 
     started_at = datetime.fromtimestamp(time.time() - 3600, UTC).isoformat()
     clean_id, killed_id = store_id(), store_id()
-    clean, killed = RedisStore.from_url(redis_url, clean_id), RedisStore.from_url(redis_url, killed_id)
+    clean, killed = (
+        RedisStore.from_url(redis_url, clean_id),
+        RedisStore.from_url(redis_url, killed_id),
+    )
     processes: list[subprocess.Popen[str]] = []
     try:
         processes.append(serve(clean_id))
