@@ -27,13 +27,14 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import yaml
 from fastapi import HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 from storesense.api.store.base import ApiKeyRecord, Store, StoreUnavailableError
 from storesense.zones.config import syntax_error_message
 
@@ -369,12 +370,20 @@ class Authenticator:
         return Principal(key_id=record.key_id, name=record.name, scopes=scopes)
 
 
-def require(scope: Scope) -> Callable[[Request], Principal]:
-    """FastAPI dependency: ``principal: Principal = Depends(require(Scope.ANALYST))``."""
+def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
+    """FastAPI dependency: ``principal: Principal = Depends(require(Scope.ANALYST))``.
 
-    def dependency(request: Request) -> Principal:
+    A key known without a store call (cached, or from the key file) is checked on the
+    event loop; one that needs the store is looked up on a worker thread, so a slow
+    or hung store never blocks the loop.
+    """
+
+    async def dependency(request: Request) -> Principal:
         authenticator: Authenticator = request.app.state.auth
-        return authenticator.authenticate(request.headers, scope)
+        principal = authenticator.authenticate_cached(request.headers, scope)
+        if principal is not None:
+            return principal
+        return await run_in_threadpool(authenticator.authenticate, request.headers, scope)
 
     dependency.__name__ = f"require_{scope.value}"
     return dependency
