@@ -225,6 +225,7 @@ def get_counts(
         ("counts", Same(layout), start, end, step, bucket, zones_wanted, lines_wanted, k, as_csv),
         store.events_version(),
         render,
+        busy_factor=4.0,
     )
     if as_csv:
         return Response(

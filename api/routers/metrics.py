@@ -61,5 +61,6 @@ def get_metrics(
         store.events_version(),
         compute,
         max_age_s=1.0,
+        busy_factor=4.0,
     )
     return Response(body, media_type="application/json")

@@ -7,7 +7,9 @@ dashboards polling at once made every request do that work (p99 ~20 s). A
 write, erasure and purge): a request whose version matches is a dictionary
 look-up; concurrent requests for a result being recomputed wait for that one
 computation (single flight) or, when an older answer exists, get the older answer
-at once (stale for at most one computation). Measured in
+at once (stale for at most one computation). In a busy store, where the version
+changes every second, ``busy_factor`` keeps an answer a few times as long as it
+took to compute, so recomputing never eats the server. Measured in
 ``benchmarks/api_polling.py``.
 
 Example:
@@ -41,6 +43,7 @@ T = TypeVar("T")
 class _Entry:
     version: str | None
     computed_at: float
+    compute_s: float
     value: Any
 
 
@@ -62,18 +65,21 @@ class ReadCache:
         version: str | None,
         compute: Callable[[], T],
         max_age_s: float = 60.0,
+        busy_factor: float = 0.0,
     ) -> T:
         """The cached value of ``key`` at ``version``, else ``compute()`` (once at a time).
 
         ``version=None`` (a store that cannot tell) caches for ``max_age_s`` only.
+        ``busy_factor`` bounds the time spent recomputing under a stream of new versions:
+        an answer that took ``t`` seconds is kept, whatever the version, for
+        ``busy_factor * t`` seconds (4: at most a fifth of the time recomputing).
         """
         now = self._clock()
         with self._lock:
             entry = self._entries.get(key)
-            if (
-                entry is not None
-                and entry.version == version
-                and now - entry.computed_at < max_age_s
+            if entry is not None and (
+                (entry.version == version and now - entry.computed_at < max_age_s)
+                or now - entry.computed_at < busy_factor * entry.compute_s
             ):
                 self._entries.move_to_end(key)
                 return entry.value
@@ -87,13 +93,14 @@ class ReadCache:
             return flight.result()
         try:
             value = compute()
+            compute_s = self._clock() - now
         except BaseException as exc:
             with self._lock:
                 del self._in_flight[key]
             flight.set_exception(exc)
             raise
         with self._lock:
-            self._entries[key] = _Entry(version, now, value)
+            self._entries[key] = _Entry(version, now, compute_s, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
