@@ -507,3 +507,33 @@ def test_file_keys_are_listed_read_only_and_first_key_logs_auth_on(
             assert api.get("/v1/occupancy", headers={"X-API-Key": file_key}).status_code == 200
     finally:
         store.close()
+
+
+def test_event_facts_match_the_stored_events(store: Store) -> None:
+    """The cheap read behind /v1/counts gives what the whole events give (both back-ends)."""
+    sid = store.store_id
+    store.write_events(
+        [
+            Event.create(EventType.ZONE_ENTER, sid, "cam1", "left", 1, T0 + 1),
+            Event.create(EventType.LINE_CROSS, sid, "cam1", "door", 1, T0 + 2, {"direction": "in"}),
+            Event.create(EventType.ZONE_EXIT, sid, "cam1", "left", 1, T0 + 3, {"dwell_seconds": 2}),
+            Event.create(EventType.APPROACHING, sid, "cam1", "left", 2, T0 + 4),
+            Event.create(EventType.ZONE_ENTER, sid, "cam1", "right", 3, T0 + 99),
+        ]
+    )
+    kinds = frozenset({EventType.ZONE_ENTER, EventType.ZONE_EXIT, EventType.LINE_CROSS})
+    facts = store.event_facts(T0, T0 + 60, kinds)
+    assert [(f.timestamp, f.type, f.target, dict(f.attributes)) for f in facts] == [
+        (T0 + 1, "zone_enter", "left", {}),
+        (T0 + 2, "line_cross", "door", {"direction": "in"}),
+        (T0 + 3, "zone_exit", "left", {}),
+    ]
+    version = store.events_version()
+    new = Event.create(EventType.ZONE_ENTER, sid, "cam1", "left", 9, T0 + 5)
+    store.write_events([new])
+    after_write = store.events_version()
+    assert after_write != version
+    store.write_events([new])  # a duplicate changes nothing
+    assert store.events_version() == after_write
+    store.delete_events_before(T0 + 2)
+    assert store.events_version() != after_write

