@@ -267,7 +267,11 @@ def main() -> None:
         finally:
             for process, _ in servers.values():
                 process.terminate()
-                process.wait(10)
+                try:
+                    process.wait(10)
+                except subprocess.TimeoutExpired:  # still busy answering: stop it hard
+                    process.kill()
+                    process.wait(10)
 
     bare_runs = results[cases[0][0]]
     print(f"\n{args.connections} concurrent keep-alive pollers, {args.rounds} interleaved rounds "
