@@ -13,7 +13,7 @@ import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, cast
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -22,7 +22,7 @@ from storesense.api.schemas import CountRow, CountsOut, parse_time, unix_text
 from storesense.api.store.base import Store
 from storesense.api.store.read_cache import Same, read_cache_of
 from storesense.zones.config import StoreLayout
-from storesense.zones.events import EventType
+from storesense.zones.events import Event, EventType
 
 router = APIRouter(prefix="/v1", tags=["counts"])
 
@@ -106,9 +106,13 @@ def count_rows(
 ) -> list[CountRow]:
     from storesense.zones.metrics import bucket_counts
 
-    # Only timestamp, type, target and direction are counted: read just those.
-    events = store.event_facts(
-        start, end, frozenset({EventType.ZONE_ENTER, EventType.ZONE_EXIT, EventType.LINE_CROSS})
+    # Only timestamp, type, target and direction are counted: read just those
+    # (an EventFact has every field of an Event that bucket_counts reads).
+    events = cast(
+        "list[Event]",
+        store.event_facts(
+            start, end, frozenset({EventType.ZONE_ENTER, EventType.ZONE_EXIT, EventType.LINE_CROSS})
+        ),
     )
     buckets = bucket_counts(
         events,
