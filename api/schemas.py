@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from storesense.api.auth import parse_scopes
@@ -128,6 +128,11 @@ class KeyOut(_Out):
     name: str
     scopes: list[str]
     created_at: float
+    source: Literal["store", "file"] = Field(
+        "store",
+        description="'store': created through the API or the CLI (DELETE revokes it); "
+        "'file': from the --api-keys file, read-only (edit the file and restart)",
+    )
 
 
 class KeyCreatedOut(KeyOut):
@@ -168,6 +173,10 @@ class ReadyOut(_Out):
     store: str = Field(description="'ok' or why the store is unreachable")
     workers: bool = Field(description="whether this process runs camera workers")
     cameras: list[CameraStatusOut]
+    reasons: list[str] = Field(
+        default_factory=list,
+        description="why not ready: the store, or each camera not running (with its error)",
+    )
 
 
 class FrameAcceptedOut(_Out):

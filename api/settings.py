@@ -135,6 +135,12 @@ class ServiceSettings(BaseModel):
     )
     loop_sources: bool = Field(False, description="replay file sources forever")
     key_cache_s: float = Field(5.0, ge=0, description="how long a verified key is trusted")
+    outage_buffer_events: int = Field(
+        10_000,
+        ge=1,
+        description="events a camera keeps in memory while the store is unreachable and "
+        "there is no spool (oldest dropped beyond, counted in storesense_events_dropped_total)",
+    )
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
     optin: OptInSettings | None = Field(
         None, description="privacy: retention, opt-in hooks (None = defaults: 30 days, no hooks)"

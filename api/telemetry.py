@@ -25,6 +25,12 @@ STAGE_SECONDS = Histogram(
 EVENTS_WRITTEN = Counter(
     "storesense_events_written_total", "Events acknowledged by the store", ["camera"]
 )
+EVENTS_DROPPED = Counter(
+    "storesense_events_dropped_total",
+    "Events a camera gave up on: 'outage_buffer_full' (store down, no spool, buffer full) "
+    "or 'rejected' (the store refused the event itself)",
+    ["camera", "reason"],
+)
 WORKER_RESTARTS = Counter(
     "storesense_worker_restarts_total", "Camera worker restarts after a failure", ["camera"]
 )

@@ -17,7 +17,9 @@ Example (the components are real; a layout with a file source):
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -26,7 +28,6 @@ import queue
 import socket
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -38,17 +39,23 @@ import numpy.typing as npt
 from storesense.api import telemetry
 from storesense.api.privacy.service import OptInService
 from storesense.api.settings import ServiceSettings
-from storesense.api.store.base import CameraReport, Store, StoreUnavailableError
+from storesense.api.store.base import CameraReport, EventQuery, Store, StoreUnavailableError
 from storesense.vision.detections import Tracks
 from storesense.vision.detector import Detector
 from storesense.vision.frames import Frame
 from storesense.vision.pipeline import CameraPipeline, run_pipeline
 from storesense.zones.config import CameraConfig, StoreLayout
-from storesense.zones.events import Event
+from storesense.zones.events import Event, EventType
 
 logger = logging.getLogger(__name__)
 
-MAX_PENDING_EVENTS = 1_000_000
+OUTAGE_RETRY_INITIAL_S = 0.5
+OUTAGE_RETRY_MAX_S = 30.0
+"""Back-off between retries of the in-memory outage buffer (doubling, capped)."""
+VISIT_LOOKBACK_S = 86_400.0
+"""How far back a restarting live camera looks for visits its last run left open."""
+CLOSED_BY_RESTART = "restart"
+"""``attributes.closed_by`` of a ``zone_exit`` written for a visit a killed run left open."""
 
 
 class CameraAnalyticsLike(Protocol):
@@ -81,7 +88,8 @@ class LiveSink(Protocol):
 PipelineFactory = Callable[[CameraConfig], CameraPipeline]
 """One :class:`CameraPipeline` (own tracker, the camera's masks) per camera run."""
 EngineFactory = Callable[[StoreLayout, str, str, float], CameraAnalyticsLike]
-"""``(layout, camera_id, run_id, time_origin) -> analytics`` (zones, lines and shelves)."""
+"""``(layout, camera_id, identity, time_origin) -> analytics`` (zones, lines and shelves);
+``identity`` goes into every event id (:func:`event_identity_scope`)."""
 SourceOpener = Callable[[CameraConfig, ServiceSettings], Iterable[Frame]]
 
 
@@ -116,6 +124,112 @@ def time_origin_for(camera: CameraConfig, run_started_at: float) -> float:
     if camera.source is None:
         return 0.0
     return camera.start_time.timestamp() if camera.start_time else run_started_at
+
+
+def is_replayable(camera: CameraConfig) -> bool:
+    """A file (or image folder) source: a restart reads the same frames again from the start.
+
+    >>> from storesense.zones.config import CameraConfig
+    >>> [is_replayable(CameraConfig(id="c", source=s)) for s in ("a.avi", "rtsp://cam/1", "0")]
+    [True, False, False]
+    >>> is_replayable(CameraConfig(id="pushed"))
+    False
+    """
+    from storesense.vision.sources import is_stream_uri
+
+    source = camera.source
+    if source is None:
+        return False
+    text = str(source)
+    return not (is_stream_uri(text) or text.isdigit())
+
+
+def event_identity_scope(layout: StoreLayout, camera_id: str) -> str:
+    """What identifies a camera's run in its event ids: the camera and its part of the layout.
+
+    Deterministic (no random run id): the same camera with the same configuration,
+    zones and lines gives the same scope after a restart, in any process, so events
+    re-emitted from the same source position get the same ids and the store keeps
+    them once. A change to an unrelated camera's zones does not change it.
+
+    >>> from storesense.zones.config import parse_layout
+    >>> layout = parse_layout({"store": {"id": "s"}, "cameras": [{"id": "a"}, {"id": "b"}]})
+    >>> event_identity_scope(layout, "a") == event_identity_scope(layout, "a")
+    True
+    >>> event_identity_scope(layout, "a") == event_identity_scope(layout, "b")
+    False
+    """
+    camera = layout.camera(camera_id)
+    parts = [
+        camera.model_dump_json(),
+        *(zone.model_dump_json() for zone in layout.zones_of(camera_id)),
+        *(line.model_dump_json() for line in layout.lines_of(camera_id)),
+    ]
+    digest = hashlib.blake2b("\n".join(parts).encode(), digest_size=8).hexdigest()
+    return f"{camera_id}@{digest}"
+
+
+def open_visits(events: Iterable[Event]) -> list[Event]:
+    """``zone_enter`` events that no ``zone_exit`` closes, oldest first.
+
+    An exit closes the enter of the same zone at ``exit time - dwell_seconds``
+    (a re-linked track exits under a new track id), preferring the same track.
+
+    >>> from storesense.zones.events import EventType as T
+    >>> enter = Event.create(T.ZONE_ENTER, "s", "c", "left", 1, 10.0)
+    >>> other = Event.create(T.ZONE_ENTER, "s", "c", "left", 2, 11.0)
+    >>> exit_ = Event.create(T.ZONE_EXIT, "s", "c", "left", 5, 14.0, {"dwell_seconds": 4.0})
+    >>> [e.track_id for e in open_visits([enter, other, exit_])]
+    [2]
+    """
+    ordered = sorted(events, key=lambda e: (e.timestamp, e.type != EventType.ZONE_ENTER))
+    open_enters: list[Event] = []
+    for event in ordered:
+        if event.type == EventType.ZONE_ENTER:
+            if all(e.event_id != event.event_id for e in open_enters):
+                open_enters.append(event)
+            continue
+        if event.type != EventType.ZONE_EXIT:
+            continue
+        dwell = event.attributes.get("dwell_seconds")
+        entered = event.timestamp - float(dwell) if isinstance(dwell, int | float) else None
+        candidates = [
+            e
+            for e in open_enters
+            if e.target == event.target
+            and (
+                entered is None or abs(e.timestamp - entered) < 0.01 or e.track_id == event.track_id
+            )
+        ]
+        if candidates:
+            same_track = [e for e in candidates if e.track_id == event.track_id]
+            open_enters.remove((same_track or candidates)[0])
+    return open_enters
+
+
+def visit_closing_exits(open_enters: Iterable[Event], closed_at: float) -> list[Event]:
+    """A ``zone_exit`` at ``closed_at`` for each open visit (``closed_by: restart``).
+
+    The exit's id derives from its enter, so two workers closing the same visit
+    write one exit.
+    """
+    exits = []
+    for enter in open_enters:
+        at = max(closed_at, enter.timestamp)
+        exits.append(
+            Event.create(
+                EventType.ZONE_EXIT,
+                enter.store_id,
+                enter.camera_id,
+                enter.target,
+                enter.track_id,
+                at,
+                {"dwell_seconds": round(at - enter.timestamp, 3), "closed_by": CLOSED_BY_RESTART},
+                run_id=f"closes:{enter.event_id}",
+                position=enter.timestamp,
+            )
+        )
+    return exits
 
 
 def pipeline_factory_for(detector: Detector) -> PipelineFactory:
@@ -380,6 +494,28 @@ class CameraStatus:
         return fields
 
 
+def camera_not_ready_reason(status: CameraStatus) -> str | None:
+    """Why a camera is not ready (``/readyz``); ``None`` when it runs or finished its file.
+
+    >>> camera_not_ready_reason(CameraStatus("door", CameraState.RUNNING, "pull"))
+    >>> camera_not_ready_reason(CameraStatus("door", CameraState.RESTARTING, "pull",
+    ...                         last_error="SourceError: video file not found: a.avi"))
+    'camera door: restarting after an error: SourceError: video file not found: a.avi'
+    """
+    name = f"camera {status.camera_id}"
+    error = status.last_error or "no error recorded"
+    if status.state in (CameraState.RUNNING, CameraState.FINISHED):
+        return None
+    if status.state == CameraState.RESTARTING:
+        return f"{name}: restarting after an error: {error}"
+    if status.state == CameraState.FAILED:
+        return f"{name}: failed for good: {error}"
+    if status.state == CameraState.STARTING:
+        after = f" (last error: {status.last_error})" if status.last_error else ""
+        return f"{name}: starting, no frame processed yet{after}"
+    return f"{name}: {status.state.value}"
+
+
 @dataclass(frozen=True)
 class WorkerParts:
     """What every camera worker of a supervisor shares (see :class:`WorkerSupervisor`)."""
@@ -392,6 +528,8 @@ class WorkerParts:
     optin: OptInService | None
     snapshots: DebugSnapshots
     sink: LiveSink | None = None
+    worker_name: str = ""
+    """``host:pid`` of this process, as in the camera reports it publishes."""
 
 
 class CameraWorker:
@@ -405,6 +543,7 @@ class CameraWorker:
         self._layout = layout
         self._pending_layout: StoreLayout | None = None
         self._store = parts.store
+        self._worker_name = parts.worker_name
         self._settings = settings = parts.settings
         self._pipeline_factory = parts.pipeline_factory
         self._engine_factory = parts.engine_factory
@@ -412,7 +551,12 @@ class CameraWorker:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._inbox: queue.Queue[Frame] = queue.Queue(maxsize=settings.ingest_queue_size)
-        self._pending_events: list[Event] = []
+        self._pending_events: collections.deque[Event] = collections.deque()
+        self._retry_at = 0.0
+        self._retry_delay = OUTAGE_RETRY_INITIAL_S
+        self._drop_logged = False
+        self._dropped_in_outage = 0
+        self._visits_to_close_before: float | None = None
         self._status = CameraStatus(
             camera.id, CameraState.STARTING, "push" if camera.source is None else "pull"
         )
@@ -539,15 +683,29 @@ class CameraWorker:
             frames.close()
 
     def _new_engine(self, layout: StoreLayout, time_origin: float) -> CameraAnalyticsLike:
-        self._generation += 1
-        run_id = f"{self.camera.id}-{uuid.uuid4().hex[:8]}-{self._generation}"
-        return self._engine_factory(layout, self.camera.id, run_id, time_origin)
+        identity = event_identity_scope(layout, self.camera.id)
+        return self._engine_factory(layout, self.camera.id, identity, time_origin)
+
+    @staticmethod
+    def _shifted(events: list[Event], offset: float) -> list[Event]:
+        """Events of a file run (ids from the file's frame clock) moved to Unix time."""
+        if not offset:
+            return events
+        return [replace(e, timestamp=e.timestamp + offset) for e in events]
 
     def _run_once(self) -> None:
         camera_id = self.camera.id
         pipeline = self._pipeline_factory(self.camera)
-        time_origin = time_origin_for(self.camera, time.time())
-        engine = self._new_engine(self._layout, time_origin)
+        run_started = time.time()
+        time_origin = time_origin_for(self.camera, run_started)
+        # Event ids come from the source position: a file's frame clock (the engine runs
+        # on it, events are moved to Unix time after), a live or pushed frame's capture time.
+        offset = time_origin if is_replayable(self.camera) else 0.0
+        engine = self._new_engine(self._layout, time_origin - offset)
+        if not is_replayable(self.camera):
+            # A replayed file re-emits its visits; a live camera's last run cannot.
+            self._visits_to_close_before = run_started
+            self._close_open_visits()
         if self._optin is not None:
             self._optin.camera_restarted(camera_id, time.time())
         last_timestamp: float | None = None
@@ -570,12 +728,13 @@ class CameraWorker:
                     new_layout, self._pending_layout = self._pending_layout, None
                 if new_layout is not None:
                     if last_timestamp is not None:
-                        self._write(self._tag_members(engine.finish(last_timestamp)))
+                        finished = self._shifted(engine.finish(last_timestamp), offset)
+                        self._write(self._tag_members(finished))
                     self._layout = new_layout
-                    engine = self._new_engine(new_layout, time_origin)
+                    engine = self._new_engine(new_layout, time_origin - offset)
                     last_occupancy = None
                 t1 = time.perf_counter()
-                events = engine.update(frame.image, tracks)
+                events = self._shifted(engine.update(frame.image, tracks), offset)
                 if self._optin is not None:
                     events = self._optin.on_frame(
                         camera_id,
@@ -611,7 +770,8 @@ class CameraWorker:
         finally:
             if last_timestamp is not None:
                 # As ``storesense count``: the last frame lasts as long as the one before.
-                self._write(self._tag_members(engine.finish(last_timestamp + frame_interval)))
+                finished = self._shifted(engine.finish(last_timestamp + frame_interval), offset)
+                self._write(self._tag_members(finished))
                 self._set_occupancy(
                     {zone: 0 for zone in engine.occupancy()}, time_origin + last_timestamp
                 )
@@ -646,26 +806,140 @@ class CameraWorker:
             self._pending_events.extend(events)
             if self._sink is not None:
                 self._sink.events(self.camera.id, events)
-        self._flush_pending()
+            overflow = len(self._pending_events) - self._settings.outage_buffer_events
+            if overflow > 0:
+                for _ in range(overflow):
+                    self._pending_events.popleft()
+                telemetry.EVENTS_DROPPED.labels(self.camera.id, "outage_buffer_full").inc(overflow)
+                self._dropped_in_outage += overflow
+            if overflow > 0 and not self._drop_logged:
+                self._drop_logged = True
+                logger.error(
+                    "camera %s: store unavailable and the outage buffer is full (%d events): "
+                    "oldest events DROPPED from now on (counted in "
+                    "storesense_events_dropped_total); use a spool (serve --spool) to keep them",
+                    self.camera.id,
+                    self._settings.outage_buffer_events,
+                )
+        if time.monotonic() >= self._retry_at:
+            self._flush_pending()
 
     def _flush_pending(self) -> None:
+        """Write the buffered events; on an outage keep them and wait (back-off) before
+        the next try; an event the store refuses is dropped (logged), never retried."""
         if not self._pending_events:
             return
+        batch = list(self._pending_events)
         try:
-            self._store.write_events(self._pending_events)
+            self._store.write_events(batch)
         except StoreUnavailableError as exc:
-            if len(self._pending_events) > MAX_PENDING_EVENTS:
-                raise RuntimeError(
-                    f"store unavailable and {len(self._pending_events)} events pending"
-                ) from exc
+            self._retry_at = time.monotonic() + self._retry_delay
             logger.warning(
-                "camera %s: store unavailable, %d events kept for retry",
+                "camera %s: store unavailable, %d events kept in memory; next try in %.1f s (%s)",
                 self.camera.id,
-                len(self._pending_events),
+                len(batch),
+                self._retry_delay,
+                exc,
             )
+            self._retry_delay = min(self._retry_delay * 2, OUTAGE_RETRY_MAX_S)
             return
-        telemetry.EVENTS_WRITTEN.labels(self.camera.id).inc(len(self._pending_events))
-        self._pending_events = []
+        except Exception:
+            self._write_one_by_one(batch)
+            return
+        self._written(len(batch))
+
+    def _written(self, count: int) -> None:
+        for _ in range(count):
+            self._pending_events.popleft()
+        telemetry.EVENTS_WRITTEN.labels(self.camera.id).inc(count)
+        self._retry_at = 0.0
+        self._retry_delay = OUTAGE_RETRY_INITIAL_S
+        if self._drop_logged:
+            logger.warning(
+                "camera %s: store reachable again; %d events were dropped during the outage",
+                self.camera.id,
+                self._dropped_in_outage,
+            )
+            self._drop_logged, self._dropped_in_outage = False, 0
+        if self._visits_to_close_before is not None:
+            self._close_open_visits()
+
+    def _write_one_by_one(self, batch: list[Event]) -> None:
+        """The store refused the batch: find the events it refuses and drop only those."""
+        for event in batch:
+            try:
+                self._store.write_events([event])
+            except StoreUnavailableError:
+                self._retry_at = time.monotonic() + self._retry_delay
+                return
+            except Exception as exc:
+                self._pending_events.popleft()
+                telemetry.EVENTS_DROPPED.labels(self.camera.id, "rejected").inc()
+                logger.error(
+                    "camera %s: the store refused event %s (%s); dropped: %s",
+                    self.camera.id,
+                    event.event_id,
+                    event.type,
+                    exc,
+                )
+            else:
+                self._written(1)
+
+    def _another_worker_runs_this_camera(self) -> bool:
+        """A fresh report of this camera, running, signed by another process."""
+        report = self._store.get_camera_reports().get(self.camera.id)
+        if report is None:
+            return False
+        try:
+            fields = json.loads(report.status_json)
+        except ValueError:
+            return False
+        worker = str(fields.get("worker") or "")
+        fresh = time.time() - report.reported_at < 3 * self._settings.camera_report_s
+        if not fresh or fields.get("state") != CameraState.RUNNING.value:
+            return False
+        if worker in ("", self._worker_name):
+            return False
+        return _worker_may_be_alive(worker)
+
+    def _close_open_visits(self) -> None:
+        """Close the visits an earlier run of this camera left open (a killed worker)."""
+        before = self._visits_to_close_before
+        if before is None:
+            return
+        try:
+            if self._another_worker_runs_this_camera():
+                logger.warning(
+                    "camera %s: another live worker runs this camera; its open visits "
+                    "are its own, none closed",
+                    self.camera.id,
+                )
+                self._visits_to_close_before = None
+                return
+            stored = self._store.query_events(
+                EventQuery(
+                    start=before - VISIT_LOOKBACK_S,
+                    end=before,
+                    types=frozenset({EventType.ZONE_ENTER, EventType.ZONE_EXIT}),
+                    camera_id=self.camera.id,
+                )
+            )
+            if stored:
+                last_seen = max(e.timestamp for e in stored)
+                exits = visit_closing_exits(open_visits(stored), last_seen)
+                if exits:
+                    self._store.write_events(exits)
+                    logger.warning(
+                        "camera %s: closed %d visit(s) an earlier run left open",
+                        self.camera.id,
+                        len(exits),
+                    )
+        except StoreUnavailableError as exc:
+            logger.info("camera %s: open visits not closed yet: %s", self.camera.id, exc)
+            return
+        except Exception:
+            logger.exception("camera %s: closing open visits failed", self.camera.id)
+        self._visits_to_close_before = None
 
     def _set_occupancy(
         self,
@@ -679,6 +953,21 @@ class CameraWorker:
             self._store.set_occupancy(self.camera.id, counts, timestamp, approaching)
         except StoreUnavailableError:
             logger.warning("camera %s: store unavailable, occupancy not published", self.camera.id)
+
+
+def _worker_may_be_alive(worker: str) -> bool:
+    """``host:pid`` of a report: ``False`` only when it is a process of this host that is gone
+    (a killed worker restarted here); a worker on another host may be alive."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class UnknownCameraError(KeyError):
@@ -735,6 +1024,8 @@ class WorkerSupervisor:
         """Admin debug-snapshot switches of this process's cameras (all off at start)."""
         self._store = store
         self._settings = settings
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        """How this process signs the camera reports it publishes (``host:pid``)."""
         self._parts = WorkerParts(
             store,
             settings,
@@ -744,15 +1035,18 @@ class WorkerSupervisor:
             optin,
             self.snapshots,
             sink,
+            self.worker_name,
         )
         self._workers: dict[str, CameraWorker] = {}
         self._lock = threading.RLock()
+        """Guards ``_workers`` and ``layout``; never held while a worker stops."""
+        self._apply_lock = threading.Lock()
+        """Serialises layout changes (they may wait for workers to stop)."""
+        self._layout_unpublished = False
         self._stop = threading.Event()
         self._watchers: list[threading.Thread] = []
         self._reporter: threading.Thread | None = None
         self._layout_json = layout.model_dump_json()
-        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
-        """How this process signs the camera reports it publishes (``host:pid``)."""
 
     def _own(self, layout: StoreLayout) -> list[CameraConfig]:
         """The cameras of ``layout`` this supervisor runs."""
@@ -817,34 +1111,66 @@ class WorkerSupervisor:
             self._publish_reports_quietly()
 
     def apply_layout(self, layout: StoreLayout) -> None:
-        """Bring the running workers in line with ``layout`` without a restart of the service."""
+        """Bring the running workers in line with ``layout`` without a restart of the service.
+
+        Workers are stopped outside the supervisor's lock: a camera stuck in its source
+        or store call delays only this call, never ``statuses()`` (``/healthz``, ``/readyz``).
+        """
         self._warn_old_replays(layout)
-        with self._lock:
-            old_cameras = {c.id: c for c in self.layout.cameras}
-            self.layout = layout
-            self._layout_json = layout.model_dump_json()
-            own = self._own(layout)
-            new_ids = {c.id for c in own}
-            for camera_id in list(self._workers):
-                if camera_id not in new_ids:
-                    self._workers.pop(camera_id).stop()
-                    self.snapshots.disable(camera_id)
-            for camera in own:
-                worker = self._workers.get(camera.id)
-                if worker is not None and old_cameras.get(camera.id) == camera:
-                    worker.apply_layout(layout)
-                    continue
-                if worker is not None:
-                    worker.stop()
-                replacement = self._new_worker(camera, layout)
-                self._workers[camera.id] = replacement
-                replacement.start()
+        with self._apply_lock:
+            to_stop: list[CameraWorker] = []
+            to_start: list[CameraWorker] = []
+            with self._lock:
+                old_cameras = {c.id: c for c in self.layout.cameras}
+                self.layout = layout
+                self._layout_json = layout.model_dump_json()
+                own = self._own(layout)
+                new_ids = {c.id for c in own}
+                for camera_id in list(self._workers):
+                    if camera_id not in new_ids:
+                        to_stop.append(self._workers.pop(camera_id))
+                        self.snapshots.disable(camera_id)
+                for camera in own:
+                    worker = self._workers.get(camera.id)
+                    if worker is not None and old_cameras.get(camera.id) == camera:
+                        worker.apply_layout(layout)
+                        continue
+                    if worker is not None:
+                        to_stop.append(worker)
+                    replacement = self._new_worker(camera, layout)
+                    self._workers[camera.id] = replacement
+                    to_start.append(replacement)
+            for worker in to_stop:
+                worker._stop.set()
+            for worker in to_stop:
+                worker.stop()
+            for worker in to_start:
+                worker.start()
+
+    def publish_layout_later(self) -> None:
+        """The layout could not be stored at start-up (store down): the layout watcher
+        stores it once the store answers, before it reads the shared layout again."""
+        self._layout_unpublished = True
+
+    def _publish_layout_if_due(self) -> bool:
+        """``False`` while the start-up layout still waits to be stored."""
+        if not self._layout_unpublished:
+            return True
+        try:
+            self._store.put_layout(self._layout_json)
+        except StoreUnavailableError:
+            return False
+        self._layout_unpublished = False
+        logger.warning("the store answers again: layout stored")
+        return True
 
     def _watch_layout(self) -> None:
         from storesense.zones.config import LayoutError, parse_layout
 
         while not self._stop.wait(self._settings.layout_poll_s):
             try:
+                if not self._publish_layout_if_due():
+                    continue
                 stored = self._store.get_layout()
             except StoreUnavailableError:
                 continue

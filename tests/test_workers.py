@@ -67,7 +67,12 @@ def test_worker_restarts_with_backoff_until_the_source_works(
         )
         assert failing["state"] in ("restarting", "starting")
         assert "not found" in failing["last_error"]
-        assert client.get("/readyz").status_code == 200  # restarting is not 'failed'
+        # A camera that cannot open its source is not ready, and /readyz says why.
+        not_ready = client.get("/readyz")
+        assert not_ready.status_code == 503 and not_ready.json()["store"] == "ok"
+        assert any("camera cam1" in r and "not found" in r for r in not_ready.json()["reasons"]), (
+            not_ready.json()["reasons"]
+        )
         wait_for(lambda: len(planned_delays(caplog)) >= 4, what="four back-off waits")
         assert planned_delays(caplog)[:4] == [0.2, 0.4, 0.8, 1.0]  # doubling, capped at max_s
         partial = tmp_path / "partial.avi"
@@ -79,6 +84,8 @@ def test_worker_restarts_with_backoff_until_the_source_works(
             what="the clip processed",
         )
         assert done["frames_processed"] == 12 and done["restarts"] >= 2
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["reasons"] == []
         assert done["last_frame_time"] is not None
         assert 'storesense_worker_restarts_total{camera="cam1"}' in client.get("/metrics").text
 

@@ -58,14 +58,28 @@ class Event:
         timestamp: float,
         attributes: dict[str, Any] | None = None,
         run_id: str = "",
+        position: float | None = None,
     ) -> Event:
-        """Build an event whose id is a hash of what identifies it.
+        """Build an event whose id is a hash of what identifies it (never anything random).
 
-        ``run_id`` distinguishes separate runs of the same camera whose track
-        ids restart (a worker restart); a replay of the same run keeps it.
+        ``run_id`` is a deterministic identity scope: camera workers pass the camera
+        and a digest of its layout (``storesense.api.workers.event_identity_scope``),
+        so a restart, or a second worker on the same camera, that emits the same
+        event at the same source position reproduces its id and the store keeps it
+        once. ``position`` is that source position when it is not ``timestamp``
+        (default): e.g. the frame clock of a file, whose Unix time depends on when
+        the run started.
+
+        >>> a = Event.create(EventType.ZONE_ENTER, "s1", "cam1", "door", 3, 1e9 + 2.0,
+        ...                  run_id="cam1@ab", position=2.0)
+        >>> b = Event.create(EventType.ZONE_ENTER, "s1", "cam1", "door", 3, 2e9 + 2.0,
+        ...                  run_id="cam1@ab", position=2.0)
+        >>> a.event_id == b.event_id, a.timestamp == b.timestamp
+        (True, False)
         """
         attrs = attributes or {}
-        key = f"{run_id}|{store_id}|{camera_id}|{type}|{target}|{track_id}|{timestamp:.3f}"
+        where = timestamp if position is None else position
+        key = f"{run_id}|{store_id}|{camera_id}|{type}|{target}|{track_id}|{where:.3f}"
         if type == EventType.LINE_CROSS:
             key += f"|{attrs.get('direction', '')}"
         if type in (EventType.ITEM_TAKEN, EventType.ITEM_RETURNED):

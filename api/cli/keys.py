@@ -31,7 +31,11 @@ def register(subparsers: Any) -> None:
     def store_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--store", default=DEFAULT_STORE_URL, help="store URL")
         p.add_argument("--layout", type=Path, help="layout file: its store.id names the store")
-        p.add_argument("--store-id", help="store id when no --layout (default: default)")
+        p.add_argument(
+            "--store-id",
+            help="store id when no --layout (default: 'default'; create refuses a store "
+            "id without a layout unless --force)",
+        )
 
     create = actions.add_parser("create", help="create a key and print it once")
     create.add_argument(
@@ -43,6 +47,11 @@ def register(subparsers: Any) -> None:
     )
     create.add_argument("--name", default=None, help="what the key is for")
     create.add_argument("--file", type=Path, help="append to this key file instead of the store")
+    create.add_argument(
+        "--force",
+        action="store_true",
+        help="without --layout: create the key even if the store id has no layout yet",
+    )
     store_options(create)
     create.set_defaults(func=_create)
 
@@ -97,7 +106,15 @@ def _create(args: argparse.Namespace) -> int:
             raise CLIError(f"{args.file}: {exc}") from None
     else:
         with _open(args) as store:
+            if args.layout is None and store.get_layout() is None and not args.force:
+                raise CLIError(
+                    f"store id {store.store_id!r} in {args.store} has no layout yet (no "
+                    "server has run for it): name the store with --layout FILE (its "
+                    "store.id) or --store-id ID, or pass --force to create the key anyway"
+                )
             store.put_api_key(record)
+            where = f"store: {args.store}, store id {store.store_id!r}"
+        print(where, file=sys.stderr)
     print(f"key id:  {record.key_id}\nscopes:  {', '.join(sorted(record.scopes))}", file=sys.stderr)
     print("the key (shown only now; store it safely):", file=sys.stderr)
     print(key)

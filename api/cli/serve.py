@@ -189,7 +189,8 @@ def _run(args: argparse.Namespace) -> int:
     store_id = settings.store_id or layout.store.id
     try:
         store = open_store(settings.store_url, store_id, spool_path=settings.spool_path)
-        store_has_keys = bool(store.list_api_keys())
+        # Workers alone need no keys: with a spool they start while the store is down.
+        store_has_keys = bool(store.list_api_keys()) if settings.run_api else False
     except (ValueError, StoreUnavailableError) as exc:
         raise CLIError(f"store {settings.store_url}: {exc}") from None
 
@@ -239,7 +240,21 @@ def _run(args: argparse.Namespace) -> int:
     try:
         store.put_layout(layout.model_dump_json())
     except StoreUnavailableError as exc:
-        raise CLIError(f"store {settings.store_url}: {exc}") from None
+        if settings.run_api or supervisor is None or settings.spool_path is None:
+            raise CLIError(f"store {settings.store_url}: {exc}") from None
+        logger.warning(
+            "store %s unavailable (%s): cameras start and spool to %s; the layout is "
+            "stored and the spool replayed when the store answers",
+            settings.store_url,
+            exc,
+            settings.spool_path,
+        )
+        print(
+            f"store {settings.store_url} unavailable: spooling to {settings.spool_path} "
+            "until it answers",
+            file=sys.stderr,
+        )
+        supervisor.publish_layout_later()
 
     stop_printing = threading.Event()
     if supervisor is not None and settings.status_print_s > 0:

@@ -515,20 +515,9 @@ class RedisConsentRegistry(ConsentRegistry):
 
     @classmethod
     def from_url(cls, url: str, store_id: str) -> RedisConsentRegistry:
-        import redis
+        from storesense.api.store.redis import redis_client
 
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_timeout": 5.0,
-            "socket_connect_timeout": 2.0,
-        }
-        if "+cluster://" in url:
-            from redis.cluster import RedisCluster
-
-            return cls(
-                RedisCluster.from_url(url.replace("+cluster://", "://", 1), **options), store_id
-            )
-        return cls(redis.Redis.from_url(url, **options), store_id)
+        return cls(redis_client(url), store_id)
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from storesense.api.auth import Authenticator, Principal, Scope, new_key, require
@@ -12,12 +12,13 @@ from storesense.api.store.base import ApiKeyRecord, Store
 router = APIRouter(prefix="/v1", tags=["keys"])
 
 
-def _out(record: ApiKeyRecord) -> KeyOut:
+def _out(record: ApiKeyRecord, source: Literal["store", "file"] = "store") -> KeyOut:
     return KeyOut(
         key_id=record.key_id,
         name=record.name,
         scopes=sorted(record.scopes),
         created_at=record.created_at,
+        source=source,
     )
 
 
@@ -25,9 +26,13 @@ def _out(record: ApiKeyRecord) -> KeyOut:
 def list_keys(
     request: Request, _: Annotated[Principal, Depends(require(Scope.ADMIN))]
 ) -> list[KeyOut]:
-    """Keys stored in the store (hashes are never returned)."""
+    """Keys of the store, then the read-only keys of the ``--api-keys`` file (``source``).
+
+    Hashes are never returned.
+    """
     store: Store = request.app.state.store
-    return [_out(r) for r in store.list_api_keys()]
+    auth: Authenticator = request.app.state.auth
+    return [_out(r) for r in store.list_api_keys()] + [_out(r, "file") for r in auth.file_records]
 
 
 @router.post("/keys", response_model=KeyCreatedOut, status_code=status.HTTP_201_CREATED)
@@ -45,13 +50,29 @@ def create_key(
     return KeyCreatedOut(**_out(record).model_dump(), key=key)
 
 
-@router.delete("/keys/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/keys/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        404: {"description": "unknown key id"},
+        409: {"description": "the key comes from the --api-keys file (read-only)"},
+    },
+)
 def delete_key(
     key_id: str, request: Request, _: Annotated[Principal, Depends(require(Scope.ADMIN))]
 ) -> None:
-    """Revoke a key (other replicas stop accepting it within ``key_cache_s``)."""
+    """Revoke a key (other replicas stop accepting it within ``key_cache_s``).
+
+    Keys of the ``--api-keys`` file cannot be revoked here (409): edit the file.
+    """
     store: Store = request.app.state.store
+    auth: Authenticator = request.app.state.auth
+    if auth.is_file_key(key_id):
+        raise HTTPException(
+            409,
+            f"key {key_id!r} comes from the --api-keys file and is read-only here: "
+            "remove it from that file and restart the server",
+        )
     if not store.delete_api_key(key_id):
         raise HTTPException(404, f"unknown key id {key_id!r}")
-    auth: Authenticator = request.app.state.auth
     auth.forget(key_id)

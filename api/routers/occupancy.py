@@ -106,11 +106,8 @@ class OccupancyCache:
             self._thread.join(2)
 
 
-def _cached_body(
-    auth: Authenticator, cache: OccupancyCache, headers: Mapping[str, str], zone: str | None
-) -> tuple[bytes, str]:
-    """(body, etag) of a successful read, or ``HTTPException`` with the reason."""
-    auth.authenticate(headers, Scope.DISPLAY)
+def _snapshot_body(cache: OccupancyCache, zone: str | None) -> tuple[bytes, str]:
+    """(body, etag) of the cached snapshot, or ``HTTPException`` 503/404 with the reason."""
     snapshot = cache.snapshot
     if cache.error is not None or snapshot is None:
         raise HTTPException(503, cache.error or "occupancy not available yet")
@@ -123,11 +120,23 @@ def _cached_body(
     return zone_body, snapshot.etag
 
 
+def _cached_body(
+    auth: Authenticator, cache: OccupancyCache, headers: Mapping[str, str], zone: str | None
+) -> tuple[bytes, str]:
+    """(body, etag) of a successful read, or ``HTTPException`` with the reason.
+
+    May call the store to verify a key: never on the event loop.
+    """
+    auth.authenticate(headers, Scope.DISPLAY)
+    return _snapshot_body(cache, zone)
+
+
 class OccupancyFastPath:
     """Pure ASGI middleware answering successful occupancy reads before FastAPI's routing.
 
-    Only the happy path (200 with the cached body, or 304) is answered here;
-    anything else (401/403/404/503) falls through to the documented FastAPI
+    Only the happy path (200 with the cached body, or 304) is answered here, and
+    only when the key is known without a store call (cached or from the key file);
+    anything else (401/403/404/503, a key to look up) falls through to the documented FastAPI
     routes below, which give the same answer with its reason. Measured in
     ``benchmarks/api_polling.py``.
     """
@@ -150,7 +159,12 @@ class OccupancyFastPath:
             if matched:
                 headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
                 try:
-                    body, etag = _cached_body(self.state.auth, self.state.occupancy, headers, zone)
+                    # No store call here (this runs on the event loop): a key not in the
+                    # cache goes to the sync route below, which verifies it on a thread.
+                    principal = self.state.auth.authenticate_cached(headers, Scope.DISPLAY)
+                    if principal is None:
+                        raise HTTPException(401)
+                    body, etag = _snapshot_body(self.state.occupancy, zone)
                 except HTTPException:
                     await self.app(scope, receive, send)
                     return
@@ -191,7 +205,7 @@ _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/occupancy", response_model=OccupancyOut, responses=_NOT_MODIFIED)
-async def all_occupancy(request: Request) -> Response:
+def all_occupancy(request: Request) -> Response:
     """Live count per zone (scope ``display``). Send ``If-None-Match`` to get 304 when unchanged."""
     return _serve(request, None)
 
@@ -201,6 +215,6 @@ async def all_occupancy(request: Request) -> Response:
     response_model=ZoneOccupancyOut,
     responses={**_NOT_MODIFIED, 404: {"description": "unknown zone"}},
 )
-async def zone_occupancy(zone: str, request: Request) -> Response:
+def zone_occupancy(zone: str, request: Request) -> Response:
     """Live count of one zone (scope ``display``), with ``ETag``/``If-None-Match``."""
     return _serve(request, zone)

@@ -48,6 +48,20 @@ class ApiKeyRecord:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class EventFact:
+    """What counting needs of an event (no id, track or other attributes): cheap to read.
+
+    Duck-types :class:`~storesense.zones.events.Event` for ``zones.metrics.bucket_counts``.
+    """
+
+    timestamp: float
+    type: str
+    target: str
+    attributes: Mapping[str, str]
+    """Only ``direction`` (line crossings), when the event has one."""
+
+
 @dataclass(frozen=True)
 class EventQuery:
     start: float | None = None
@@ -122,6 +136,27 @@ class Store(abc.ABC):
             key = (bucket, str(event.type), event.target)
             counts[key] = counts.get(key, 0) + 1
         return counts
+
+    def event_facts(self, start: float, end: float, types: frozenset[EventType]) -> list[EventFact]:
+        """Timestamp, type, target and direction of the events of ``types`` in ``[start, end)``.
+
+        For aggregates (``/v1/counts``) over many events; back-ends may read these
+        columns without building whole events (SQLite does). This default does.
+        """
+        facts = []
+        for e in self.query_events(EventQuery(start=start, end=end, types=types)):
+            direction = e.attributes.get("direction")
+            attributes = {} if direction is None else {"direction": str(direction)}
+            facts.append(EventFact(e.timestamp, str(e.type), e.target, attributes))
+        return facts
+
+    def events_version(self) -> str | None:
+        """A token that changes whenever stored events change (write, erasure, purge).
+
+        Readers cache aggregates per version (:class:`~.read_cache.ReadCache`);
+        ``None`` means this back-end cannot tell (callers then cache by age only).
+        """
+        return None
 
     # live occupancy -------------------------------------------------------
     @abc.abstractmethod

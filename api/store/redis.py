@@ -17,7 +17,8 @@ key                   type      content
 ``ss:{S}:cnt:<min>``  hash      ``<type>|<target>`` → count, per minute (Unix min)
 ``ss:{S}:occ``        hash      zone_id → ``{"camera_id", "count", "updated_at"}``
 ``ss:{S}:occ:ver``    string    occupancy version counter (``INCR``)
-``ss:{S}:meta``       hash      ``epoch`` (random, set once), ``purged_before``
+``ss:{S}:meta``       hash      ``epoch`` (random, set once), ``purged_before``,
+                                ``events_version`` (``HINCRBY`` on each event change)
 ``ss:{S}:tx``         hash      bucket start → transaction count
 ``ss:{S}:layout``     string    layout JSON
 ``ss:{S}:keys``       hash      key hash → API key record JSON (hashes only)
@@ -95,10 +96,11 @@ for i = 1, #ARGV / 4 do
         new = new + 1
     end
 end
+if new > 0 then redis.call('HINCRBY', KEYS[5], 'events_version', 1) end
 return new
 """
 
-# KEYS: ev, ts, sid, stream, then one minute-counter key per event.
+# KEYS: ev, ts, sid, stream, meta, then one minute-counter key per event.
 # ARGV: per event: event_id, counter field.
 _DELETE_SCRIPT = """
 local deleted = 0
@@ -111,13 +113,14 @@ for i = 1, #ARGV / 2 do
             redis.call('XDEL', KEYS[4], sid)
             redis.call('HDEL', KEYS[3], id)
         end
-        local counter = KEYS[4 + i]
+        local counter = KEYS[5 + i]
         if redis.call('HINCRBY', counter, ARGV[2 * i], -1) <= 0 then
             redis.call('HDEL', counter, ARGV[2 * i])
         end
         deleted = deleted + 1
     end
 end
+if deleted > 0 then redis.call('HINCRBY', KEYS[5], 'events_version', 1) end
 return deleted
 """
 
@@ -196,6 +199,56 @@ def _counter_field(event: Event) -> str:
     return f"{event.type}|{event.target}"
 
 
+DEFAULT_SOCKET_TIMEOUT_S = 1.0
+"""Longest wait for one Redis reply: a hung Redis (SIGSTOP, a frozen VM) is reported as
+unavailable after this, so cameras spool and the API answers 503 instead of stalling."""
+DEFAULT_CONNECT_TIMEOUT_S = 1.0
+
+
+def redis_client(
+    url: str,
+    *,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+    retries: int = 1,
+) -> Any:
+    """The one place StoreSense creates a redis-py client (store and consent registry).
+
+    Every command has a socket (read/write) timeout and a connect timeout; URL
+    query options override them (``redis://host/0?socket_timeout=0.5``). A
+    dropped connection is retried ``retries`` times (Redis restarted); a
+    *timeout* is not retried, so a hung server costs one ``socket_timeout``,
+    not several.
+    """
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    if not (socket_timeout > 0 and connect_timeout > 0) or retries < 0:
+        raise ValueError(
+            f"socket_timeout and connect_timeout must be > 0 and retries >= 0; got "
+            f"{socket_timeout}, {connect_timeout}, {retries}"
+        )
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        "health_check_interval": 30,
+    }
+    retry = Retry(
+        ExponentialBackoff(cap=0.5, base=0.05),
+        retries,
+        supported_errors=(redis.exceptions.ConnectionError,),
+    )
+    if "+cluster://" in url:
+        from redis.cluster import RedisCluster
+
+        plain_url = url.replace("+cluster://", "://", 1)
+        return RedisCluster.from_url(plain_url, retry=retry, **options)
+    return redis.Redis.from_url(
+        url, retry=retry, retry_on_error=[redis.exceptions.ConnectionError], **options
+    )
+
+
 class RedisStore(Store):
     """Store in Redis under the ``ss:{store_id}:`` namespace.
 
@@ -230,42 +283,28 @@ class RedisStore(Store):
         self._read_occupancy = client.register_script(_READ_OCCUPANCY_SCRIPT)
         # Longest single blocking XREAD: stays below the socket read timeout.
         connection_kwargs: dict[str, Any] = getattr(client, "get_connection_kwargs", dict)()
-        socket_timeout = connection_kwargs.get("socket_timeout") or 5.0
-        self._max_block_ms = max(1, int((float(socket_timeout) - 0.5) * 1000))
+        socket_timeout = float(connection_kwargs.get("socket_timeout") or 5.0)
+        self._max_block_ms = max(1, int(socket_timeout * 500))
 
     @classmethod
     def from_url(
         cls,
         url: str,
         store_id: str,
-        socket_timeout: float = 5.0,
-        connect_timeout: float = 2.0,
-        retries: int = 2,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+        retries: int = 1,
     ) -> RedisStore:
         """``redis://``, ``rediss://``, ``unix://`` or ``redis+cluster://`` (``rediss+cluster://``)."""
-        from redis.backoff import ExponentialBackoff
-        from redis.retry import Retry
-
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
-            "health_check_interval": 30,
-        }
-        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), retries)
-        if "+cluster://" in url:
-            from redis.cluster import RedisCluster
-
-            plain_url = url.replace("+cluster://", "://", 1)
-            client: Any = RedisCluster.from_url(plain_url, retry=retry, **options)
-        else:
-            client = redis.Redis.from_url(
+        return cls(
+            redis_client(
                 url,
-                retry=retry,
-                retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
-                **options,
-            )
-        return cls(client, store_id)
+                socket_timeout=socket_timeout,
+                connect_timeout=connect_timeout,
+                retries=retries,
+            ),
+            store_id,
+        )
 
     @property
     def client(self) -> Any:
@@ -331,7 +370,13 @@ class RedisStore(Store):
         deleted = 0
         for first in range(0, len(events), _PAGE):
             chunk = events[first : first + _PAGE]
-            keys = [self._k_events, self._k_times, self._k_stream_ids, self._k_stream]
+            keys = [
+                self._k_events,
+                self._k_times,
+                self._k_stream_ids,
+                self._k_stream,
+                self._k_meta,
+            ]
             args: list[str] = []
             for event in chunk:
                 keys.append(self.key(f"cnt:{_minute(event.timestamp)}"))
@@ -405,6 +450,11 @@ class RedisStore(Store):
                     return cursor, events
             elif block is None or time.monotonic() >= deadline:
                 return cursor, []
+
+    @_redis_errors
+    def events_version(self) -> str | None:
+        epoch, version = self._client.hmget(self._k_meta, ["epoch", "events_version"])
+        return f"{epoch or '0'}-{version or '0'}"
 
     # consumer groups (post-processing) -----------------------------------------------
     @_redis_errors

@@ -44,6 +44,7 @@ from pathlib import Path
 from storesense.api.store.base import (
     ApiKeyRecord,
     CameraReport,
+    EventFact,
     EventQuery,
     Store,
     StoreUnavailableError,
@@ -51,7 +52,7 @@ from storesense.api.store.base import (
     check_occupancy_counts,
 )
 from storesense.api.store.sqlite import validate_events
-from storesense.zones.events import Event
+from storesense.zones.events import Event, EventType
 
 logger = logging.getLogger(__name__)
 
@@ -343,6 +344,14 @@ class SpoolingStore(Store):
     ) -> dict[tuple[float, str, str], int]:
         self._flush_before_read()
         return self.primary.count_events(start, end, bucket_seconds)
+
+    def event_facts(self, start: float, end: float, types: frozenset[EventType]) -> list[EventFact]:
+        self._flush_before_read()
+        return self.primary.event_facts(start, end, types)
+
+    def events_version(self) -> str | None:
+        self._flush_before_read()
+        return self.primary.events_version()
 
     # occupancy and transactions ---------------------------------------------------------
     def set_occupancy(
