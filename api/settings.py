@@ -148,7 +148,7 @@ class ServiceSettings(BaseModel):
     mqtt_url: str | None = Field(
         None,
         repr=False,  # it may hold the broker password
-        description="publish live data to this broker: mqtt[s]://[user:pass@]host[:port][/prefix]",
+        description="publish live data to this broker: `mqtt[s]://[user:pass@]host[:port][/prefix]`",
     )
     mqtt_discovery: bool = Field(False, description="announce sensors to Home Assistant")
     mqtt_ca_file: Path | None = Field(None, description="mqtts: CA bundle (default: system CAs)")
