@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from storesense.api.auth import Principal, Scope, require
@@ -30,16 +31,20 @@ from storesense.api.schemas import (
     JourneysOut,
 )
 from storesense.api.store.base import EventQuery, Store
+from storesense.api.store.read_cache import Same, read_cache_of
 from storesense.zones.config import StoreLayout, ZoneKind
 from storesense.zones.events import EventType
 from storesense.zones.funnels import (
     StageCount,
+    StoreFunnel,
     custom_funnel,
     display_attribution,
     store_funnel_buckets,
 )
 from storesense.zones.groups import group_footfall
 from storesense.zones.journeys import JourneySummary, summarise_journeys
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["journeys"])
 
@@ -101,17 +106,22 @@ def get_journeys(
     layout: StoreLayout = request.app.state.layout
     start, end = time_range(from_, to, layout.store.tz)
     store: Store = request.app.state.store
-    events = store.query_events(
-        EventQuery(start=start, end=end, types=ZONE_EVENTS, camera_id=_camera(layout, camera))
-    )
+    camera_id = _camera(layout, camera)
     settings = layout.store.journeys
-    summary = summarise_journeys(
-        events,
-        path_min_seconds=settings.path_min_seconds,
-        path_gap_seconds=settings.path_gap_seconds,
-        path_max_length=settings.path_max_length,
-        k_anonymity=k_anonymity_of(request, layout),
-    )
+
+    def compute() -> JourneySummary:
+        events = store.query_events(
+            EventQuery(start=start, end=end, types=ZONE_EVENTS, camera_id=camera_id)
+        )
+        return summarise_journeys(
+            events,
+            path_min_seconds=settings.path_min_seconds,
+            path_gap_seconds=settings.path_gap_seconds,
+            path_max_length=settings.path_max_length,
+            k_anonymity=k_anonymity_of(request, layout),
+        )
+
+    summary = _cached(request, ("journeys", start, end, camera_id), compute)
     if format == "csv" or "text/csv" in request.headers.get("accept", ""):
         return Response(
             _journeys_csv(summary),
@@ -126,6 +136,17 @@ def get_journeys(
         paths=[JourneyPathOut(path=list(path), visits=n) for path, n in summary.paths],
         k_anonymity=summary.k_anonymity,
         other_visits=summary.other_visits,
+    )
+
+
+def _cached(request: Request, key: tuple[object, ...], compute: Callable[[], T]) -> T:
+    """``compute()`` shared per store events version, as counts and metrics are
+    (:class:`~storesense.api.store.read_cache.ReadCache`): a dashboard of 64 viewers
+    reads a day of events once, not 64 times."""
+    store: Store = request.app.state.store
+    layout: StoreLayout = request.app.state.layout
+    return read_cache_of(request.app.state).get(
+        (*key, Same(layout)), store.events_version(), compute, max_age_s=1.0, busy_factor=4.0
     )
 
 
@@ -150,16 +171,20 @@ def get_funnel(
     start, end = time_range(from_, to, layout.store.tz)
     step = bucket_step(bucket, start, end, MAX_FUNNEL_BUCKETS) if bucket else None
     store: Store = request.app.state.store
-    events = store.query_events(EventQuery(start=start, end=end))
-    till = store.get_transactions(start, end) or None
-    whole, buckets = store_funnel_buckets(
-        events,
-        layout,
-        datetime.fromtimestamp(start, UTC),
-        datetime.fromtimestamp(end, UTC),
-        step,
-        till,
-    )
+
+    def compute() -> tuple[StoreFunnel, list[StoreFunnel]]:
+        events = store.query_events(EventQuery(start=start, end=end))
+        till = store.get_transactions(start, end) or None
+        return store_funnel_buckets(
+            events,
+            layout,
+            datetime.fromtimestamp(start, UTC),
+            datetime.fromtimestamp(end, UTC),
+            step,
+            till,
+        )
+
+    whole, buckets = _cached(request, ("funnel", start, end, step), compute)
     return FunnelOut(
         start=start,
         end=end,
@@ -181,8 +206,13 @@ def _custom(
     layout: StoreLayout = request.app.state.layout
     start, end = time_range(from_, to, layout.store.tz)
     store: Store = request.app.state.store
-    events = store.query_events(EventQuery(start=start, end=end))
-    counts = custom_funnel(events, layout, steps, within)
+    counts = _cached(
+        request,
+        ("custom-funnel", start, end, tuple(steps), within),
+        lambda: custom_funnel(
+            store.query_events(EventQuery(start=start, end=end)), layout, steps, within
+        ),
+    )
     return CustomFunnelOut(
         id=funnel_id,
         start=start,
