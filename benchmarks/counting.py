@@ -814,6 +814,10 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_rows = [
             ("(b) ours on pipeline, defaults", run_engine(layout, tracks)),
             (f"(b') ours on pipeline, {raw_name}", run_engine(raw, tracks, relink_seconds=0)),
+            (
+                f"(b'') ours on pipeline, line_depth {SHOWN_LINE_DEPTH:g}",
+                run_engine(layout, tracks, line_depth=SHOWN_LINE_DEPTH),
+            ),
             ("(c) supervision on pipeline tracks", run_supervision(layout, tracks)),
         ]
     print(
@@ -832,6 +836,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = [
             ("(a) ours on gt tracks, defaults", run_engine(layout, gt)),
             (f"(a') ours on gt, {raw_name}", run_engine(raw, gt, relink_seconds=0)),
+            (
+                f"(a'') ours on gt, line_depth {SHOWN_LINE_DEPTH:g}",
+                run_engine(layout, gt, line_depth=SHOWN_LINE_DEPTH),
+            ),
             ("(c) supervision on gt tracks", run_supervision(layout, gt)),
         ]
         if tracks:
