@@ -555,11 +555,7 @@ class SQLiteStore(Store):
                 "INSERT INTO heatmap (store_id, camera_id, hour, x, y, person_seconds) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, hour, camera_id, x, y) "
                 "DO UPDATE SET person_seconds = person_seconds + excluded.person_seconds",
-                [
-                    (self.store_id, c.camera_id, float(c.hour), int(c.x), int(c.y))
-                    + (float(c.person_seconds),)
-                    for c in cells
-                ],
+                [(self.store_id, c.camera_id, c.hour, c.x, c.y, c.person_seconds) for c in cells],
             )
 
     def get_heatmap(
