@@ -25,7 +25,8 @@ MAX_CELLS_PER_HOUR = 250_000
 class LiveHeatmap:
     """Person-seconds per floor cell and hour of one camera with a homography.
 
-    ``add(tracks, timestamp)`` per frame (``timestamp``: Unix seconds of the frame),
+    ``add(tracks, timestamp)`` per frame (``timestamp``: the frame's clock; plus
+    ``time_origin``, Unix seconds: intervals stay exact on the frame's own clock),
     ``finish()`` at the end of a run, ``take()`` the sums since the last ``take`` as
     :class:`~storesense.api.store.base.HeatmapCell` rows.
 
@@ -41,9 +42,10 @@ class LiveHeatmap:
         [HeatmapCell(camera_id='cam1', hour=7200.0, x=5, y=10, person_seconds=1.0)]
     """
 
-    def __init__(self, camera_id: str, homography: Homography) -> None:
+    def __init__(self, camera_id: str, homography: Homography, time_origin: float = 0.0) -> None:
         self.camera_id = camera_id
         self.homography = homography
+        self.time_origin = float(time_origin)
         self._hours: dict[float, Heatmap] = {}
         self._people: FloatArray = np.zeros((0, 2))
         self._last: float | None = None
@@ -70,7 +72,8 @@ class LiveHeatmap:
     def _credit(self, seconds: float) -> None:
         if self._last is None or not math.isfinite(seconds) or seconds <= 0:
             return
-        hour = float(math.floor(self._last / HEATMAP_BUCKET_S) * HEATMAP_BUCKET_S)
+        moment = self.time_origin + self._last
+        hour = float(math.floor(moment / HEATMAP_BUCKET_S) * HEATMAP_BUCKET_S)
         heatmap = self._hours.get(hour)
         if heatmap is None:
             heatmap = self._hours[hour] = Heatmap(

@@ -712,7 +712,7 @@ class CameraWorker:
         last_timestamp: float | None = None
         frame_interval = 0.0
         last_occupancy: tuple[dict[str, int], dict[str, int]] | None = None
-        heatmap = self._new_heatmap(self._layout)
+        heatmap = self._new_heatmap(self._layout, time_origin)
         heatmap_due = time.monotonic() + self._settings.heatmap_publish_s
         tracked = self._tracked(pipeline)
         zones_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "zones")
@@ -737,7 +737,7 @@ class CameraWorker:
                     engine = self._new_engine(new_layout, time_origin - offset)
                     last_occupancy = None
                     self._publish_heatmap(heatmap, finish=True)
-                    heatmap = self._new_heatmap(new_layout)
+                    heatmap = self._new_heatmap(new_layout, time_origin)
                 t1 = time.perf_counter()
                 events = self._shifted(engine.update(frame.image, tracks), offset)
                 if self._optin is not None:
@@ -751,7 +751,7 @@ class CameraWorker:
                 occupancy = engine.occupancy()
                 approaching = engine.approaching()
                 if heatmap is not None:
-                    heatmap.add(tracks, time_origin + frame.timestamp)
+                    heatmap.add(tracks, frame.timestamp)
                 t2 = time.perf_counter()
                 self._write(events)
                 if heatmap is not None and time.monotonic() >= heatmap_due:
@@ -952,10 +952,12 @@ class CameraWorker:
             logger.exception("camera %s: closing open visits failed", self.camera.id)
         self._visits_to_close_before = None
 
-    def _new_heatmap(self, layout: StoreLayout) -> LiveHeatmap | None:
+    def _new_heatmap(self, layout: StoreLayout, time_origin: float) -> LiveHeatmap | None:
         """A floor heatmap for this camera when the layout gives it a homography."""
         homography = layout.camera(self.camera.id).homography
-        return None if homography is None else LiveHeatmap(self.camera.id, homography)
+        if homography is None:
+            return None
+        return LiveHeatmap(self.camera.id, homography, time_origin)
 
     def _publish_heatmap(self, heatmap: LiveHeatmap | None, *, finish: bool = False) -> None:
         """Add the heatmap sums since the last publish to the store (kept on an outage)."""
