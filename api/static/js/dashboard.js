@@ -340,7 +340,8 @@ function renderPaths(r) {
   state.shown.transitions = [["from", "to", "visits"], ...pairs];
 }
 
-/** Person-seconds per floor cell as a canvas: row 0 (smallest y) at the top, darker = busier. */
+/** Person-seconds per floor cell as a canvas: row 0 (smallest y) at the top, darker = busier
+ * (square-root scale, so quiet cells stay visible beside the busiest). */
 function renderHeatmap(r) {
   const canvas = $("#heatmap canvas");
   canvas.hidden = true;
@@ -365,14 +366,14 @@ function renderHeatmap(r) {
   for (const [x, y, seconds] of h.cells) {
     const col = Math.floor((x - h.origin_m[0]) / h.cell_m);
     const row = Math.floor((y - h.origin_m[1]) / h.cell_m);
-    ctx.fillStyle = `rgba(200, 40, 20, ${(0.15 + 0.85 * seconds / peak).toFixed(3)})`;
+    ctx.fillStyle = `rgba(200, 40, 20, ${(0.15 + 0.85 * Math.sqrt(seconds / peak)).toFixed(3)})`;
     ctx.fillRect(col * scale, row * scale, scale, scale);
   }
   canvas.hidden = false;
   canvas.dataset.cells = h.cells.length;
   canvas.dataset.personSeconds = h.person_seconds;
-  $("#heatmap-caption").textContent = `(${h.cameras.join(", ")}; ${h.cell_m} m cells)`;
-  note("heatmap", `${Math.round(h.person_seconds)} person-seconds; busiest cell ${Math.round(peak)} s. `
+  $("#heatmap-caption").textContent = `(${h.cameras.join(", ")})`;
+  note("heatmap", `${Math.round(h.person_seconds)} person-seconds in ${h.cell_m} m cells; busiest cell ${Math.round(peak)} s. `
     + `Grid from x ${h.origin_m[0]} m, y ${h.origin_m[1]} m (top left), ${cols * h.cell_m} m × ${rows * h.cell_m} m.`);
 }
 
