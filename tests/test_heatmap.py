@@ -213,3 +213,15 @@ def test_sums_survive_a_store_outage_and_split_at_the_hour() -> None:
     assert {(c.x, c.y) for c in store.cells} == {(5, 10)}
     assert live.publish(target) == 0  # nothing twice
     assert math.isclose(sum(c.person_seconds for c in store.cells), 2.25)
+
+
+def test_retention_purges_heatmap_hours_with_the_events(sqlite_store: Store) -> None:
+    from storesense.api.privacy.retention import RetentionPolicy, purge_once
+
+    now = HOUR + 40 * 86_400
+    sqlite_store.add_heatmap(
+        [HeatmapCell("cam1", HOUR, 0, 0, 5.0), HeatmapCell("cam1", now - 3600, 0, 0, 2.0)]
+    )
+    report = purge_once(RetentionPolicy(30), sqlite_store, now=now)
+    assert report.heatmap_cells == 1
+    assert sqlite_store.get_heatmap(0, now) == [HeatmapCell("cam1", now - 3600, 0, 0, 2.0)]

@@ -167,6 +167,10 @@ def test_heatmap_cells_add_up_per_camera_hour_and_cell(store: Store) -> None:
     ]
     assert store.get_heatmap(hour + 1, hour + 7200, "cam2") == []
     assert store.get_heatmap(hour, hour + 7200, "nobody") == []
+    # Retention: an hour goes once it has ended before the cutoff.
+    assert store.delete_heatmap_before(hour + 3599) == 0
+    assert store.delete_heatmap_before(hour + 3600) == 3
+    assert store.get_heatmap(0, hour + 7200) == [HeatmapCell("cam1", hour + 3600, 3, -2, 7.0)]
 
 
 @pytest.mark.parametrize(

@@ -224,6 +224,11 @@ class Store(abc.ABC):
         """The stored cells of the hours starting in ``[start, end)`` (one camera, or all),
         sorted by camera, hour, y, x."""
 
+    @abc.abstractmethod
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        """Retention purge: delete the hours that ended by ``timestamp``; returns how many
+        cells were deleted."""
+
     # camera worker states ----------------------------------------------------
     @abc.abstractmethod
     def put_camera_report(self, report: CameraReport) -> None:

@@ -55,6 +55,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis
 import redis.exceptions
 from storesense.api.store.base import (
+    HEATMAP_BUCKET_S,
     ApiKeyRecord,
     CameraReport,
     EventQuery,
@@ -605,6 +606,19 @@ class RedisStore(Store):
                         cells.append(HeatmapCell(camera, float(hour), int(x), int(y), float(value)))
         cells.sort(key=lambda c: (c.camera_id, c.hour, c.y, c.x))
         return cells
+
+    @_redis_errors
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        hours = self._client.zrangebyscore(
+            self.key("heat:hours"), "-inf", float(timestamp) - HEATMAP_BUCKET_S
+        )
+        deleted = 0
+        for hour in hours:
+            key = self.key(f"heat:{int(hour)}")
+            deleted += int(self._client.hlen(key))
+            self._client.delete(key)
+            self._client.zrem(self.key("heat:hours"), hour)
+        return deleted
 
     # counts ------------------------------------------------------------------------------
     @_redis_errors

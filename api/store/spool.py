@@ -420,6 +420,9 @@ class SpoolingStore(Store):
     ) -> list[HeatmapCell]:
         return self.primary.get_heatmap(start, end, camera_id)
 
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        return self.primary.delete_heatmap_before(timestamp)
+
     def put_camera_report(self, report: CameraReport) -> None:
         self.primary.put_camera_report(report)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from storesense.api.store.base import (
+    HEATMAP_BUCKET_S,
     ApiKeyRecord,
     CameraReport,
     EventFact,
@@ -572,6 +573,13 @@ class SQLiteStore(Store):
         with self._reading() as conn:
             rows = conn.execute(sql + " ORDER BY camera_id, hour, y, x", args).fetchall()
         return [HeatmapCell(r[0], float(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows]
+
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute(
+                "DELETE FROM heatmap WHERE store_id = ? AND hour + ? <= ?",
+                (self.store_id, HEATMAP_BUCKET_S, float(timestamp)),
+            ).rowcount
 
     # camera worker states ---------------------------------------------------------
     def put_camera_report(self, report: CameraReport) -> None:
