@@ -96,6 +96,12 @@ class ServiceSettings(BaseModel):
         description="how often workers publish their cameras' states to the store "
         "(replicas show a camera as stale after three missed reports)",
     )
+    heatmap_publish_s: float = Field(
+        15.0,
+        gt=0,
+        description="how often workers add their floor heatmap sums to the store "
+        "(cameras with a homography; also at stop and on a layout change)",
+    )
     sse_queue_size: int = Field(256, ge=1, description="events buffered per SSE client")
     sse_keepalive_s: float = Field(15.0, gt=0)
     sse_retry_ms: int = Field(

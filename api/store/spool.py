@@ -46,6 +46,7 @@ from storesense.api.store.base import (
     CameraReport,
     EventFact,
     EventQuery,
+    HeatmapCell,
     Store,
     StoreUnavailableError,
     ZoneOccupancy,
@@ -410,6 +411,18 @@ class SpoolingStore(Store):
         return self.primary.get_transactions(start, end)
 
     # camera states: live only, never spooled (a report older than the outage means nothing) ----
+    def add_heatmap(self, cells: Sequence[HeatmapCell]) -> None:
+        """Straight to the primary: on an outage the camera worker keeps the sums and retries."""
+        self.primary.add_heatmap(cells)
+
+    def get_heatmap(
+        self, start: float, end: float, camera_id: str | None = None
+    ) -> list[HeatmapCell]:
+        return self.primary.get_heatmap(start, end, camera_id)
+
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        return self.primary.delete_heatmap_before(timestamp)
+
     def put_camera_report(self, report: CameraReport) -> None:
         self.primary.put_camera_report(report)
 

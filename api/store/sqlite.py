@@ -36,14 +36,17 @@ from pathlib import Path
 from typing import Any
 
 from storesense.api.store.base import (
+    HEATMAP_BUCKET_S,
     ApiKeyRecord,
     CameraReport,
     EventFact,
     EventQuery,
+    HeatmapCell,
     Store,
     StoreUnavailableError,
     ZoneOccupancy,
     check_bucket_seconds,
+    check_heatmap_cells,
     check_occupancy_counts,
     check_tail_args,
 )
@@ -94,6 +97,15 @@ CREATE TABLE IF NOT EXISTS camera_reports (
     status TEXT NOT NULL,                   -- JSON object
     reported_at REAL NOT NULL,
     PRIMARY KEY (store_id, camera_id)
+);
+CREATE TABLE IF NOT EXISTS heatmap (
+    store_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    hour REAL NOT NULL,                     -- bucket start, Unix seconds
+    x INTEGER NOT NULL,                     -- floor cell column (x * cell metres)
+    y INTEGER NOT NULL,
+    person_seconds REAL NOT NULL,
+    PRIMARY KEY (store_id, hour, camera_id, x, y)
 );
 CREATE TABLE IF NOT EXISTS meta (
     store_id TEXT NOT NULL,
@@ -535,6 +547,39 @@ class SQLiteStore(Store):
                 (self.store_id, float(start), float(end)),
             ).fetchall()
         return {float(r[0]): int(r[1]) for r in rows}
+
+    # floor heatmap ----------------------------------------------------------------
+    def add_heatmap(self, cells: Sequence[HeatmapCell]) -> None:
+        check_heatmap_cells(cells)
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO heatmap (store_id, camera_id, hour, x, y, person_seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, hour, camera_id, x, y) "
+                "DO UPDATE SET person_seconds = person_seconds + excluded.person_seconds",
+                [(self.store_id, c.camera_id, c.hour, c.x, c.y, c.person_seconds) for c in cells],
+            )
+
+    def get_heatmap(
+        self, start: float, end: float, camera_id: str | None = None
+    ) -> list[HeatmapCell]:
+        sql = (
+            "SELECT camera_id, hour, x, y, person_seconds FROM heatmap WHERE store_id = ? "
+            "AND hour >= ? AND hour < ?"
+        )
+        args: list[object] = [self.store_id, float(start), float(end)]
+        if camera_id is not None:
+            sql += " AND camera_id = ?"
+            args.append(camera_id)
+        with self._reading() as conn:
+            rows = conn.execute(sql + " ORDER BY camera_id, hour, y, x", args).fetchall()
+        return [HeatmapCell(r[0], float(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows]
+
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute(
+                "DELETE FROM heatmap WHERE store_id = ? AND hour + ? <= ?",
+                (self.store_id, HEATMAP_BUCKET_S, float(timestamp)),
+            ).rowcount
 
     # camera worker states ---------------------------------------------------------
     def put_camera_report(self, report: CameraReport) -> None:
