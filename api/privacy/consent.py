@@ -668,15 +668,10 @@ def open_consent_registry(url: str, store_id: str) -> ConsentRegistry:
     ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://:memory:``,
     ``redis://…``, ``rediss://…``, ``unix://…``, ``redis+cluster://…``.
     """
-    scheme, separator, rest = url.partition("://")
-    scheme = scheme.lower()
-    if scheme == "sqlite" and separator:
-        path = rest.partition("?")[0]
-        if path.startswith("/"):
-            path = path[1:]
-        if not path:
-            raise ValueError(f"store URL {url!r} names no database file")
-        return SQLiteConsentRegistry(path, store_id)
-    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster") and separator:
-        return RedisConsentRegistry.from_url(url, store_id)
-    raise ValueError(f"store URL {url!r} must start with sqlite:/// or redis://")
+    from storesense.api.store.url import parse_store_url
+
+    parsed = parse_store_url(url)
+    if parsed.backend == "sqlite":
+        assert parsed.path is not None
+        return SQLiteConsentRegistry(parsed.path, store_id)
+    return RedisConsentRegistry.from_url(url, store_id)
