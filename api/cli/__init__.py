@@ -44,12 +44,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if (
-            "default" in text.lower()
-            or not action.option_strings
-            or action.default in (None, False, argparse.SUPPRESS)
-        ):
+        if "default" in text.lower() or not action.option_strings or action.required:
             return text
+        if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+            return text
+        if action.default is False or (action.default is None and action.nargs == 0):
+            return text + " (default: off)"
+        if action.default in (None, argparse.SUPPRESS, ""):
+            return text + " (default: none)"
         return text + " (default: %(default)s)"
 
 
