@@ -315,6 +315,29 @@ def check_bucket_seconds(bucket_seconds: int) -> None:
         raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds}")
 
 
+def validate_store_id(store_id: str) -> str:
+    """Store ids name Redis keys (``ss:{id}:…``): 1-64 characters, no braces or controls."""
+    if not (
+        isinstance(store_id, str)
+        and 0 < len(store_id) <= 64
+        and store_id.isprintable()
+        and not set(store_id) & set("{}")
+    ):
+        raise ValueError(
+            f"store_id must be 1-64 printable characters without '{{' or '}}'; got {store_id!r}"
+        )
+    return store_id
+
+
+def validate_events(events: Sequence[Event]) -> None:
+    """Reject events no store can index: a timestamp that is not a finite number."""
+    for event in events:
+        if not math.isfinite(event.timestamp):
+            raise ValueError(
+                f"event {event.event_id} has a non-finite timestamp {event.timestamp!r}"
+            )
+
+
 def events_matching(events: Iterable[Event], query: EventQuery) -> list[Event]:
     """Apply an :class:`EventQuery` in memory (shared by back-ends that filter late)."""
     selected = [

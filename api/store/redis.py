@@ -45,6 +45,7 @@ requests after an erasure when AOF is on).
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import time
@@ -68,11 +69,13 @@ from storesense.api.store.base import (
     check_occupancy_counts,
     check_tail_args,
     events_matching,
+    validate_events,
+    validate_store_id,
 )
-from storesense.api.store.sqlite import validate_events, validate_store_id
 from storesense.zones.events import Event
 
 P = ParamSpec("P")
+T = TypeVar("T")
 R = TypeVar("R")
 
 _UNAVAILABLE_REPLY_PREFIXES = (
@@ -204,6 +207,16 @@ def _redis_errors(method: Callable[P, R]) -> Callable[P, R]:
             raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
 
     return wrapper
+
+
+def map_redis_errors(cls: type[T]) -> type[T]:
+    """Class decorator: every public method (and ``_secret``) of a Redis-backed class maps
+    "Redis cannot be reached" to ``StoreUnavailableError``, as the store's methods do (the
+    API answers 503, not 500)."""
+    for name, value in list(vars(cls).items()):
+        if inspect.isfunction(value) and (not name.startswith("_") or name == "_secret"):
+            setattr(cls, name, _redis_errors(value))
+    return cls
 
 
 def _minute(timestamp: float) -> int:

@@ -51,8 +51,9 @@ from storesense.api.store.base import (
     StoreUnavailableError,
     ZoneOccupancy,
     check_occupancy_counts,
+    validate_events,
 )
-from storesense.api.store.sqlite import validate_events
+from storesense.api.store.sqlite_connection import connect_sqlite
 from storesense.zones.events import Event, EventType
 
 logger = logging.getLogger(__name__)
@@ -119,12 +120,7 @@ class SpoolingStore(Store):
         # One lock orders direct writes after the spool replay, across threads.
         self._lock = threading.RLock()
         try:
-            self._spool = sqlite3.connect(
-                str(self.spool_path), isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._spool.execute("PRAGMA journal_mode=WAL")
-            self._spool.execute("PRAGMA synchronous=FULL")
-            self._spool.execute("PRAGMA secure_delete=ON")
+            self._spool = connect_sqlite(self.spool_path)  # WAL, synchronous=FULL
             self._spool.executescript(_SPOOL_SCHEMA)
             table = self._spool.execute("PRAGMA table_info(pending_occupancy)")
             if "approaching" not in {row[1] for row in table}:  # a spool file from before it

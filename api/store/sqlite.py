@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -49,6 +48,13 @@ from storesense.api.store.base import (
     check_heatmap_cells,
     check_occupancy_counts,
     check_tail_args,
+    validate_events,
+    validate_store_id,
+)
+from storesense.api.store.sqlite_connection import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    SYNCHRONOUS_MODES,
+    connect_sqlite,
 )
 from storesense.zones.events import Event, EventType
 
@@ -115,7 +121,7 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-_SYNCHRONOUS_MODES = ("full", "normal", "extra")
+_SYNCHRONOUS_MODES = SYNCHRONOUS_MODES
 _POLL_SECONDS = 0.05
 
 
@@ -126,29 +132,6 @@ def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
     except sqlite3.OperationalError as exc:
         if "duplicate column" not in str(exc):
             raise
-
-
-def validate_store_id(store_id: str) -> str:
-    """Store ids name Redis keys (``ss:{id}:…``): 1-64 characters, no braces or controls."""
-    if not (
-        isinstance(store_id, str)
-        and 0 < len(store_id) <= 64
-        and store_id.isprintable()
-        and not set(store_id) & set("{}")
-    ):
-        raise ValueError(
-            f"store_id must be 1-64 printable characters without '{{' or '}}'; got {store_id!r}"
-        )
-    return store_id
-
-
-def validate_events(events: Sequence[Event]) -> None:
-    """Reject events no store can index: a timestamp that is not a finite number."""
-    for event in events:
-        if not math.isfinite(event.timestamp):
-            raise ValueError(
-                f"event {event.event_id} has a non-finite timestamp {event.timestamp!r}"
-            )
 
 
 def _unavailable_or_bug(path: str, exc: sqlite3.DatabaseError) -> Exception:
@@ -196,7 +179,7 @@ class SQLiteStore(Store):
         path: str | Path,
         store_id: str,
         synchronous: str = "full",
-        busy_timeout_ms: int = 10_000,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     ) -> None:
         self.store_id = validate_store_id(store_id)
         if synchronous.lower() not in _SYNCHRONOUS_MODES:
@@ -235,18 +218,11 @@ class SQLiteStore(Store):
     # connections ----------------------------------------------------------------
     def _open_connection(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,  # closed from whichever thread calls close()
+            # Closed from whichever thread calls close(): connect_sqlite allows any thread.
+            conn = connect_sqlite(
+                self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
             )
             conn.row_factory = sqlite3.Row
-            if not self._in_memory:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA secure_delete=ON")
-            conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         with self._connections_lock:
