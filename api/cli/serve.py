@@ -169,13 +169,15 @@ def _run(args: argparse.Namespace) -> int:
     supervisor = None
     if settings.run_workers:
         from storesense.vision.detector import Detector
+        from storesense.vision.inference import InferenceService
 
-        detector = Detector.from_model("yolox-nano")
+        # One service runs every camera's detector: one single-threaded session call per core.
+        inference = InferenceService(Detector.from_model("yolox-nano", intra_op_threads=1))
         supervisor = WorkerSupervisor(
             layout,
             store,
             settings,
-            pipeline_factory=pipeline_factory_for(detector),
+            pipeline_factory=pipeline_factory_for(inference),
             optin=optin,
             cameras=args.camera,
         )
