@@ -46,6 +46,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _SIGMA_FROM_MEAN_ABS = math.sqrt(math.pi / 2)
 _EMPTY_REGIONS = np.zeros((0, 4), np.float32)
+_BLACK, _DARKEST, _BLOWN, _WHITE = (0, 0, 0), (6, 6, 6), (249, 249, 249), (255, 255, 255)
+_NEIGHBOURS = np.ones((3, 3), np.uint8)
+_GAIN_TOLERANCE = 0.05
 
 
 class MotionConfig(BaseModel):
@@ -129,8 +132,10 @@ class MotionDetector:
         self._background = None
         self._noise = 0.0
 
-    def small_grey(self, image: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """The frame shrunk by ``scale``, grey, blurred, as float32."""
+    def small_grey(
+        self, image: npt.NDArray[np.uint8]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+        """The frame shrunk by ``scale``: grey and blurred (float32), and in colour."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an HxWx3 uint8 BGR image, got {image.shape} {image.dtype}")
         height, width = image.shape[:2]
@@ -138,11 +143,11 @@ class MotionDetector:
         size = (max(1, width // scale), max(1, height // scale))
         small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
+        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32), small
 
     def update(self, image: npt.NDArray[np.uint8]) -> Motion:
         """Compare one frame with the background, then learn it into the background."""
-        grey = self.small_grey(image)
+        grey, small = self.small_grey(image)
         frame_shape = (int(image.shape[0]), int(image.shape[1]))
         background = self._background
         if background is None or background.shape != grey.shape or self._shape != frame_shape:
@@ -152,21 +157,31 @@ class MotionDetector:
             return Motion(True, _EMPTY_REGIONS, 1.0, self.config.min_threshold)
         config = self.config
         # One gain for the whole frame: lights and auto-exposure scale every pixel alike.
-        level = cv2.mean(grey)[0]
-        gain = cv2.mean(background)[0] / level if level >= 1.0 else 1.0
+        # A pixel with a clipped channel (black, blown out) keeps no brightness ratio.
+        not_blown = cv2.inRange(small, _BLACK, _BLOWN)
+        not_black = cv2.inRange(small, _DARKEST, _WHITE)
+        unclipped = cv2.bitwise_and(not_blown, not_black)
+        level = cv2.mean(grey, mask=unclipped)[0]
+        gain = cv2.mean(background, mask=unclipped)[0] / level if level >= 1.0 else 1.0
+        if abs(gain - 1.0) < _GAIN_TOLERANCE:
+            valid = np.full(grey.shape, 255, np.uint8)
+        else:
+            # Pixels clipped in the change's direction are left out (grown by the blur's
+            # reach); a dark coat under unchanged light still counts.
+            valid = cv2.erode(not_blown if gain < 1.0 else not_black, _NEIGHBOURS)
         normalised = grey * np.float32(gain)
         difference = cv2.absdiff(normalised, background)
         threshold = max(config.min_threshold, config.noise_factor * self._noise)
-        mask = (difference > threshold).astype(np.uint8)
+        mask = cv2.bitwise_and((difference > threshold).astype(np.uint8), valid)
         changed_pixels = cv2.countNonZero(mask)
         changed = changed_pixels / mask.size
         # Noise: mean absolute difference of the unchanged pixels (x sqrt(pi/2) for sigma).
-        noise = _SIGMA_FROM_MEAN_ABS * cv2.mean(difference, mask=1 - mask)[0]
+        noise = _SIGMA_FROM_MEAN_ABS * cv2.mean(difference, mask=valid - mask)[0]
         self._noise = noise if self._noise == 0.0 else 0.9 * self._noise + 0.1 * noise
         if changed > config.max_changed_fraction:
             self._background = normalised
             return Motion(True, _EMPTY_REGIONS, changed, threshold)
-        cv2.accumulateWeighted(normalised, background, config.background_alpha)
+        cv2.accumulateWeighted(normalised, background, config.background_alpha, mask=valid)
         if changed_pixels < max(1.0, config.min_area * mask.size):
             return Motion(False, _EMPTY_REGIONS, changed, threshold)
         regions = self._regions(mask)
