@@ -26,7 +26,7 @@ def pets_video(pets09: Path) -> list[Image]:
         ok, image = capture.read()
         if not ok:
             break
-        frames.append(image)
+        frames.append(np.asarray(image, np.uint8))
     capture.release()
     assert len(frames) == 795
     return frames

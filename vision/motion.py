@@ -143,7 +143,7 @@ class MotionDetector:
         size = (max(1, width // scale), max(1, height // scale))
         small = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32), small
+        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32), np.asarray(small, np.uint8)
 
     def update(self, image: npt.NDArray[np.uint8]) -> Motion:
         """Compare one frame with the background, then learn it into the background."""
@@ -163,16 +163,19 @@ class MotionDetector:
         unclipped = cv2.bitwise_and(not_blown, not_black)
         level = cv2.mean(grey, mask=unclipped)[0]
         gain = cv2.mean(background, mask=unclipped)[0] / level if level >= 1.0 else 1.0
+        valid: npt.NDArray[np.uint8]
         if abs(gain - 1.0) < _GAIN_TOLERANCE:
             valid = np.full(grey.shape, 255, np.uint8)
         else:
             # Pixels clipped in the change's direction are left out (grown by the blur's
             # reach); a dark coat under unchanged light still counts.
-            valid = cv2.erode(not_blown if gain < 1.0 else not_black, _NEIGHBOURS)
+            valid = np.asarray(cv2.erode(not_blown if gain < 1.0 else not_black, _NEIGHBOURS))
         normalised = grey * np.float32(gain)
         difference = cv2.absdiff(normalised, background)
         threshold = max(config.min_threshold, config.noise_factor * self._noise)
-        mask = cv2.bitwise_and((difference > threshold).astype(np.uint8), valid)
+        mask = np.asarray(
+            cv2.bitwise_and((difference > threshold).astype(np.uint8), valid), np.uint8
+        )
         changed_pixels = cv2.countNonZero(mask)
         changed = changed_pixels / mask.size
         # Noise: mean absolute difference of the unchanged pixels (x sqrt(pi/2) for sigma).
