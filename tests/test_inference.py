@@ -208,4 +208,4 @@ def test_input_size_320_per_camera(yolox: Detector, pets_frames: list[Image]) ->
 @pytest.mark.parametrize("size", [(300, 320), (320,), (0, 0)])
 def test_bad_variant_sizes(yolox: Detector, size: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="multiples of 32"):
-        model_variant(yolox.model_path, input_size=size)  # type: ignore[arg-type]
+        model_variant(yolox.model_path, input_size=size)
