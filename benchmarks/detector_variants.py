@@ -58,7 +58,7 @@ def cpu_seconds() -> float:
 
 def frames_of(path: Path, limit: int | None = None) -> list[npt.NDArray[np.uint8]]:
     capture = cv2.VideoCapture(str(path))
-    frames = []
+    frames: list[npt.NDArray[np.uint8]] = []
     while limit is None or len(frames) < limit:
         ok, image = capture.read()
         if not ok:
