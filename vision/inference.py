@@ -9,9 +9,9 @@ quiet one), stack up to ``max_batch`` requests for the same model into one
 Threading, measured on a 2-core CPU box (``benchmarks/capacity.py``): a session with
 one intra-op thread per service worker and one worker per core gives the lowest
 CPU-ms a frame; more intra-op threads or more threads calling ``session.run`` than
-cores only add hand-offs. On CPU a batch costs the same CPU-ms a frame as batch 1
-(within 3 %), so ``max_batch`` defaults to 1 there; on a GPU provider it defaults to
-8, which is what keeps the GPU busy.
+cores only add hand-offs. On CPU a batch is no cheaper a frame than batch 1 (22-24
+CPU-ms a frame at batch 1, 2, 4 and 8), so ``max_batch`` defaults to 1 there; on a
+GPU provider it defaults to 8, which is what keeps the GPU busy.
 
 Example:
     >>> from storesense.vision.detector import Detector
