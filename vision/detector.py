@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,7 +273,7 @@ def model_variant(
         for dim in output.type.tensor_type.shape.dim:
             dim.Clear()
     folder.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.part")
+    partial = target.with_suffix(f".{os.getpid()}-{threading.get_ident()}.part")
     onnx.save(model, str(partial))
     try:
         session = onnx_session(partial, intra_op_threads=1, what="model variant")
