@@ -15,7 +15,9 @@ and reads from the ``/metrics`` counters (the process's Prometheus registry):
 
 Clips: ``busy`` is PETS09-S2L1 looped (people walk all the time); ``quiet`` is built here
 from it: 40 s of the empty plaza (median of the video) with sensor noise and a slow
-lighting drift, then 20 s of the real people walking through (same noise and drift).
+lighting drift, then 20 s of the real people walking through (same noise and drift),
+looped; camera i starts it at (i mod 4) quarters of the loop, so N cameras side by side
+measure the loop's average (one person-filled camera in three, roughly).
 Modes: ``--inference shared`` is this version's serve (one
 :class:`~storesense.vision.inference.InferenceService`, single-threaded sessions, one
 service thread per core); ``direct`` is the previous serve (each camera thread calls a
@@ -73,36 +75,51 @@ def cpu_seconds() -> float:
 
 
 # ------------------------------------------------------------------ clips
-def read_pets() -> list[npt.NDArray[np.uint8]]:
+def read_pets(keep: Any = None) -> list[npt.NDArray[np.uint8]]:
+    """PETS09 frames (0-based indices for which ``keep(index)`` is true; all by default)."""
     capture = cv2.VideoCapture(str(PETS))
     frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        frames.append(np.asarray(image, np.uint8))
+    index = 0
+    while capture.grab():
+        if keep is None or keep(index):
+            ok, image = capture.retrieve()
+            if ok:
+                frames.append(np.asarray(image, np.uint8))
+        index += 1
     capture.release()
     return frames
 
 
-def build_quiet_clip(target: Path, *, empty_s: float = 40.0, people_s: float = 20.0) -> Path:
-    """Empty plaza (median of the video) for ``empty_s``, then ``people_s`` of the real
-    video; sensor noise (sigma 3) and a slow lighting drift (+-12 %, 90 s period) on all."""
-    frames = read_pets()
-    empty = np.median(np.stack(frames[::8]), axis=0).astype(np.float32)
-    rng = np.random.default_rng(12)
-    fourcc = cv2.VideoWriter_fourcc(*"MP43")  # type: ignore[attr-defined]
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(target), fourcc, FPS, (width, height))
+QUIET_ROTATIONS = 4
+
+
+def build_quiet_clips(folder: Path, *, empty_s: float = 40.0, people_s: float = 20.0) -> list[Path]:
+    """The quiet clip: the empty plaza (median of the video) for ``empty_s``, then
+    ``people_s`` of the real video (people walking through); sensor noise (sigma 3) and
+    a slow lighting drift (+-12 %) on every frame. Written ``QUIET_ROTATIONS`` times,
+    each starting a quarter of the loop later, so that N cameras side by side see every
+    part of the loop at once (a row's seconds then measure the clip's average)."""
+    first_people = 300  # a busy stretch of the plaza
     n_empty, n_people = round(empty_s * FPS), round(people_s * FPS)
-    start = 300  # a busy stretch of the plaza
-    for k in range(n_empty + n_people):
-        scene = empty if k < n_empty else frames[start + k - n_empty].astype(np.float32)
-        gain = 1.0 + 0.12 * math.sin(2 * math.pi * k / (90 * FPS))
-        noisy = scene * gain + rng.normal(0.0, 3.0, scene.shape).astype(np.float32)
-        writer.write(np.clip(noisy, 0, 255).astype(np.uint8))
-    writer.release()
-    return target
+    empty = np.median(np.stack(read_pets(lambda i: i % 8 == 0)), axis=0).astype(np.float32)
+    people = read_pets(lambda i: first_people <= i < first_people + n_people)
+    length = n_empty + n_people
+    height, width = people[0].shape[:2]
+    fourcc = cv2.VideoWriter_fourcc(*"MP43")  # type: ignore[attr-defined]
+    clips = []
+    for rotation in range(QUIET_ROTATIONS):
+        target = folder / f"quiet-{rotation}.avi"
+        writer = cv2.VideoWriter(str(target), fourcc, FPS, (width, height))
+        for step in range(length):
+            k = (step + rotation * length // QUIET_ROTATIONS) % length
+            scene = empty if k < n_empty else people[k - n_empty].astype(np.float32)
+            gain = 1.0 + 0.12 * math.sin(2 * math.pi * k / length)
+            rng = np.random.default_rng(k)  # the same noise for frame k in every rotation
+            noisy = scene * gain + rng.normal(0.0, 3.0, scene.shape).astype(np.float32)
+            writer.write(np.clip(noisy, 0, 255).astype(np.uint8))
+        writer.release()
+        clips.append(target)
+    return clips
 
 
 # ------------------------------------------------------------------ layouts
@@ -111,12 +128,13 @@ def bench_shapes() -> dict[str, Any]:
 
 
 def layout_for(
-    tag: str, clip: Path, cameras: int, gate: bool, shapes: dict[str, Any]
+    tag: str, clips: list[Path], cameras: int, gate: bool, shapes: dict[str, Any]
 ) -> dict[str, Any]:
-    """N cameras on ``clip``, each with the bench layout's 10 zones and 10 lines."""
+    """N cameras on ``clips`` (in turn), each with the bench layout's 10 zones and 10 lines."""
     cams, zones, lines = [], [], []
     for i in range(cameras):
         camera_id = f"{tag}-c{i}"
+        clip = clips[i % len(clips)]
         cams.append({"id": camera_id, "source": str(clip), "fps": FPS, "motion": {"enabled": gate}})
         for zone in shapes["zones"]:
             zones.append({**zone, "id": f"{camera_id}-{zone['id']}", "camera": camera_id})
@@ -217,7 +235,7 @@ class Row:
 def run_row(
     folder: Path,
     clip_name: str,
-    clip: Path,
+    clips: list[Path],
     engine: Engine,
     cameras: int,
     gate: bool,
@@ -233,7 +251,7 @@ def run_row(
 
     detector_ms = detector_only_ms(engine, tensors, 3.0)
     tag = f"{clip_name}-{engine.name}-{'gate' if gate else 'all'}-{cameras}-{time.monotonic_ns()}"
-    layout = parse_layout(layout_for(tag, clip, cameras, gate, shapes))
+    layout = parse_layout(layout_for(tag, clips, cameras, gate, shapes))
     store = open_store(f"sqlite:///{folder / (tag + '.db')}", tag)
     settings = ServiceSettings(realtime=True, loop_sources=True, status_print_s=0)
     supervisor = WorkerSupervisor(
@@ -331,6 +349,12 @@ def main() -> int:
     parser.add_argument("--gate", default="on,off", help="motion gate: on, off or both")
     parser.add_argument("--inference", default="shared", help="shared, direct or both")
     parser.add_argument(
+        "--quiet-empty", type=float, default=40.0, help="quiet clip: seconds of empty plaza"
+    )
+    parser.add_argument(
+        "--quiet-people", type=float, default=20.0, help="quiet clip: seconds of people"
+    )
+    parser.add_argument(
         "--no-counts", dest="counts", action="store_false", help="skip the gate on/off counts"
     )
     args = parser.parse_args()
@@ -350,11 +374,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         os.environ.setdefault("STORESENSE_CACHE", str(folder / "cache"))
-        clip_paths = {"busy": PETS}
+        clip_paths = {"busy": [PETS]}
         if "quiet" in clips:
-            clip_paths["quiet"] = build_quiet_clip(folder / "quiet.avi")
+            clip_paths["quiet"] = build_quiet_clips(
+                folder, empty_s=args.quiet_empty, people_s=args.quiet_people
+            )
         probe = Detector.from_model("yolox-nano", intra_op_threads=1)
-        tensors = [probe.preprocess(image)[0] for image in read_pets()[:32]]
+        tensors = [probe.preprocess(image)[0] for image in read_pets(lambda i: i < 32)]
         shapes = bench_shapes()
         print(
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
@@ -414,8 +440,8 @@ def main() -> int:
                 f"{'zone entries':>12} {'dwell s':>9} {'largest diff':>12}"
             )
             for clip_name in clips:
-                off, ran_off = count_clip(clip_paths[clip_name], False, probe)
-                on, ran_on = count_clip(clip_paths[clip_name], True, probe)
+                off, ran_off = count_clip(clip_paths[clip_name][0], False, probe)
+                on, ran_on = count_clip(clip_paths[clip_name][0], True, probe)
                 for gate_name, summary, ran in (("off", off, ran_off), ("on", on, ran_on)):
                     totals = count_totals(summary)
                     diff = largest_difference(summary, off) if gate_name == "on" else 0
