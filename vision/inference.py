@@ -157,9 +157,13 @@ class InferenceService:
         camera_id: str,
         tensor: npt.NDArray[np.float32],
         detector: Detector | None = None,
+        *,
+        timeout: float | None = 60.0,
     ) -> npt.NDArray[np.float32]:
-        """:meth:`submit` and wait for the result (errors of ``session.run`` re-raised)."""
-        return self.submit(camera_id, tensor, detector).result()
+        """:meth:`submit` and wait for the result (errors of ``session.run`` re-raised;
+        ``TimeoutError`` after ``timeout`` seconds, so a stuck service fails the camera's
+        run, which then restarts, instead of hanging it)."""
+        return self.submit(camera_id, tensor, detector).result(timeout=timeout)
 
     def close(self) -> None:
         """Stop the service threads; queued requests fail with ``RuntimeError``."""
