@@ -48,7 +48,8 @@ _SIGMA_FROM_MEAN_ABS = math.sqrt(math.pi / 2)
 _EMPTY_REGIONS = np.zeros((0, 4), np.float32)
 _BLACK, _DARKEST, _BLOWN, _WHITE = (0, 0, 0), (6, 6, 6), (249, 249, 249), (255, 255, 255)
 _NEIGHBOURS = np.ones((3, 3), np.uint8)
-_GAIN_TOLERANCE = 0.05
+_SMALL_GAIN = 0.03
+"""A gain closer to 1 moves no pixel by 8 grey levels: below ``min_threshold``'s default."""
 
 
 class MotionConfig(BaseModel):
@@ -157,29 +158,33 @@ class MotionDetector:
             return Motion(True, _EMPTY_REGIONS, 1.0, self.config.min_threshold)
         config = self.config
         # One gain for the whole frame: lights and auto-exposure scale every pixel alike.
-        # A pixel with a clipped channel (black, blown out) keeps no brightness ratio.
-        not_blown = cv2.inRange(small, _BLACK, _BLOWN)
-        not_black = cv2.inRange(small, _DARKEST, _WHITE)
-        unclipped = cv2.bitwise_and(not_blown, not_black)
-        level = cv2.mean(grey, mask=unclipped)[0]
-        gain = cv2.mean(background, mask=unclipped)[0] / level if level >= 1.0 else 1.0
-        valid: npt.NDArray[np.uint8]
-        if abs(gain - 1.0) < _GAIN_TOLERANCE:
-            valid = np.full(grey.shape, 255, np.uint8)
-        else:
-            # Pixels clipped in the change's direction are left out (grown by the blur's
-            # reach); a dark coat under unchanged light still counts.
-            valid = np.asarray(cv2.erode(not_blown if gain < 1.0 else not_black, _NEIGHBOURS))
+        level = cv2.mean(grey)[0]
+        gain = cv2.mean(background)[0] / level if level >= 1.0 else 1.0
+        valid: npt.NDArray[np.uint8] | None = None
+        if abs(gain - 1.0) >= _SMALL_GAIN:
+            # A real lighting change: a pixel with a clipped channel (black, blown out)
+            # keeps no brightness ratio, so the gain comes from the others, and those
+            # clipped in the change's direction are left out (grown by the blur's reach).
+            # A dark coat under unchanged light still counts.
+            not_blown = cv2.inRange(small, _BLACK, _BLOWN)
+            not_black = cv2.inRange(small, _DARKEST, _WHITE)
+            unclipped = cv2.bitwise_and(not_blown, not_black)
+            level = cv2.mean(grey, mask=unclipped)[0]
+            gain = cv2.mean(background, mask=unclipped)[0] / level if level >= 1.0 else 1.0
+            if abs(gain - 1.0) >= _SMALL_GAIN:
+                clipped_ok = not_blown if gain < 1.0 else not_black
+                valid = np.asarray(cv2.erode(clipped_ok, _NEIGHBOURS), np.uint8)
         normalised = grey * np.float32(gain)
         difference = cv2.absdiff(normalised, background)
         threshold = max(config.min_threshold, config.noise_factor * self._noise)
-        mask = np.asarray(
-            cv2.bitwise_and((difference > threshold).astype(np.uint8), valid), np.uint8
-        )
+        mask = np.asarray(cv2.compare(difference, threshold, cv2.CMP_GT), np.uint8)  # type: ignore[call-overload]
+        if valid is not None:
+            mask = np.asarray(cv2.bitwise_and(mask, valid), np.uint8)
         changed_pixels = cv2.countNonZero(mask)
         changed = changed_pixels / mask.size
         # Noise: mean absolute difference of the unchanged pixels (x sqrt(pi/2) for sigma).
-        noise = _SIGMA_FROM_MEAN_ABS * cv2.mean(difference, mask=valid - mask)[0]
+        still = cv2.bitwise_not(mask) if valid is None else cv2.bitwise_and(valid, ~mask)
+        noise = _SIGMA_FROM_MEAN_ABS * cv2.mean(difference, mask=still)[0]
         self._noise = noise if self._noise == 0.0 else 0.9 * self._noise + 0.1 * noise
         if changed > config.max_changed_fraction:
             self._background = normalised
