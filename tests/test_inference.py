@@ -209,3 +209,19 @@ def test_input_size_320_per_camera(yolox: Detector, pets_frames: list[Image]) ->
 def test_bad_variant_sizes(yolox: Detector, size: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="multiples of 32"):
         model_variant(yolox.model_path, input_size=size)
+
+
+@pytest.mark.parametrize(("gate", "size"), [(True, None), (False, 320)])
+def test_serve_pipeline_factory_takes_the_camera_motion_and_input_size(
+    yolox: Detector, gate: bool, size: int | None
+) -> None:
+    from storesense.api.workers import pipeline_factory_for
+    from storesense.zones.config import parse_layout
+
+    camera = {"id": "till", "motion": {"enabled": gate}, "detector_input_size": size}
+    layout = parse_layout({"store": {"id": "s"}, "cameras": [camera]})
+    with InferenceService(yolox, workers=1) as service:
+        pipeline = pipeline_factory_for(service)(layout.cameras[0])
+        assert pipeline.inference is service
+        assert (pipeline.gate is not None) is gate
+        assert pipeline.detector.input_size == (size or 416, size or 416)
