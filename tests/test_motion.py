@@ -227,3 +227,23 @@ def test_layout_defaults_gate_every_camera() -> None:
     layout = parse_layout({"store": {"id": "s"}, "cameras": [{"id": "cam"}]})
     assert layout.cameras[0].motion == MotionConfig()
     assert layout.cameras[0].detector_input_size is None
+
+
+def test_an_empty_scene_is_checked_only_every_empty_refresh_seconds(
+    yolox: Detector, empty_scene: Image
+) -> None:
+    """Nobody tracked: the detector looks every ``empty_refresh_seconds``, not every second."""
+    rng = np.random.default_rng(8)
+    config = MotionConfig(refresh_seconds=1.0, empty_refresh_seconds=3.0)
+    pipeline = CameraPipeline(yolox, motion=config)
+    frames = 70  # 10 s at 7 fps
+    for index in range(frames):
+        tracks = pipeline.process(Frame(_noisy(empty_scene, rng, 3.0), index + 1, index / 7))
+        assert len(tracks) == 0
+    # first frame, then t = 3, 6 and 9 s; each may take one more frame to drop a
+    # tentative track (a faint false positive in the median plaza)
+    assert 4 <= pipeline.detector_runs <= 8
+    every_second = CameraPipeline(yolox, motion=MotionConfig(empty_refresh_seconds=1.0))
+    for index in range(frames):
+        every_second.process(Frame(_noisy(empty_scene, rng, 3.0), index + 1, index / 7))
+    assert every_second.detector_runs >= 10 > pipeline.detector_runs

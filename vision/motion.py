@@ -60,8 +60,9 @@ class MotionConfig(BaseModel):
     something moved; motion ended less than ``hold_seconds`` ago; the tracker is not
     settled (a tentative track waits for confirmation, or a confirmed one was missed
     at the last detection); or ``refresh_seconds`` passed since the last detection,
-    so that people standing still stay detected and counted. Other frames reuse the
-    last detection's tracks (the people have not moved).
+    so that people standing still stay detected and counted (``empty_refresh_seconds``
+    while nobody is tracked: nobody stands still in an empty scene, and whoever comes
+    in moves). Other frames reuse the last detection's tracks (nobody moved).
 
     Example:
         >>> MotionConfig(refresh_seconds=2).refresh_seconds
@@ -78,7 +79,11 @@ class MotionConfig(BaseModel):
     enabled: bool = True
     """Gate the detector on motion (off: every frame is detected)."""
     refresh_seconds: float = Field(default=1.0, gt=0.0, le=60.0)
-    """Longest time between two detections without motion (standing people)."""
+    """Longest time between two detections without motion while people are tracked
+    (people standing still)."""
+    empty_refresh_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
+    """Longest time between two detections without motion while nobody is tracked
+    (a safety net for someone the motion detector missed)."""
     hold_seconds: float = Field(default=0.5, ge=0.0, le=60.0)
     """Keep detecting this long after the last motion (people stopping, leaving)."""
     scale: int = Field(default=8, ge=1, le=32)
@@ -225,6 +230,8 @@ class MotionGate:
         [False, True]
         >>> gate.should_detect(moving=False, timestamp=0.6, settled=False)   # tracker unsettled
         True
+        >>> gate.should_detect(moving=False, timestamp=1.0, settled=True, tracked=0)  # empty
+        False
     """
 
     def __init__(self, config: MotionConfig) -> None:
@@ -232,7 +239,10 @@ class MotionGate:
         self._last_detection: float | None = None
         self._last_motion: float | None = None
 
-    def should_detect(self, *, moving: bool, timestamp: float, settled: bool) -> bool:
+    def should_detect(
+        self, *, moving: bool, timestamp: float, settled: bool, tracked: int = 1
+    ) -> bool:
+        """Whether the detector runs on this frame; ``tracked``: people tracked now."""
         if moving:
             self._last_motion = timestamp
         if not self.config.enabled or moving or not settled or self._last_detection is None:
@@ -244,7 +254,8 @@ class MotionGate:
             return True
         # A clock that went backwards (a restarted stream) detects at once.
         elapsed = timestamp - self._last_detection
-        return elapsed >= self.config.refresh_seconds - 1e-6 or elapsed < 0
+        refresh = self.config.refresh_seconds if tracked else self.config.empty_refresh_seconds
+        return elapsed >= refresh - 1e-6 or elapsed < 0
 
     def detected(self, timestamp: float) -> None:
         """The detector ran on the frame at ``timestamp``."""

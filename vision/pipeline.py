@@ -203,7 +203,10 @@ class CameraPipeline:
             last = self._last_tracks
             settled = last is not None and self.tracker.active_count == len(last)
             if not self.gate.should_detect(
-                moving=prepared.motion.moving, timestamp=image_frame.timestamp, settled=settled
+                moving=prepared.motion.moving,
+                timestamp=image_frame.timestamp,
+                settled=settled,
+                tracked=0 if last is None else len(last),
             ):
                 assert last is not None
                 self.gated_frames += 1
