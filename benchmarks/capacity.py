@@ -379,6 +379,12 @@ def main() -> int:
             clip_paths["quiet"] = build_quiet_clips(
                 folder, empty_s=args.quiet_empty, people_s=args.quiet_people
             )
+            quarter = (args.quiet_empty + args.quiet_people) / QUIET_ROTATIONS
+            if args.seconds < quarter:
+                print(
+                    f"note: --seconds {args.seconds:g} < a quarter of the quiet loop "
+                    f"({quarter:g} s): quiet rows see only part of the loop, not its average"
+                )
         probe = Detector.from_model("yolox-nano", intra_op_threads=1)
         tensors = [probe.preprocess(image)[0] for image in read_pets(lambda i: i < 32)]
         shapes = bench_shapes()
