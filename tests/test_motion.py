@@ -247,3 +247,18 @@ def test_an_empty_scene_is_checked_only_every_empty_refresh_seconds(
     for index in range(frames):
         every_second.process(Frame(_noisy(empty_scene, rng, 3.0), index + 1, index / 7))
     assert every_second.detector_runs >= 10 > pipeline.detector_runs
+
+
+def test_cameras_started_together_refresh_on_different_frames() -> None:
+    """Each camera's first refresh comes early by its phase, so refreshes spread out."""
+    config = MotionConfig(refresh_seconds=1.0, hold_seconds=0.0)
+    early, late = MotionGate(config, phase=0.5), MotionGate(config, phase=0.0)
+    for gate in (early, late):
+        assert gate.should_detect(moving=True, timestamp=0.0, settled=True)
+        gate.detected(0.0)
+    assert early.should_detect(moving=False, timestamp=0.5, settled=True)
+    assert not late.should_detect(moving=False, timestamp=0.5, settled=True)
+    early.detected(0.5)
+    # after the first refresh, every camera refreshes once a refresh_seconds
+    assert not early.should_detect(moving=False, timestamp=1.2, settled=True)
+    assert early.should_detect(moving=False, timestamp=1.5, settled=True)

@@ -234,8 +234,11 @@ class MotionGate:
         False
     """
 
-    def __init__(self, config: MotionConfig) -> None:
+    def __init__(self, config: MotionConfig, *, phase: float = 0.0) -> None:
         self.config = config
+        self.phase = phase
+        """Fraction of ``refresh_seconds`` by which the first refresh comes early: cameras
+        started together then do not all ask for a detection on the same frame."""
         self._last_detection: float | None = None
         self._last_motion: float | None = None
 
@@ -259,4 +262,6 @@ class MotionGate:
 
     def detected(self, timestamp: float) -> None:
         """The detector ran on the frame at ``timestamp``."""
+        if self._last_detection is None:
+            timestamp -= min(max(self.phase, 0.0), 1.0) * self.config.refresh_seconds
         self._last_detection = timestamp

@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -200,6 +201,8 @@ class CameraPipeline:
         prepared = frame if isinstance(frame, Prepared) else self.prepare(frame)
         image_frame = prepared.frame
         if self.gate is not None and prepared.motion is not None:
+            if self._last_tracks is None:
+                self.gate.phase = _phase_of(image_frame.camera_id)
             last = self._last_tracks
             settled = last is not None and self.tracker.active_count == len(last)
             if not self.gate.should_detect(
@@ -230,6 +233,11 @@ class CameraPipeline:
 
 
 _NO_IDS = np.zeros(0, np.int64)
+
+
+def _phase_of(camera_id: str) -> float:
+    """A fixed fraction in [0, 1) per camera id (spreads the cameras' refreshes)."""
+    return zlib.crc32(camera_id.encode()) / 2**32
 
 
 @dataclass(frozen=True)
