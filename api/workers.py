@@ -44,6 +44,7 @@ from storesense.api.store.base import CameraReport, EventQuery, Store, StoreUnav
 from storesense.vision.detections import Tracks
 from storesense.vision.detector import Detector
 from storesense.vision.frames import Frame
+from storesense.vision.inference import InferenceService
 from storesense.vision.pipeline import CameraPipeline, run_pipeline
 from storesense.zones.config import CameraConfig, StoreLayout
 from storesense.zones.events import Event, EventType
@@ -233,7 +234,7 @@ def visit_closing_exits(open_enters: Iterable[Event], closed_at: float) -> list[
     return exits
 
 
-def pipeline_factory_for(detector: Detector) -> PipelineFactory:
+def pipeline_factory_for(detector: Detector | InferenceService) -> PipelineFactory:
     """Per camera run: a :class:`CameraPipeline` sharing ``detector``, with its own tracker
     (the camera's ``tracker`` settings), the camera's masks as ``detection_filter`` and
     stage times in ``/metrics``.
@@ -249,6 +250,8 @@ def pipeline_factory_for(detector: Detector) -> PipelineFactory:
             camera.tracker,
             stats=telemetry.PrometheusPipelineStats(camera.id),
             detection_filter=masks.apply if len(masks) else None,
+            motion=camera.motion,
+            input_size=camera.detector_input_size,
         )
 
     return make

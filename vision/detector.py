@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,84 @@ def _network_input_size(shape: Sequence[object], requested: int | None) -> tuple
     return (requested, requested)
 
 
+def model_variant(
+    model_path: str | os.PathLike[str],
+    *,
+    dynamic_batch: bool = False,
+    input_size: tuple[int, int] | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> Path:
+    """A copy of an NCHW detector with a dynamic batch axis and/or another input size.
+
+    Made once with the ``onnx`` package and cached (``cache``, default the model cache
+    under ``storesense.models.fetch.cache_dir()``, named by the source's SHA-256), so a
+    restart loads the copy directly. Reshape targets that pin the batch to 1 become 0
+    (copy the batch of their input); the input's height and width are set to
+    ``input_size`` (the YOLOX graph has no other size-dependent constants). The copy
+    is loaded and run once before it is kept: a graph this cannot rewrite raises
+    ``ValueError`` with the reason.
+    """
+    from storesense.models.fetch import cache_dir, sha256_of
+
+    source = Path(model_path)
+    if not source.is_file():
+        raise FileNotFoundError(f"model file not found: {source}")
+    if input_size is not None and (
+        len(input_size) != 2 or any(side < 32 or side % 32 for side in input_size)
+    ):
+        raise ValueError(f"input_size must be two multiples of 32 (>= 32), got {input_size}")
+    folder = Path(cache) if cache is not None else cache_dir() / "models" / "variants"
+    size_tag = "native" if input_size is None else f"{input_size[0]}x{input_size[1]}"
+    batch_tag = "dynbatch" if dynamic_batch else "batch1"
+    target = folder / f"{source.stem}-{sha256_of(source)[:12]}-{batch_tag}-{size_tag}.onnx"
+    if target.is_file():
+        return target
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:  # pragma: no cover - onnx is a dependency
+        raise ValueError("a model variant needs the onnx package: pip install onnx") from None
+    model = onnx.load(str(source))
+    graph = model.graph
+    dims = graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise ValueError(f"{source}: expected an NCHW input, got {len(dims)} dimensions")
+    if dynamic_batch:
+        dims[0].ClearField("dim_value")
+        dims[0].dim_param = "batch"
+        shape_inputs = {node.input[1] for node in graph.node if node.op_type == "Reshape"}
+        for initializer in graph.initializer:
+            if initializer.name in shape_inputs:
+                shape = numpy_helper.to_array(initializer).copy()
+                if shape.ndim == 1 and len(shape) and shape[0] == 1:
+                    shape[0] = 0
+                    initializer.CopyFrom(numpy_helper.from_array(shape, initializer.name))
+    if input_size is not None:
+        dims[2].dim_value, dims[3].dim_value = input_size
+    # Intermediate and output shapes were inferred for the old input: let onnxruntime redo them.
+    del graph.value_info[:]
+    for output in graph.output:
+        for dim in output.type.tensor_type.shape.dim:
+            dim.Clear()
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}-{threading.get_ident()}.part")
+    onnx.save(model, str(partial))
+    try:
+        session = onnx_session(partial, intra_op_threads=1, what="model variant")
+        model_input = session.get_inputs()[0]
+        height, width = (int(d) for d in model_input.shape[2:])
+        batch = 2 if dynamic_batch else 1
+        session.run(None, {model_input.name: np.zeros((batch, 3, height, width), np.float32)})
+    except Exception as exc:
+        partial.unlink(missing_ok=True)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        what = f"a {batch_tag} {size_tag} copy of {source}"
+        raise ValueError(f"cannot make {what}: {reason}") from None
+    partial.replace(target)
+    logger.info("made %s", target)
+    return target
+
+
 class Detector:
     """An onnxruntime object detector for one of the :class:`ModelFormat` decoders.
 
@@ -266,6 +345,14 @@ class Detector:
         self.format = ModelFormat(model_format)
         if self.format not in _DETECTOR_FORMATS:
             raise ValueError(f"{self.format} is not a detector format")
+        self.model_path = Path(model_path)
+        self._options: dict[str, Any] = {
+            "score_threshold": score_threshold,
+            "iou_threshold": iou_threshold,
+            "classes": classes,
+            "providers": providers,
+            "intra_op_threads": intra_op_threads,
+        }
         self.session = onnx_session(
             model_path, providers=providers, intra_op_threads=intra_op_threads
         )
@@ -294,6 +381,30 @@ class Detector:
                 raise ValueError(f"{name_or_path} is a {spec.format.value} model, not a detector")
             return cls(fetch(name_or_path), model_format or spec.format, **kwargs)  # type: ignore[arg-type]
         return cls(name_or_path, model_format or ModelFormat.YOLOX, **kwargs)  # type: ignore[arg-type]
+
+    def variant(
+        self, *, input_size: int | tuple[int, int] | None = None, dynamic_batch: bool = False
+    ) -> Detector:
+        """This detector with another (square if one number) input size and/or a dynamic
+        batch axis (a cached copy of the model, :func:`model_variant`); ``self`` when
+        nothing changes. Same format, thresholds, providers and threads.
+
+        Example:
+            >>> detector.variant(input_size=320).input_size            # doctest: +SKIP
+            (320, 320)
+        """
+        size = (input_size, input_size) if isinstance(input_size, int) else input_size
+        if (size is None or tuple(size) == self.input_size) and (
+            self.batchable or not dynamic_batch
+        ):
+            return self
+        native = self.input_size if size is None else (int(size[0]), int(size[1]))
+        path = model_variant(
+            self.model_path,
+            dynamic_batch=dynamic_batch or self.batchable,
+            input_size=native,
+        )
+        return Detector(path, self.format, **self._options)
 
     def preprocess(self, image: Image) -> tuple[npt.NDArray[np.float32], Letterbox]:
         """One frame → a CHW float32 tensor and its letterbox."""

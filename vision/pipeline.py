@@ -17,9 +17,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar, cast
 
 import numpy as np
@@ -27,6 +28,8 @@ import numpy.typing as npt
 from storesense.vision.detections import Detections, Tracks
 from storesense.vision.detector import Detector, Letterbox
 from storesense.vision.frames import Frame
+from storesense.vision.inference import InferenceService
+from storesense.vision.motion import Motion, MotionConfig, MotionDetector, MotionGate
 
 if TYPE_CHECKING:
     from storesense.vision.tracking import TrackerConfig
@@ -101,57 +104,140 @@ class CameraPipeline:
 
     ``detection_filter`` (privacy masks, say) edits each frame's detections before
     the tracker sees them; its time counts as postprocessing. One detector may be
-    shared by the pipelines of several cameras.
+    shared by the pipelines of several cameras; ``detector`` may also be an
+    :class:`~storesense.vision.inference.InferenceService`, which runs every
+    camera's ``session.run`` on its own threads, fairly.
+
+    ``input_size`` (pixels, square) runs this camera at another detector input size
+    (a cached copy of the model). ``motion`` gates the detector on motion
+    (:class:`~storesense.vision.motion.MotionConfig`): frames it skips report the
+    tracks of the last detection at their own timestamp; ``detector_runs`` and
+    ``gated_frames`` count both kinds.
     """
 
     def __init__(
         self,
-        detector: Detector,
+        detector: Detector | InferenceService,
         tracker_config: TrackerConfig | None = None,
         *,
         stats: PipelineStats | None = None,
         detection_filter: Callable[[Detections], Detections] | None = None,
+        motion: MotionConfig | None = None,
+        input_size: int | None = None,
     ) -> None:
         from storesense.vision.tracking import Tracker, TrackerConfig
 
-        self.detector = detector
+        if isinstance(detector, InferenceService):
+            self.inference: InferenceService | None = detector
+            self.detector = detector.detector_for(input_size)
+        else:
+            self.inference = None
+            self.detector = detector.variant(input_size=input_size)
         self.detection_filter = detection_filter
         self.tracker = Tracker(tracker_config or TrackerConfig())
         self.stats = stats or PipelineStats()
         self.last_detections: Detections | None = None
-        """The last frame's detections before ``detection_filter`` (every person box seen)."""
+        """The last detection's detections before ``detection_filter`` (every person box seen)."""
+        gated = motion is not None and motion.enabled
+        self.motion = MotionDetector(motion) if gated else None
+        self.gate = MotionGate(motion) if motion is not None and gated else None
+        self.motion_seconds = 0.0
+        """Time spent in motion detection (the gate's whole cost)."""
+        self.detector_runs = 0
+        self.gated_frames = 0
+        """Frames the motion gate let through without running the detector."""
+        self._last_tracks: Tracks | None = None
 
     def prepare(self, frame: Frame) -> Prepared:
-        """Letterbox one frame into the network input (thread-safe: no pipeline state)."""
+        """Motion (when gated) and, unless the frame is still, the network input tensor.
+
+        Thread-safe against :meth:`process` (the decode thread calls it), but frames of
+        one camera must be prepared in order.
+        """
+        motion = None
+        if self.motion is not None:
+            start = time.perf_counter()
+            motion = self.motion.update(frame.image)
+            self.motion_seconds += time.perf_counter() - start
+            if not motion.moving:
+                # Still frames are mostly skipped: letterbox later, only if detected.
+                return Prepared(frame, None, None, motion)
         start = time.perf_counter()
         tensor, box = self.detector.preprocess(frame.image)
         self.stats.record("preprocess", time.perf_counter() - start)
-        return Prepared(frame, tensor, box)
+        return Prepared(frame, tensor, box, motion)
 
     def detect(self, frame: Frame | Prepared) -> Detections:
         """``session.run`` and postprocess one frame (prepared here if it is not yet)."""
         prepared = frame if isinstance(frame, Prepared) else self.prepare(frame)
+        if prepared.tensor is None or prepared.letterbox is None:
+            start = time.perf_counter()
+            tensor, box = self.detector.preprocess(prepared.frame.image)
+            self.stats.record("preprocess", time.perf_counter() - start)
+        else:
+            tensor, box = prepared.tensor, prepared.letterbox
         clock = time.perf_counter
         start = clock()
-        raw = self.detector.run(prepared.tensor[None])[0]
+        if self.inference is not None:
+            raw = self.inference.infer(prepared.frame.camera_id, tensor, self.detector)
+        else:
+            raw = self.detector.run(tensor[None])[0]
         inferred = clock()
-        detections = self.detector.postprocess(raw, prepared.letterbox)
+        detections = self.detector.postprocess(raw, box)
         self.last_detections = detections
         if self.detection_filter is not None:
             detections = self.detection_filter(detections)
         self.stats.record("inference", inferred - start)
         self.stats.record("postprocess", clock() - inferred)
+        self.detector_runs += 1
         return detections
 
     def process(self, frame: Frame | Prepared) -> Tracks:
-        """Detect and track one frame; returns the confirmed tracks at its timestamp."""
-        detections = self.detect(frame)
-        frame = frame.frame if isinstance(frame, Prepared) else frame
+        """Detect and track one frame; returns the confirmed tracks at its timestamp.
+
+        With the motion gate, a frame it skips returns the last detection's tracks
+        (same boxes and ids) at this frame's timestamp and index.
+        """
+        prepared = frame if isinstance(frame, Prepared) else self.prepare(frame)
+        image_frame = prepared.frame
+        if self.gate is not None and prepared.motion is not None:
+            if self._last_tracks is None:
+                self.gate.phase = _phase_of(image_frame.camera_id)
+            last = self._last_tracks
+            settled = last is not None and self.tracker.active_count == len(last)
+            if not self.gate.should_detect(
+                moving=prepared.motion.moving,
+                timestamp=image_frame.timestamp,
+                settled=settled,
+                tracked=0 if last is None else len(last),
+            ):
+                assert last is not None
+                self.gated_frames += 1
+                self.stats.frames += 1
+                return replace(
+                    last,
+                    timestamp=image_frame.timestamp,
+                    frame_index=image_frame.index,
+                    lost_ids=_NO_IDS,
+                )
+            self.gate.detected(image_frame.timestamp)
+        detections = self.detect(prepared)
         start = time.perf_counter()
-        tracks = self.tracker.update(detections, timestamp=frame.timestamp, frame_index=frame.index)
+        tracks = self.tracker.update(
+            detections, timestamp=image_frame.timestamp, frame_index=image_frame.index
+        )
         self.stats.record("tracker", time.perf_counter() - start)
         self.stats.frames += 1
+        self._last_tracks = tracks
         return tracks
+
+
+_NO_IDS = np.zeros(0, np.int64)
+
+
+def _phase_of(camera_id: str) -> float:
+    """A fixed fraction in [0, 1) per camera id (spreads the cameras' refreshes)."""
+    return zlib.crc32(camera_id.encode()) / 2**32
 
 
 @dataclass(frozen=True)
@@ -159,8 +245,11 @@ class Prepared:
     """A frame with its network input tensor, ready for ``session.run``."""
 
     frame: Frame
-    tensor: npt.NDArray[np.float32]
-    letterbox: Letterbox
+    tensor: npt.NDArray[np.float32] | None
+    """``None`` for a still frame of a gated camera (letterboxed only if detected)."""
+    letterbox: Letterbox | None
+    motion: Motion | None = None
+    """What moved (``None`` when the camera is not motion-gated)."""
 
 
 _END = object()

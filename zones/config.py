@@ -43,6 +43,7 @@ from pydantic import (
 )
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
+from storesense.vision.motion import MotionConfig
 from storesense.vision.tracking.config import TrackerConfig
 from storesense.zones.timemodel import MAX_FPS, MIN_FPS, check_fps, parse_timestamp
 
@@ -350,6 +351,12 @@ class CameraConfig(_Strict):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     """This camera's tracker settings (score thresholds, confirmation, lost buffer…);
     the defaults are tuned on PETS09-S2L1 and TUD-Campus."""
+    motion: MotionConfig = Field(default_factory=MotionConfig)
+    """Motion-gated detection: the detector runs on frames with motion, while the tracker
+    settles, and every ``refresh_seconds`` otherwise (``enabled: false`` runs it always)."""
+    detector_input_size: int | None = Field(default=None, ge=128, le=1280, multiple_of=32)
+    """Square detector input in pixels for this camera (e.g. 320 for a camera close to
+    people: about 0.65x the CPU of 416); ``null`` keeps the model's own (416)."""
 
     @field_validator("fps", mode="before")
     @classmethod

@@ -330,12 +330,15 @@ def _run(args: argparse.Namespace) -> int:
     publisher = _mqtt_publisher(settings, layout, store, store_id, args.camera)
     supervisor = None
     if settings.run_workers:
-        detector = _detector(settings)
+        from storesense.vision.inference import InferenceService
+
+        # One service runs every camera's detector: one single-threaded session call per core.
+        inference = InferenceService(_detector(settings))
         supervisor = WorkerSupervisor(
             layout,
             store,
             settings,
-            pipeline_factory=pipeline_factory_for(detector),
+            pipeline_factory=pipeline_factory_for(inference),
             optin=optin,
             cameras=args.camera,
             sink=publisher,
@@ -414,6 +417,7 @@ def _detector(settings: ServiceSettings) -> Detector:
             settings.model,
             providers=settings.execution_providers(),
             input_size=settings.input_size,
+            intra_op_threads=1,
         )
     except (FetchError, ValueError, OSError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
