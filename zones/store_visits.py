@@ -177,8 +177,15 @@ class StoreVisits:
             for e in events
         ]
 
-    def update(self, camera_id: str, tracks: Tracks) -> None:
-        """This camera's latest tracks (replaces its previous view)."""
+    def update(self, camera_id: str, tracks: Tracks, time_origin: float | None = None) -> None:
+        """This camera's latest tracks (replaces its previous view). ``time_origin``: Unix
+        time of the camera's frame clock 0 (default its ``start_time``, else 0), so that
+        cameras started at different moments share one clock."""
+        if time_origin is not None:
+            start = self.layout.camera(camera_id).start_time
+            shift = time_origin - (start.timestamp() if start else 0.0)
+            if shift:
+                tracks = replace(tracks, timestamp=float(tracks.timestamp) + shift)
         with self._lock:
             self._update(camera_id, tracks)
 
