@@ -145,3 +145,70 @@ def test_occupancy_endpoint_serves_the_store_count_with_the_etag(any_store: Stor
         assert set(body["zones"]) == {"left", "right"}
         again = client.get("/v1/occupancy", headers={"If-None-Match": fresh.headers["etag"]})
         assert again.status_code == 304
+
+
+# ------------------------------------------------------------------- camera workers
+PETS_IMAGE_POINTS = [[50, 550], [718, 550], [524, 150], [244, 150]]
+PETS_FLOOR_POINTS = [[0, 0], [10, 0], [10, 15], [0, 15]]
+FRAMES = 10
+
+
+def test_camera_workers_share_visits_and_publish_one_store_count(
+    tmp_path: Path, pets09: Path, detector: Any
+) -> None:
+    """Two cameras showing the same PETS09 clip on the same floor plan: the service's
+    workers share visits (one visit id for one person in both cameras' events) and
+    publish a store-wide count of each person once."""
+    from service_helpers import cut_clip
+    from storesense.api.settings import ServiceSettings
+    from storesense.api.store.base import EventQuery
+    from storesense.api.workers import CameraState, WorkerSupervisor, pipeline_factory_for
+
+    clip = cut_clip(pets09 / "PETS09-S2L1.avi", tmp_path / "clip.avi", FRAMES)
+    store = open_store(f"sqlite:///{tmp_path / 'w.db'}", f"w{uuid.uuid4().hex[:8]}")
+    homography = {"image_points": PETS_IMAGE_POINTS, "floor_points": PETS_FLOOR_POINTS}
+    whole = [[0, 0], [768, 0], [768, 576], [0, 576]]
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": store.store_id, "timezone": "UTC"},
+            "cameras": [
+                {"id": c, "source": str(clip), "fps": 7, "homography": homography}
+                for c in ("cam1", "cam2")
+            ],
+            "zones": [
+                {"id": f"floor-{c}", "camera": c, "polygon": whole} for c in ("cam1", "cam2")
+            ],
+        }
+    )
+    settings = ServiceSettings(
+        store_url="sqlite:///unused.db", occupancy_refresh_s=0.02, realtime=True
+    )
+    supervisor = WorkerSupervisor(
+        layout, store, settings, pipeline_factory=pipeline_factory_for(detector)
+    )
+    try:
+        with TestClient(create_app(settings, store, layout, supervisor=supervisor)) as client:
+
+            def finished() -> bool:
+                cameras = client.get("/readyz").json()["cameras"]
+                return all(c["state"] == CameraState.FINISHED for c in cameras)
+
+            wait_for(
+                finished,
+                timeout=60,
+                what="both clips processed",
+            )
+            published = wait_for(
+                lambda: (s := client.get("/v1/occupancy").json()["store"])["updated_at"] and s,
+                what="the store-wide count",
+            )
+        events = store.query_events(EventQuery(limit=10_000))
+    finally:
+        store.close()
+    cameras_of: dict[str, set[str]] = {}
+    for event in events:
+        cameras_of.setdefault(event.attributes["visit_id"], set()).add(event.camera_id)
+    assert any(cams == {"cam1", "cam2"} for cams in cameras_of.values()), cameras_of
+    people = {e.track_id for e in events if e.camera_id == "cam1"}
+    # Each person once although both cameras see everyone.
+    assert 1 <= published["count"] <= len(people)
