@@ -355,8 +355,8 @@ class StoreVisits:
                     if mine != theirs:
                         # The pair agrees better than a track that holds the other's visit
                         # in its camera now (a hand-over to the wrong track): it lets go.
-                        self._release(camera_id, theirs, ids[r])
-                        self._release(other_id, mine, other_tracks[c])
+                        self._release(camera_id, theirs, ids[r], (other_id, other_tracks[c]))
+                        self._release(other_id, mine, other_tracks[c], (camera_id, ids[r]))
                         self._join(mine, theirs, now)
         # Pairs of this camera with others that did not match now start again.
         self._streaks = {
@@ -364,9 +364,11 @@ class StoreVisits:
         }
         self._streaks.update(streaks)
 
-    def _release(self, camera_id: str, key: str, paired: int) -> None:
+    def _release(self, camera_id: str, key: str, paired: int, partner: tuple[str, int]) -> None:
         """Visit ``key`` is held in ``camera_id`` by a track other than ``paired`` that
-        it sees now and that did not begin it: that track leaves it for a visit of its own."""
+        it sees now and that did not begin it: that track leaves it for a visit of its own,
+        unless it is older than ``partner`` (the other camera's track of the pair, which
+        holds ``key``): then the pair is the newcomer."""
         visit = self._visits.get(key)
         frame = self._frames.get(camera_id)
         holder = visit.by_camera.get(camera_id) if visit is not None else None
@@ -376,6 +378,9 @@ class StoreVisits:
         if holder.track_id not in frame.track_ids or own == key or own in self._visits:
             return
         if self._visit_of.get((camera_id, holder.track_id)) != key:
+            return
+        held_since = self._spans.get((camera_id, holder.track_id), (math.inf,))[0]
+        if held_since < self._spans.get(partner, (math.inf,))[0]:
             return
         self._visit_of[(camera_id, holder.track_id)] = own
         self._visits[own] = _Visit(own, holder.timestamp, holder.floor.copy(), holder.timestamp)
