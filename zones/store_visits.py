@@ -17,7 +17,8 @@ store-wide visit key:
   tracks paired within ``merge_distance_m`` in consecutive updates; pairs beyond that
   gate never steer the pairing) join their visits; the visit that began first keeps its
   key. A track that holds one of the two visits in the pair's camera but is not the
-  paired track (a hand-over to the wrong track) lets go of it first;
+  paired track (a hand-over to the wrong track) lets go of it first, unless it is older
+  than the pair's track that holds that visit (then the pair is the newcomer);
 * else it starts a visit ``camera:track``;
 * **separation**: a visit never holds two tracks one camera sees at once, and a track
   whose visit another camera sees now more than twice ``merge_distance_m`` away (a
