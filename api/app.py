@@ -30,6 +30,7 @@ from storesense.api.routers import (
     counts,
     events,
     health,
+    heatmap,
     keys,
     metrics,
     occupancy,
@@ -125,6 +126,7 @@ def create_app(
         health,
         optin_router,
         journeys_router,
+        heatmap,
         pages,
     ):
         app.include_router(module.router)

@@ -354,3 +354,24 @@ class GroupsOut(_Out):
     transactions: int | None = Field(description="null when none were posted for the range")
     conversion_per_group: float | None = Field(description="transactions / groups")
     conversion_per_person: float | None = Field(description="transactions / footfall")
+
+
+class HeatmapOut(_Out):
+    """``GET /v1/heatmap``: person-seconds per floor cell (metres), summed over the hours
+    of the range and the cameras with a homography. Anonymous sums only."""
+
+    start: float
+    end: float
+    hours_start: float = Field(
+        description="start of the first hour bucket summed (hours are the stored resolution)"
+    )
+    cameras: list[str] = Field(description="cameras summed (those with a homography)")
+    cell_m: float = Field(gt=0, description="side of a square cell, metres")
+    origin_m: list[float] = Field(
+        description="[x, y] of the lower corner of the grid's cell [0, 0] (smallest x and y)"
+    )
+    shape: list[int] = Field(description="[rows along y, columns along x] of the grid")
+    person_seconds: float = Field(ge=0, description="sum of every cell")
+    cells: list[list[float]] = Field(
+        description="[x_m, y_m, person_seconds] of every non-empty cell (x_m, y_m: its centre)"
+    )

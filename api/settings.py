@@ -1,5 +1,13 @@
 """Service configuration for ``storesense serve`` and :func:`storesense.api.app.create_app`.
 
+One root model, :class:`ServiceSettings` (pydantic-settings). :meth:`ServiceSettings.load`
+takes each value from the first of: command-line flags, the environment
+(``STORESENSE_<FIELD>``, e.g. ``STORESENSE_STORE`` or ``STORESENSE_STORE_URL``,
+``STORESENSE_HOST``, ``STORESENSE_PORT``, ``STORESENSE_MQTT_URL``, nested fields with
+``__``: ``STORESENSE_BACKOFF__MAX_S``), a settings file (``--config FILE`` or
+``STORESENSE_CONFIG``; YAML, JSON or TOML, keys are the field names), the defaults.
+The store layout is not a setting: it stays the store's own file (``--layout``).
+
 Example:
     >>> s = ServiceSettings(store_url="sqlite:///tmp.db", k_anonymity=3)
     >>> s.host, s.k_anonymity, s.is_loopback
@@ -9,24 +17,38 @@ Example:
 from __future__ import annotations
 
 import ipaddress
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from storesense.api.mqtt.config import MqttOptions
 from storesense.api.privacy.service import OptInSettings
 from storesense.api.store import DEFAULT_STORE_URL
+from storesense.api.store.url import parse_store_url
 
-_STORE_SCHEMES = (
-    "sqlite://",
-    "redis://",
-    "rediss://",
-    "unix://",
-    "redis+cluster://",
-    "rediss+cluster://",
-)
-"""What :func:`~storesense.api.store.open_store` opens (it checks the rest of the URL)."""
+ENV_PREFIX = "STORESENSE_"
 MQTT_URL_ENV = "STORESENSE_MQTT_URL"
 """Environment variable ``storesense serve`` takes ``--mqtt`` from when it is not given."""
+STORE_URL_ENV = "STORESENSE_STORE"
+"""Environment variable for the store URL (``STORESENSE_STORE_URL`` works too)."""
+CONFIG_ENV = "STORESENSE_CONFIG"
+"""Environment variable naming the settings file when ``--config`` is not given."""
+PROVIDER_SHORTCUTS: dict[str, list[str]] = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+"""``--provider`` names besides ``auto`` and onnxruntime's own provider names."""
+_FILE_VALUES: ContextVar[Mapping[str, Any] | None] = ContextVar(
+    "storesense_settings_file", default=None
+)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -63,11 +85,79 @@ class BackoffSettings(BaseModel):
         return float(min(self.max_s, self.initial_s * self.factor**exponent))
 
 
-class ServiceSettings(BaseModel):
-    """Everything the API and the camera workers of one process need."""
+def read_settings_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in a YAML/JSON (``.yaml``, ``.yml``, ``.json``) or TOML settings file.
+
+    ``ValueError`` (one line) for a file that cannot be read or is not a mapping;
+    ``store`` is accepted for ``store_url``.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"settings file {file}: cannot read it ({exc.strerror})") from None
+    try:
+        if file.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        reason = (str(exc).strip().splitlines() or ["syntax error"])[0]
+        raise ValueError(f"settings file {file}: {reason}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"settings file {file}: must be a mapping of setting: value")
+    if "store" in data:
+        data.setdefault("store_url", data.pop("store"))
+    return data
+
+
+class _SettingsFileSource(PydanticBaseSettingsSource):
+    """The values of the settings file given to :meth:`ServiceSettings.load`."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_VALUES.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_VALUES.get() or {})
+
+
+class _StoreEnvSource(PydanticBaseSettingsSource):
+    """``STORESENSE_STORE``, the short name of ``STORESENSE_STORE_URL``."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return os.environ.get(STORE_URL_ENV), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        value = os.environ.get(STORE_URL_ENV)
+        return {} if value is None else {"store_url": value}
+
+
+@contextmanager
+def _file_values(values: Mapping[str, Any]) -> Iterator[None]:
+    token = _FILE_VALUES.set(values)
+    try:
+        yield
+    finally:
+        _FILE_VALUES.reset(token)
+
+
+class ServiceSettings(BaseSettings):
+    """Everything the API and the camera workers of one process need.
+
+    Built directly, it takes keyword arguments first, then ``STORESENSE_…`` environment
+    variables, then the defaults; :meth:`load` adds the settings file.
+    """
 
     # Errors never echo the input: URLs may hold passwords (Redis, MQTT).
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+    )
 
     store_url: str = Field(DEFAULT_STORE_URL, description="sqlite:///PATH or redis://…")
     spool_path: Path | None = Field(
@@ -95,6 +185,12 @@ class ServiceSettings(BaseModel):
         gt=0,
         description="how often workers publish their cameras' states to the store "
         "(replicas show a camera as stale after three missed reports)",
+    )
+    heatmap_publish_s: float = Field(
+        15.0,
+        gt=0,
+        description="how often workers add their floor heatmap sums to the store "
+        "(cameras with a homography; also at stop and on a layout change)",
     )
     sse_queue_size: int = Field(256, ge=1, description="events buffered per SSE client")
     sse_keepalive_s: float = Field(15.0, gt=0)
@@ -141,6 +237,22 @@ class ServiceSettings(BaseModel):
         description="events a camera keeps in memory while the store is unreachable and "
         "there is no spool (oldest dropped beyond, counted in storesense_events_dropped_total)",
     )
+    model: str = Field(
+        "yolox-nano",
+        description="serve: the person detector, a registered model name or an ONNX file",
+    )
+    input_size: int | None = Field(
+        None,
+        ge=32,
+        le=4096,
+        description="serve: the detector's square input side in pixels; None = the model's "
+        "own (a model with a fixed input accepts only that)",
+    )
+    provider: str = Field(
+        "cpu",
+        description="serve: onnxruntime execution provider: cpu, cuda (then CPU), auto (the "
+        "best available) or an onnxruntime provider name (e.g. OpenVINOExecutionProvider)",
+    )
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
     optin: OptInSettings | None = Field(
         None, description="privacy: retention, opt-in hooks (None = defaults: 30 days, no hooks)"
@@ -165,12 +277,84 @@ class ServiceSettings(BaseModel):
     @field_validator("store_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.startswith(_STORE_SCHEMES):
+        parse_store_url(value)  # one parser for every store URL (ValueError if bad)
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        from storesense.models.registry import REGISTRY, ModelFormat
+
+        detectors = sorted(
+            name
+            for name, spec in REGISTRY.items()
+            if spec.format in (ModelFormat.YOLOX, ModelFormat.YOLOV8)
+        )
+        if value in REGISTRY and value not in detectors:
+            raise ValueError(f"{value!r} is not a detector (detectors: {', '.join(detectors)})")
+        if value not in REGISTRY and not Path(value).is_file():
             raise ValueError(
-                f"store_url {value!r} must start with sqlite:/// or redis:// (e.g. "
-                "sqlite:///storesense.db, redis://localhost:6379/0)"
+                f"{value!r} is neither a registered detector ({', '.join(detectors)}) "
+                "nor an existing ONNX file"
             )
         return value
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        import onnxruntime as ort
+
+        if value in PROVIDER_SHORTCUTS or value == "auto" or value in ort.get_all_providers():
+            return value
+        raise ValueError(
+            f"unknown execution provider {value!r}: use cpu, cuda, auto or an onnxruntime "
+            "provider name such as CUDAExecutionProvider"
+        )
+
+    def execution_providers(self) -> list[str] | str:
+        """What :class:`~storesense.vision.detector.Detector` takes for ``provider``.
+
+        >>> ServiceSettings(provider="cuda").execution_providers()
+        ['CUDAExecutionProvider', 'CPUExecutionProvider']
+        """
+        if self.provider == "auto":
+            return "auto"
+        return list(PROVIDER_SHORTCUTS.get(self.provider, [self.provider]))
+
+    @classmethod
+    def load(
+        cls,
+        flags: Mapping[str, Any] | None = None,
+        config_file: str | os.PathLike[str] | None = None,
+    ) -> ServiceSettings:
+        """Settings from ``flags`` > environment > settings file > defaults.
+
+        ``config_file`` defaults to ``$STORESENSE_CONFIG``; ``ValueError`` for a file
+        that cannot be read, ``pydantic.ValidationError`` for bad values.
+
+        >>> ServiceSettings.load({"port": 9000}).port
+        9000
+        """
+        path = config_file if config_file is not None else os.environ.get(CONFIG_ENV) or None
+        values = read_settings_file(path) if path is not None else {}
+        with _file_values(values):
+            return cls(**dict(flags or {}))
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _StoreEnvSource(settings_cls),
+            _SettingsFileSource(settings_cls),
+        )
 
     @model_validator(mode="after")
     def _something_to_run(self) -> ServiceSettings:

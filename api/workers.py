@@ -37,6 +37,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 from storesense.api import telemetry
+from storesense.api.live_heatmap import LiveHeatmap
 from storesense.api.privacy.service import OptInService
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import CameraReport, EventQuery, Store, StoreUnavailableError
@@ -713,6 +714,8 @@ class CameraWorker:
         frame_interval = 0.0
         last_occupancy: tuple[dict[str, int], dict[str, int]] | None = None
         store_count: int | None = None
+        heatmap = self._new_heatmap(self._layout, time_origin)
+        heatmap_due = time.monotonic() + self._settings.heatmap_publish_s
         tracked = self._tracked(pipeline)
         zones_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "zones")
         store_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "store")
@@ -735,6 +738,8 @@ class CameraWorker:
                     self._layout = new_layout
                     engine = self._new_engine(new_layout, time_origin - offset)
                     last_occupancy = None
+                    self._publish_heatmap(heatmap, finish=True)
+                    heatmap = self._new_heatmap(new_layout, time_origin)
                 t1 = time.perf_counter()
                 events = self._shifted(engine.update(frame.image, tracks), offset)
                 if self._optin is not None:
@@ -747,8 +752,13 @@ class CameraWorker:
                     )
                 occupancy = engine.occupancy()
                 approaching = engine.approaching()
+                if heatmap is not None:
+                    heatmap.add(tracks, frame.timestamp)
                 t2 = time.perf_counter()
                 self._write(events)
+                if heatmap is not None and time.monotonic() >= heatmap_due:
+                    self._publish_heatmap(heatmap)
+                    heatmap_due = time.monotonic() + self._settings.heatmap_publish_s
                 if (occupancy, approaching) != last_occupancy:
                     self._set_occupancy(occupancy, time_origin + frame.timestamp, approaching)
                     last_occupancy = (occupancy, approaching)
@@ -782,6 +792,7 @@ class CameraWorker:
             tracked.close()
             self._snapshots.drop_frame(camera_id)
             self._flush_pending()
+            self._publish_heatmap(heatmap, finish=True)
 
     def _offer_snapshot(
         self, pipeline: CameraPipeline, frame: Frame, tracks: Tracks, time_origin: float
@@ -944,6 +955,26 @@ class CameraWorker:
         except Exception:
             logger.exception("camera %s: closing open visits failed", self.camera.id)
         self._visits_to_close_before = None
+
+    def _new_heatmap(self, layout: StoreLayout, time_origin: float) -> LiveHeatmap | None:
+        """A floor heatmap for this camera when the layout gives it a homography."""
+        homography = layout.camera(self.camera.id).homography
+        if homography is None:
+            return None
+        return LiveHeatmap(self.camera.id, homography, time_origin)
+
+    def _publish_heatmap(self, heatmap: LiveHeatmap | None, *, finish: bool = False) -> None:
+        """Add the heatmap sums since the last publish to the store (kept on an outage)."""
+        if heatmap is None:
+            return
+        if finish:
+            heatmap.finish()
+        try:
+            heatmap.publish(self._store)
+        except StoreUnavailableError:
+            logger.warning("camera %s: store unavailable, heatmap kept for later", self.camera.id)
+        except Exception:
+            logger.exception("camera %s: publishing the floor heatmap failed", self.camera.id)
 
     def _set_occupancy(
         self,

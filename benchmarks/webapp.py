@@ -8,7 +8,8 @@ times, then reloads it warm. Reported per run, from the page's own Performance m
 * ``first_paint``: first contentful paint (the page shell);
 * ``occupancy``: the live occupancy cards rendered;
 * ``metrics``: the store's figures rendered (KPIs, trend, dwell: ``GET /v1/metrics``);
-* ``loaded``: every panel rendered (plus a week earlier, counts, funnel, paths);
+* ``loaded``: every panel rendered (plus a week earlier, counts, funnel, paths, the floor
+  heatmap: 12 opening hours of a 10 m x 15 m floor in 0.5 m cells);
 
 plus the slowest API request and the static assets' total size on disk and on the wire.
 Target: ``loaded`` < 1 s, static assets < 300 KB.
@@ -34,6 +35,7 @@ import httpx
 import yaml
 from playwright.sync_api import sync_playwright
 from storesense.api.store import open_store
+from storesense.api.store.base import HeatmapCell
 from storesense.zones.events import Event, EventType
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +53,9 @@ def free_port() -> int:
 def layout(store_id: str) -> dict[str, object]:
     return {
         "store": {"id": store_id, "timezone": "UTC"},
-        "cameras": [{"id": "cam1"}],
+        "cameras": [{"id": "cam1", "homography": {  # a floor heatmap panel
+            "image_points": [[50, 550], [718, 550], [524, 150], [244, 150]],
+            "floor_points": [[0, 0], [10, 0], [10, 15], [0, 15]]}}],
         "zones": [
             {"id": "street", "camera": "cam1", "kind": "passerby",
              "polygon": [[0, 0], [384, 0], [384, 576], [0, 576]]},
@@ -89,6 +93,17 @@ def day_of_events(store_id: str, start: float, visitors: int, seed: int) -> list
             add(EventType.ZONE_EXIT, "shop", track, at + 6 + stay, dwell_seconds=stay)
             add(EventType.LINE_CROSS, "door", track, at + 7 + stay, direction="out")
     return events
+
+
+def day_of_heatmap(start: float, seed: int) -> list[HeatmapCell]:
+    """Person-seconds in every 0.5 m cell of a 10 m x 15 m floor, each opening hour (8-20 h)."""
+    rng = random.Random(seed)
+    return [
+        HeatmapCell("cam1", start + 3600 * hour, x, y, rng.uniform(0, 60))
+        for hour in range(8, 20)
+        for x in range(20)
+        for y in range(30)
+    ]
 
 
 def measure(url: str, runs: int) -> list[dict[str, float]]:
@@ -150,6 +165,7 @@ def main() -> None:
         events += day_of_events(store_id, today - 7 * 86400, args.visitors, seed=2)
         store.write_events(events)
         store.add_transactions({today + 3600 * h: 20 + h for h in range(8, 20)})
+        store.add_heatmap(day_of_heatmap(today, seed=3))
         store.close()
 
         port = free_port()

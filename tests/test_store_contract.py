@@ -16,6 +16,7 @@ from storesense.api.store.base import (
     ApiKeyRecord,
     CameraReport,
     EventQuery,
+    HeatmapCell,
     Store,
     StoreUnavailableError,
 )
@@ -140,6 +141,53 @@ def test_transactions_layout_and_api_keys_round_trip(store: Store) -> None:
     assert store.delete_api_key("k2") is True
     assert store.delete_api_key("k2") is False
     assert store.list_api_keys() == [rotated]
+
+
+def test_heatmap_cells_add_up_per_camera_hour_and_cell(store: Store) -> None:
+    hour = 1_700_002_800.0  # a whole hour
+    store.add_heatmap(
+        [
+            HeatmapCell("cam1", hour, 3, -2, 1.25),
+            HeatmapCell("cam1", hour, 4, 0, 0.5),
+            HeatmapCell("cam2", hour, 3, -2, 2.0),
+            HeatmapCell("cam1", hour + 3600, 3, -2, 7.0),
+        ]
+    )
+    store.add_heatmap([HeatmapCell("cam1", hour, 3, -2, 0.75)])  # sums, never replaces
+    store.add_heatmap([])
+    assert store.get_heatmap(hour, hour + 3600) == [
+        HeatmapCell("cam1", hour, 3, -2, 2.0),
+        HeatmapCell("cam1", hour, 4, 0, 0.5),
+        HeatmapCell("cam2", hour, 3, -2, 2.0),
+    ]
+    assert store.get_heatmap(hour, hour + 7200, "cam1") == [
+        HeatmapCell("cam1", hour, 3, -2, 2.0),
+        HeatmapCell("cam1", hour, 4, 0, 0.5),
+        HeatmapCell("cam1", hour + 3600, 3, -2, 7.0),
+    ]
+    assert store.get_heatmap(hour + 1, hour + 7200, "cam2") == []
+    assert store.get_heatmap(hour, hour + 7200, "nobody") == []
+    # Retention: an hour goes once it has ended before the cutoff.
+    assert store.delete_heatmap_before(hour + 3599) == 0
+    assert store.delete_heatmap_before(hour + 3600) == 3
+    assert store.get_heatmap(0, hour + 7200) == [HeatmapCell("cam1", hour + 3600, 3, -2, 7.0)]
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        (HeatmapCell("cam1", 3600.0, 0, 0, -1.0), "must be finite and >= 0"),
+        (HeatmapCell("cam1", 3600.0, 0, 0, float("nan")), "must be finite and >= 0"),
+        (HeatmapCell("cam1", 3601.0, 0, 0, 1.0), "not a multiple of 3600"),
+        (HeatmapCell("", 3600.0, 0, 0, 1.0), "without a camera id"),
+    ],
+)
+def test_bad_heatmap_cells_are_refused_and_nothing_is_stored(
+    store: Store, cell: HeatmapCell, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        store.add_heatmap([HeatmapCell("cam1", 3600.0, 1, 1, 1.0), cell])
+    assert store.get_heatmap(0, 7200) == []
 
 
 def test_camera_reports_are_replaced_per_camera_and_kept_per_store(

@@ -446,7 +446,17 @@ def shop(
     store = open_store(f"sqlite:///{folder / 'shop.db'}", f"shop{uuid.uuid4().hex[:6]}")
     layout_data = {
         "store": {"id": store.store_id, "timezone": "UTC"},
-        "cameras": [{"id": "shop-cam", "source": str(clip), "fps": 7}],
+        "cameras": [
+            {
+                "id": "shop-cam",
+                "source": str(clip),
+                "fps": 7,
+                "homography": {  # examples/pets09.yaml: a floor heatmap is published
+                    "image_points": [[50, 550], [718, 550], [524, 150], [244, 150]],
+                    "floor_points": [[0, 0], [10, 0], [10, 15], [0, 15]],
+                },
+            }
+        ],
         "zones": [
             {
                 "id": "street",
@@ -618,12 +628,67 @@ def test_a_display_key_sees_occupancy_and_a_sentence_for_the_rest(
     page = shop.page(browser, "/", scope="display")
     expect(page.locator('.card[data-zone="shop"] .count')).to_have_text("5")
     expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=30_000)
-    for panel in ("kpis", "dwell", "camera-health"):
+    for panel in ("kpis", "dwell", "camera-health", "heatmap"):
         expect(page.get_by_test_id(panel).locator(".note")).to_contain_text(
             "it needs a key with the analyst scope"
         )
     expect(page.get_by_test_id("kpis").locator("dd")).to_have_count(0)
     expect(page.get_by_test_id("sign-in")).to_have_count(0)  # a known key: no sign-in prompt
+    page.close()
+
+
+def test_the_floor_heatmap_draws_what_the_api_returns(shop: Service, browser: Browser) -> None:
+    page = shop.page(browser, "/", scope="analyst")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=30_000)
+    with shop.api("analyst") as api:
+        heatmap = api.get("/v1/heatmap").json()  # today, as the dashboard
+    assert heatmap["cells"] and heatmap["cameras"] == ["shop-cam"]
+    canvas = page.get_by_test_id("heatmap").locator("canvas")
+    expect(canvas).to_be_visible()
+    expect(canvas).to_have_attribute("data-cells", str(len(heatmap["cells"])))
+    rows, cols = heatmap["shape"]
+    size = canvas.evaluate("c => [c.width, c.height]")
+    assert size[0] * rows == size[1] * cols  # square cells
+    # The busiest cell is drawn darkest, an empty corner stays background.
+    busiest = max(heatmap["cells"], key=lambda c: c[2])
+    scale = size[0] / cols
+    column = int((busiest[0] - heatmap["origin_m"][0]) / heatmap["cell_m"])
+    row = int((busiest[1] - heatmap["origin_m"][1]) / heatmap["cell_m"])
+    pixels = canvas.evaluate(
+        """(c, [x, y]) => {
+            const ctx = c.getContext("2d");
+            return [[...ctx.getImageData(x, y, 1, 1).data], [...ctx.getImageData(0, 0, 1, 1).data]];
+        }""",
+        [int((column + 0.5) * scale), int((row + 0.5) * scale)],
+    )
+    busiest_pixel, corner = pixels
+    assert busiest_pixel[:3] == [200, 40, 20]  # full opacity of the heat colour
+    occupied = {
+        (int((x - heatmap["origin_m"][0]) / 0.5), int((y - heatmap["origin_m"][1]) / 0.5))
+        for x, y, _ in heatmap["cells"]
+    }
+    if (0, 0) not in occupied:
+        assert corner[:3] == [244, 245, 247]
+    expect(page.get_by_test_id("heatmap").locator(".note")).to_contain_text(
+        f"{round(heatmap['person_seconds'])} person-seconds"
+    )
+    with page.expect_download() as download:
+        page.get_by_test_id("csv-download").click()
+    assert "heatmap,x_m,y_m,person_seconds" in Path(download.value.path()).read_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.get_by_test_id("heatmap").screenshot(path=str(SCREENSHOTS / "heatmap.png"))
+    assert not page.errors  # type: ignore[attr-defined]
+    page.close()
+
+
+def test_without_a_homography_the_heatmap_is_a_sentence(editor: Service, browser: Browser) -> None:
+    page = editor.page(browser, "/", scope="analyst")
+    expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=30_000)
+    panel = page.get_by_test_id("heatmap")
+    expect(panel.locator(".note")).to_have_text(
+        "No camera has a floor plan (a homography in the layout), so there is no floor heatmap."
+    )
+    expect(panel.locator("canvas")).to_be_hidden()
     page.close()
 
 

@@ -501,3 +501,48 @@ def test_line_crossed_while_hidden_is_decided_from_the_motion(
     assert [e.attributes["direction"] for e in of(events, EventType.LINE_CROSS)] == crossings
     entries = [e.track_id for e in of(events, EventType.ZONE_ENTER)]
     assert entries == ([1] if occlusion_aware else [1, 2])
+
+
+# Feet 1-2 px over the door line (x 200) for 2 s, then back: a person walking along it.
+ALONG_THE_LINE = [150.0, 190.0] + [201.0, 202.0] * 10 + [190.0, 150.0]
+
+
+@pytest.mark.parametrize(
+    ("line_depth", "path", "expected"),
+    [
+        (0.0, ALONG_THE_LINE, ["in", "out"]),  # off (default): every side change that holds
+        (0.05, ALONG_THE_LINE, []),  # never 2.5 px (5 % of a 50 px box) beyond the line
+        (0.05, [150.0, 190.0, 201.0, 230.0, 260.0], ["in"]),  # a real crossing still counts
+        (0.05, [260.0, 230.0, 199.0, 170.0, 150.0], ["out"]),
+    ],
+)
+def test_line_depth_drops_a_walk_along_the_line(
+    line_depth: float, path: list[float], expected: list[str]
+) -> None:
+    layout = layout_with({"approach_seconds": 0}, {"min_side_seconds": 0.5})
+    engine = ZoneEngine(layout, "c", line_depth=line_depth)
+    frames = [feet_at([(x, 200.0)], i * 0.2) for i, x in enumerate(path)]
+    events = run(engine, frames) + engine.finish(len(path) * 0.2)
+    crossings = of(events, EventType.LINE_CROSS)
+    assert [e.attributes["direction"] for e in crossings] == expected
+    if expected:
+        # Dated at the first side change, not when it went deep enough or held long enough.
+        assert crossings[0].timestamp == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])
+def test_bad_line_depth_raises(bad: float) -> None:
+    with pytest.raises(ValueError, match="line_depth"):
+        ZoneEngine(layout_with(), "c", line_depth=bad)
+
+
+def test_occupants_are_the_people_occupancy_counts() -> None:
+    engine = ZoneEngine(layout_with({"approach_seconds": 0, "min_outside_seconds": 0.5}), "c")
+    run(engine, [feet_at([(150.0, 200.0), (120.0, 150.0), (50.0, 50.0)], 0.0, ids=[7, 3, 9])])
+    assert engine.occupants() == {"z": [3, 7]}
+    assert engine.occupancy() == {"z": 2}
+    # 3 steps out: out of the count at once, though its exit event waits 0.5 s.
+    events = run(engine, [feet_at([(150.0, 200.0), (50.0, 150.0)], 0.1, ids=[7, 3])])
+    assert not of(events, EventType.ZONE_EXIT)
+    assert engine.occupants() == {"z": [7]}
+    assert engine.occupancy() == {"z": 1}

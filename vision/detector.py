@@ -217,6 +217,29 @@ def onnx_session(
         raise ValueError(f"cannot load ONNX model {path}: {reason}") from None
 
 
+def _network_input_size(shape: Sequence[object], requested: int | None) -> tuple[int, int]:
+    """(H, W) of an NCHW model input: its fixed size, or ``requested`` (square) when dynamic.
+
+    >>> _network_input_size([1, 3, 416, 416], None), _network_input_size([1, 3, "h", "w"], 640)
+    ((416, 416), (640, 640))
+    """
+    if len(shape) != 4:
+        raise ValueError(f"expected an NCHW model input; got {list(shape)}")
+    dims = shape[2:]
+    if all(isinstance(d, int) and d > 0 for d in dims):
+        fixed = (int(dims[0]), int(dims[1]))  # type: ignore[call-overload]
+        if requested is not None and (requested, requested) != fixed:
+            raise ValueError(
+                f"the model takes a fixed {fixed[0]}x{fixed[1]} input, not input size {requested}"
+            )
+        return fixed
+    if requested is None:
+        raise ValueError(f"the model's input size is not fixed ({list(shape)}): give input_size")
+    if requested < 32 or requested % 32:
+        raise ValueError(f"input_size must be a multiple of 32, at least 32; got {requested}")
+    return (requested, requested)
+
+
 class Detector:
     """An onnxruntime object detector for one of the :class:`ModelFormat` decoders.
 
@@ -234,6 +257,7 @@ class Detector:
         classes: Sequence[int] | None = (PERSON_CLASS,),
         providers: Sequence[str] | str | None = None,
         intra_op_threads: int | None = None,
+        input_size: int | None = None,
     ) -> None:
         if not 0.0 <= score_threshold <= 1.0:
             raise ValueError(f"score_threshold must be in [0, 1], got {score_threshold}")
@@ -248,9 +272,7 @@ class Detector:
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         shape = model_input.shape
-        if len(shape) != 4 or not all(isinstance(d, int) for d in shape[2:]):
-            raise ValueError(f"expected an NCHW input with fixed H, W; got {shape}")
-        self.input_size: tuple[int, int] = (int(shape[2]), int(shape[3]))
+        self.input_size: tuple[int, int] = _network_input_size(shape, input_size)
         self.batchable = not isinstance(shape[0], int)
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold

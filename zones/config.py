@@ -397,10 +397,12 @@ class CameraConfig(_Strict):
 
 
 class ShelfZoneOptions(_Strict):
-    """Extra settings for ``kind: shelf`` zones (used by the shelf engine)."""
+    """Extra settings for ``kind: shelf`` zones: the one definition of these fields, their
+    defaults and limits (:class:`~storesense.zones.shelf.ShelfOptions` validates with it)."""
 
-    reach_band_px: float = Field(default=40.0, gt=0)
-    """How far outside the shelf face (pixels) a person's box still counts as reaching."""
+    reach_band_px: float = Field(default=40.0, ge=0)
+    """How far outside the shelf face (pixels) a person's box still counts as reaching
+    (0: only the face itself)."""
     grid: tuple[int, int] = (3, 6)
     """Rows and columns of cells over the face; one cell misses items smaller than about
     12 % of it, so aim for one cell per product facing."""

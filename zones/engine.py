@@ -61,6 +61,10 @@ MIN_APPROACH_SPEED_PX_S = 10.0
 EDGE_MARGIN = 0.25
 """A box within this fraction of its width of the picture's edge may be walking out of it."""
 
+LINE_DEPTH = 0.0
+"""Default ``line_depth`` of :class:`ZoneEngine`: off (every side change that holds
+``min_side_seconds`` is a crossing)."""
+
 
 class ZoneEngine:
     """Zone and line events for one camera of a store layout.
@@ -88,6 +92,14 @@ class ZoneEngine:
     the track is closed). A re-link looks for the old track where it should be by now
     (last point + velocity x gap), and a crossing is decided by the straight path from
     the last sighting to the new one: the motion across the gap.
+
+    **Line depth** (``line_depth``, a fraction of the box height, default 0: off): a
+    crossing is confirmed only once the anchor has also been at least that far beyond the
+    line (0.05 is the detector's box-edge noise, a twentieth of a person), so a person
+    walking along a line, whose feet wander a few pixels either side of it for longer than
+    ``min_side_seconds``, crosses nothing. The crossing keeps the time of the first side
+    change; a track that vanishes on the new side still counts (as with
+    ``min_side_seconds``). It only ever removes in/out pairs (net flow is unchanged).
 
     **Metres**: when the camera has a ``homography``, each track's feet are mapped to
     the floor every frame and ``zone_exit`` events carry ``distance_m``, the floor
@@ -129,6 +141,7 @@ class ZoneEngine:
         relink_distance: float | None = None,
         occlusion_aware: bool | None = None,
         frame_size: tuple[int, int] | None = None,
+        line_depth: float = LINE_DEPTH,
     ) -> None:
         camera = layout.camera(camera_id)
         if occlusion_aware is None:
@@ -141,6 +154,10 @@ class ZoneEngine:
             raise ValueError(f"relink_seconds must be a finite number >= 0, got {relink_seconds}")
         if not (math.isfinite(relink_distance) and relink_distance >= 0):
             raise ValueError(f"relink_distance must be a finite number >= 0, got {relink_distance}")
+        if not (math.isfinite(line_depth) and line_depth >= 0):
+            raise ValueError(f"line_depth must be a finite number >= 0, got {line_depth}")
+        self.line_depth = float(line_depth)
+        """Depth beyond a line, as a fraction of the box height, that confirms a crossing."""
         self.occlusion_aware = bool(occlusion_aware)
         """Hidden tracks stay in their zones where their motion says they are (see class doc)."""
         self.frame_size: tuple[int, int] | None = frame_size
@@ -398,14 +415,41 @@ class ZoneEngine:
         tracker still holds but no longer sees (it may have left the picture)
         stops counting after that; its visit closes at the first frame it was missing from.
         """
+        counts = self._counted().sum(axis=0)
+        return dict(zip(self.zone_ids, counts.tolist(), strict=True))
+
+    def occupants(self) -> dict[str, list[int]]:
+        """The track ids each zone's :meth:`occupancy` counts now (the same rule), sorted.
+
+        Example:
+            >>> import numpy as np
+            >>> from storesense.vision.detections import Tracks
+            >>> from storesense.zones.config import StoreLayout
+            >>> layout = StoreLayout.model_validate({
+            ...     "store": {"id": "s"}, "cameras": [{"id": "c"}],
+            ...     "zones": [{"id": "z", "camera": "c",
+            ...                "polygon": [[0, 0], [10, 0], [10, 10], [0, 10]]}], "lines": []})
+            >>> engine = ZoneEngine(layout, "c")
+            >>> _ = engine.update(Tracks(np.array([[4, 0, 6, 5], [40, 0, 42, 5]]),
+            ...     np.array([0.9, 0.9]), np.array([7, 8]), np.zeros((2, 2)), timestamp=0.0))
+            >>> engine.occupants()
+            {'z': [7]}
+        """
+        counted = self._counted()
+        return {
+            zone_id: sorted(self._track_of[counted[:, col]].tolist())
+            for col, zone_id in enumerate(self.zone_ids)
+        }
+
+    def _counted(self) -> npt.NDArray[np.bool_]:
+        """(slots, zones): the cells :meth:`occupancy` counts."""
         recent = (self._last_time - self._last_seen <= self.occupancy_hold_seconds)[:, None]
         if self.occlusion_aware:
             recent = recent | self._hidden_in
         # A person seen stepping out counts as out at once; the exit EVENT waits out
         # min_outside_seconds (a step back in within it is not a new visit).
         leaving = ~np.isnan(self._zone_pending)
-        counts = (self._inside & self._reported & recent & ~leaving).sum(axis=0)
-        return dict(zip(self.zone_ids, counts.tolist(), strict=True))
+        return self._inside & self._reported & recent & ~leaving
 
     def update(self, tracks: Tracks) -> list[Event]:
         """Advance to this frame's tracks; return the events it completes."""
@@ -702,6 +746,8 @@ class ZoneEngine:
         )
         line_count = len(self.lines)
         min_side = self._min_side
+        segments = self._segments
+        line_depth = self.line_depth
         events: list[Event] = []
         for cell in cells.tolist():
             row, col = divmod(cell, line_count)
@@ -732,9 +778,15 @@ class ZoneEngine:
                 pending[slot, col] = now_side
                 pending_at[slot, col] = now
                 watch[slot, col] = 0.0
-            if now - crossed_at >= min_side.item(col):
+            if abs(waiting) == 1.0:
+                # Not yet deep enough beyond the line (|pending| becomes 2 once it is).
+                height = xyxy.item(row, 3) - xyxy.item(row, 1)
+                if abs(v) * math.sqrt(segments[col][4]) >= line_depth * height:
+                    waiting = 2.0 * now_side
+                    pending[slot, col] = waiting
+            if abs(waiting) == 2.0 and now - crossed_at >= min_side.item(col):
                 events.append(self._cross_event(ids[row], col, int(waiting), crossed_at))
-                side[slot, col] = watch[slot, col] = waiting
+                side[slot, col] = watch[slot, col] = now_side
                 pending[slot, col] = 0.0
         return events
 
@@ -799,7 +851,7 @@ class ZoneEngine:
                     odometer - float(self._entered_odometer[slot, col]),
                 )
             for col in np.flatnonzero(self._line_pending[slot]).tolist():
-                # Last seen on the new side: the crossing stands.
+                # Last seen on the new side, deep enough: the crossing stands.
                 events.append(
                     self._cross_event(
                         track_id,

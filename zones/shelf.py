@@ -42,9 +42,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import shapely
+from pydantic import ValidationError
 from scipy import ndimage
 from shapely.geometry import Polygon
 from storesense.vision.detections import Tracks
+from storesense.zones.config import ShelfZoneOptions
 from storesense.zones.events import Event, EventType
 
 if TYPE_CHECKING:
@@ -54,6 +56,31 @@ FloatImage = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 ChangeMethod = Literal["gain_diff", "zncc", "mog2"]
 CHANGE_METHODS: tuple[ChangeMethod, ...] = ("gain_diff", "zncc", "mog2")
+
+
+_LAYOUT_FIELDS = (
+    "reach_band_px",
+    "grid",
+    "min_interaction_seconds",
+    "max_reach_speed",
+    "arm_seconds",
+)
+_LAYOUT_DEFAULTS: dict[str, Any] = {
+    name: ShelfZoneOptions.model_fields[name].default for name in _LAYOUT_FIELDS
+}
+"""The layout's ``shelf:`` fields are defined once, in :class:`ShelfZoneOptions`."""
+
+
+def _check_layout_fields(options: ShelfOptions) -> None:
+    """``ValueError`` naming the field when a layout field breaks ShelfZoneOptions' limits."""
+    values = {name: getattr(options, name) for name in _LAYOUT_FIELDS}
+    try:
+        ShelfZoneOptions.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = ".".join(str(part) for part in error["loc"]) or "shelf options"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{name}: {message}, got {values.get(name)!r}") from None
 
 
 @dataclass(frozen=True)
@@ -72,13 +99,13 @@ class ShelfOptions:
         ValueError: grid must be [rows, cols] with both ≥ 1, got [0, 2]
     """
 
-    reach_band_px: float = 40.0
+    reach_band_px: float = _LAYOUT_DEFAULTS["reach_band_px"]
     """The zone polygon grown by this many pixels is where a box counts as reaching."""
-    grid: tuple[int, int] = (3, 6)
+    grid: tuple[int, int] = _LAYOUT_DEFAULTS["grid"]
     """Rows and columns of cells over the shelf face; a take reports its cell."""
-    min_interaction_seconds: float = 0.5
+    min_interaction_seconds: float = _LAYOUT_DEFAULTS["min_interaction_seconds"]
     """A person must be in the reach band (and slow) this long for a visit to count."""
-    max_reach_speed: float | None = 0.6
+    max_reach_speed: float | None = _LAYOUT_DEFAULTS["max_reach_speed"]
     """Floor-point speed (box heights per second) above which time in the band does not
     count as reaching (someone walking past); ``None`` disables the check."""
     cell_px: int = 24
@@ -102,7 +129,7 @@ class ShelfOptions:
     take; a grid of 1 or 2 cells cannot tell, so keep at least 4 cells."""
     max_gap_s: float = 1.0
     """Longest time step credited as reaching (covers dropped frames, not outages)."""
-    arm_seconds: float = 1.0
+    arm_seconds: float = _LAYOUT_DEFAULTS["arm_seconds"]
     """The shelf arms (takes its first reference) only once the reach band has been clear
     this long AND the face has stayed still meanwhile: a camera that starts with shoppers
     in reach (before the tracker confirms them, or missed by the detector while they
@@ -116,9 +143,8 @@ class ShelfOptions:
         if self.method not in CHANGE_METHODS:
             choices = ", ".join(CHANGE_METHODS)
             raise ValueError(f"method must be one of {choices}, got {self.method!r}")
+        _check_layout_fields(self)
         checks: list[tuple[str, bool, str]] = [
-            ("reach_band_px", self.reach_band_px >= 0, "≥ 0"),
-            ("min_interaction_seconds", self.min_interaction_seconds >= 0, "≥ 0"),
             ("cell_px", 4 <= self.cell_px <= 256, "between 4 and 256"),
             ("confirm_frames", self.confirm_frames >= 1, "≥ 1"),
             ("confirm_seconds", self.confirm_seconds >= 0, "≥ 0"),
@@ -129,10 +155,7 @@ class ShelfOptions:
             ("zncc_threshold", 0 < self.zncc_threshold <= 2, "in (0, 2]"),
             ("max_changed_fraction", 0 < self.max_changed_fraction <= 1, "in (0, 1]"),
             ("max_gap_s", self.max_gap_s > 0, "> 0"),
-            ("arm_seconds", self.arm_seconds >= 0, "≥ 0"),
         ]
-        if self.max_reach_speed is not None:
-            checks.append(("max_reach_speed", self.max_reach_speed > 0, "> 0 or null"))
         for name, ok, rule in checks:
             value = getattr(self, name)
             if not ok or (isinstance(value, float) and not math.isfinite(value)):

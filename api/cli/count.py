@@ -10,10 +10,20 @@ from typing import Any
 
 from storesense.api.cli import CLIError
 
+EXAMPLES = """\
+  storesense count ../shared/data/PETS09-S2L1/PETS09-S2L1.avi --fps 7 \\
+      --layout examples/pets09.yaml --events events.jsonl
+  storesense count --layout store.yaml --camera entrance --heatmap heat.png
+"""
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    from storesense.api.cli import CAMERA_HELP, add_command, add_layout_option
+
+    parser = add_command(
+        subparsers,
         "count",
+        examples=EXAMPLES,
         help="count zone entries/exits and line crossings in a video",
         description="Run detection, tracking and the store layout's zones and lines over a "
         "video; write one JSON event a line and print a JSON summary.",
@@ -24,26 +34,46 @@ def register(subparsers: Any) -> None:
         default=None,
         help="video file, image folder or stream URL (default: the camera's source)",
     )
-    parser.add_argument("--layout", required=True, type=Path, help="store layout YAML/JSON")
-    parser.add_argument("--camera", default=None, help="camera id (default: the only/first camera)")
-    parser.add_argument("--events", type=Path, default=None, help="write events here (JSONL)")
-    parser.add_argument("--model", default="yolox-nano", help="model name or .onnx path")
+    add_layout_option(parser)
+    parser.add_argument(
+        "--camera",
+        default=None,
+        metavar="ID",
+        help=f"the camera to count, {CAMERA_HELP} (default: the layout's first camera)",
+    )
+    parser.add_argument(
+        "--events",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write events here, JSON lines (default: not written)",
+    )
+    parser.add_argument(
+        "--model", default="yolox-nano", metavar="NAME|PATH", help="model name or .onnx path"
+    )
     parser.add_argument(
         "--fps",
         type=float,
         default=None,
-        help="the source's real frame rate (overrides the container)",
+        help="the source's real frame rate (default: the container's)",
     )
     parser.add_argument(
-        "--sample-fps", type=float, default=None, help="process at most this many frames a second"
+        "--sample-fps",
+        type=float,
+        default=None,
+        metavar="N",
+        help="process at most N frames a second (default: every frame)",
     )
-    parser.add_argument("--run-id", default="", help="goes into event ids (distinct runs)")
+    parser.add_argument(
+        "--run-id", default="", help="goes into event ids, to tell runs apart (default: none)"
+    )
     parser.add_argument(
         "--find-masks",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="also report person detections that did not move for SECONDS (candidate masks)",
+        help="also report person detections that did not move for SECONDS (candidate masks) "
+        "(default: off)",
     )
     parser.add_argument(
         "--heatmap",
@@ -51,7 +81,7 @@ def register(subparsers: Any) -> None:
         default=None,
         metavar="OUT",
         help="write person-seconds per cell to OUT (.csv, .npy or .png); floor metres when "
-        "the camera has a homography, else image pixels",
+        "the camera has a homography, else image pixels (default: off)",
     )
     parser.add_argument(
         "--heatmap-cell",
@@ -64,20 +94,17 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from storesense.zones.config import LayoutError, load_layout
+    from storesense.api.cli import load_layout_file
     from storesense.zones.floorplan import HEATMAP_SUFFIXES, heatmap_for_camera
     from storesense.zones.masks import StaticDetectionFinder
     from storesense.zones.summary import count_video
 
-    try:
-        layout = load_layout(args.layout)
-    except LayoutError as exc:
-        raise CLIError(f"invalid layout {args.layout}:\n{exc}") from None
+    layout = load_layout_file(args.layout)
     camera_id = args.camera or layout.cameras[0].id
     try:
         camera = layout.camera(camera_id)
     except ValueError as exc:
-        raise CLIError(str(exc)) from None
+        raise CLIError(f"--camera: {exc}") from None
     source = args.source or camera.source
     if not source:
         raise CLIError(f"no source: give SOURCE or set cameras[].source for {camera_id!r}")

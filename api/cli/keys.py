@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from storesense.api.cli import CLIError
+from storesense.api.settings import STORE_URL_ENV
 from storesense.api.store import DEFAULT_STORE_URL
 
 if TYPE_CHECKING:
@@ -25,28 +27,49 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("keys", help="manage API keys")
+    from storesense.api.cli import add_command, add_layout_option, add_store_option
+
+    examples = (
+        "  storesense keys create --scope admin --layout store.yaml\n"
+        "  storesense keys list --store redis://localhost:6379/0 --layout store.yaml\n"
+    )
+    parser = add_command(
+        subparsers,
+        "keys",
+        examples=examples,
+        help="manage API keys",
+        description="Create, list and revoke API keys (stored hashed).",
+    )
     actions = parser.add_subparsers(dest="keys_action", required=True)
 
     def store_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--store", default=DEFAULT_STORE_URL, help="store URL")
-        p.add_argument("--layout", type=Path, help="layout file: its store.id names the store")
+        add_store_option(p, default=os.environ.get(STORE_URL_ENV) or DEFAULT_STORE_URL)
+        add_layout_option(p, required=False)
         p.add_argument(
             "--store-id",
             help="store id when no --layout (default: 'default'; create refuses a store "
             "id without a layout unless --force)",
         )
 
-    create = actions.add_parser("create", help="create a key and print it once")
+    create = add_command(
+        actions,
+        "create",
+        examples="  storesense keys create --scope analyst --name 'back office' "
+        "--layout store.yaml\n"
+        "  storesense keys create --scope display --file keys.json\n",
+        help="create a key and print it once",
+    )
     create.add_argument(
         "--scope",
         action="append",
         required=True,
         choices=["ingest", "display", "analyst", "admin"],
-        help="repeatable",
+        help="what the key may do (repeatable)",
     )
-    create.add_argument("--name", default=None, help="what the key is for")
-    create.add_argument("--file", type=Path, help="append to this key file instead of the store")
+    create.add_argument("--name", default=None, help="what the key is for (default: its scopes)")
+    create.add_argument(
+        "--file", type=Path, help="append to this key file (default: into the store)"
+    )
     create.add_argument(
         "--force",
         action="store_true",
@@ -55,11 +78,21 @@ def register(subparsers: Any) -> None:
     store_options(create)
     create.set_defaults(func=_create)
 
-    listing = actions.add_parser("list", help="list keys in the store (never the secrets)")
+    listing = add_command(
+        actions,
+        "list",
+        examples="  storesense keys list --layout store.yaml\n",
+        help="list keys in the store (never the secrets)",
+    )
     store_options(listing)
     listing.set_defaults(func=_list)
 
-    delete = actions.add_parser("delete", help="revoke a key in the store")
+    delete = add_command(
+        actions,
+        "delete",
+        examples="  storesense keys delete k_1a2b3c4d5e6f --layout store.yaml\n",
+        help="revoke a key in the store",
+    )
     delete.add_argument("key_id")
     store_options(delete)
     delete.set_defaults(func=_delete)
@@ -69,16 +102,13 @@ def register(subparsers: Any) -> None:
 def _open(args: argparse.Namespace) -> Iterator[Store]:
     """The store named by ``--store`` (and ``--layout``/``--store-id``), closed after use;
     a bad URL or a store that cannot be reached is one CLI error line."""
+    from storesense.api.cli import load_layout_file
     from storesense.api.store import open_store
     from storesense.api.store.base import StoreUnavailableError
-    from storesense.zones.config import LayoutError, load_layout
 
     store_id = args.store_id or "default"
     if args.layout is not None:
-        try:
-            store_id = load_layout(args.layout).store.id
-        except LayoutError as exc:
-            raise CLIError(f"layout {args.layout}: {exc}") from None
+        store_id = load_layout_file(args.layout).store.id
     try:
         store = open_store(args.store, store_id)
     except (ValueError, StoreUnavailableError) as exc:

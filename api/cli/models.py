@@ -19,24 +19,44 @@ from storesense.models.registry import DEFAULT_DETECTOR, REGISTRY, UnknownModelE
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    from storesense.api.cli import add_command
+
+    parser = add_command(
+        subparsers,
         "models",
+        examples="  storesense models list\n  storesense models fetch --all --mirror "
+        "../shared/models\n",
         help="list or fetch models",
         description="List the registered models, or fetch them into the local cache "
         "(SHA-256 verified).",
     )
     actions = parser.add_subparsers(dest="models_command", required=True)
 
-    listing = actions.add_parser("list", help="registered models and whether they are cached")
+    listing = add_command(
+        actions,
+        "list",
+        examples="  storesense models list\n",
+        help="registered models and whether they are cached",
+    )
     listing.set_defaults(func=_list)
 
-    fetching = actions.add_parser("fetch", help="download (or copy from a mirror) and verify")
+    fetching = add_command(
+        actions,
+        "fetch",
+        examples="  storesense models fetch\n  storesense models fetch --all --mirror "
+        "../shared/models\n",
+        help="download (or copy from a mirror) and verify",
+    )
     fetching.add_argument(
         "name", nargs="?", default=None, help=f"model name (default {DEFAULT_DETECTOR})"
     )
     fetching.add_argument("--all", action="store_true", help="fetch every registered model")
     fetching.add_argument(
-        "--mirror", metavar="DIR", default=None, help="directory holding the model files"
+        "--mirror",
+        metavar="DIR",
+        default=None,
+        help="directory holding the model files "
+        "(default: $STORESENSE_MODEL_MIRROR, else the registered URL)",
     )
     fetching.add_argument("--force", action="store_true", help="fetch again even when cached")
     fetching.set_defaults(func=_fetch)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import socket
 import sys
 import threading
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from storesense.api.mqtt.publisher import MqttPublisher
     from storesense.api.settings import ServiceSettings
     from storesense.api.store.base import Store
+    from storesense.vision.detector import Detector
     from storesense.zones.config import StoreLayout
 
 logger = logging.getLogger(__name__)
@@ -43,107 +43,215 @@ NO_KEYS_WARNING = """
 """
 
 
+EXAMPLES = """\
+  storesense serve --layout examples/serve-demo.yaml
+  STORESENSE_STORE=redis://localhost:6379/0 storesense serve --layout store.yaml --no-api
+  storesense serve --layout store.yaml --config storesense.toml --host 0.0.0.0
+  storesense serve --layout store.yaml --model my-detector.onnx --input-size 640 --provider cuda
+"""
+
+_FLAG_FIELDS: dict[str, str] = {
+    "store": "store_url",
+    "host": "host",
+    "port": "port",
+    "api_keys": "api_keys_file",
+    "spool": "spool_path",
+    "k_anonymity": "k_anonymity",
+    "loop": "loop_sources",
+    "status_every": "status_print_s",
+    "model": "model",
+    "input_size": "input_size",
+    "provider": "provider",
+    "mqtt": "mqtt_url",
+    "mqtt_discovery": "mqtt_discovery",
+    "mqtt_ca": "mqtt_ca_file",
+    "mqtt_cert": "mqtt_cert_file",
+    "mqtt_key": "mqtt_key_file",
+    "mqtt_insecure": "mqtt_tls_insecure",
+    "mqtt_rate": "mqtt_occupancy_max_rate",
+    "mqtt_queue": "mqtt_queue_size",
+}
+"""Flag (argparse dest) -> ServiceSettings field; a flag not given leaves the field to the
+environment, the settings file or the default."""
+_NEGATED_FLAGS: dict[str, str] = {
+    "no_api": "run_api",
+    "no_workers": "run_workers",
+    "no_realtime": "realtime",
+}
+
+
+def _default(field: str) -> str:
+    from storesense.api.settings import ServiceSettings
+
+    value = ServiceSettings.model_fields[field].default
+    env = f"STORESENSE_{field.upper()}"
+    return f"(default: ${env} or {value})"
+
+
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    from storesense.api.cli import CAMERA_HELP, add_command, add_layout_option
+
+    parser = add_command(
+        subparsers,
         "serve",
+        examples=EXAMPLES,
         help="run camera workers and the HTTP API",
-        description="Start one worker per camera of the layout and the HTTP API (uvicorn).",
+        description="Start one worker per camera of the layout and the HTTP API (uvicorn).\n"
+        "Each setting comes from its flag, else its STORESENSE_<SETTING> environment\n"
+        "variable, else the settings file (--config), else the default.",
+        argument_default=argparse.SUPPRESS,  # an absent flag leaves the setting to env/file
     )
-    parser.add_argument("--layout", required=True, type=Path, help="store layout YAML/JSON")
+    add_layout_option(parser)
     parser.add_argument(
-        "--store", default=DEFAULT_STORE_URL, help="sqlite:///FILE or redis://HOST:PORT/DB"
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings file (YAML, JSON or TOML; keys are ServiceSettings fields) "
+        "(default: $STORESENSE_CONFIG, else none)",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--api-keys", type=Path, help="file of hashed keys (storesense keys)")
-    parser.add_argument("--no-api", action="store_true", help="camera workers only")
-    parser.add_argument("--no-workers", action="store_true", help="HTTP API only (a replica)")
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help=f"sqlite:///FILE or redis://HOST:PORT/DB (default: $STORESENSE_STORE or "
+        f"{DEFAULT_STORE_URL})",
+    )
+    parser.add_argument("--host", help=f"address the API listens on {_default('host')}")
+    parser.add_argument("--port", type=int, help=f"API port {_default('port')}")
+    parser.add_argument(
+        "--api-keys",
+        type=Path,
+        metavar="FILE",
+        help="file of hashed keys (storesense keys) (default: none, keys in the store)",
+    )
+    parser.add_argument(
+        "--no-api", action="store_true", help="camera workers only (default: API on)"
+    )
+    parser.add_argument(
+        "--no-workers", action="store_true", help="HTTP API only, a replica (default: workers on)"
+    )
     parser.add_argument(
         "--camera",
         action="append",
         metavar="ID",
-        help="run only this camera of the layout (repeatable; default: all)",
+        default=None,
+        help=f"run only this camera, {CAMERA_HELP} (repeatable; default: all)",
     )
     parser.add_argument(
-        "--spool", type=Path, help="Redis: file where events wait while Redis is down"
+        "--spool",
+        type=Path,
+        metavar="FILE",
+        help="Redis: file where events wait while Redis is down "
+        "(default: storesense-spool.db with Redis and workers)",
     )
-    parser.add_argument("--k-anonymity", type=int, default=0, help="suppress buckets < k (0=off)")
     parser.add_argument(
-        "--no-realtime", action="store_true", help="process files as fast as possible"
+        "--k-anonymity",
+        type=int,
+        metavar="K",
+        help=f"suppress exported buckets < K people, 0 = off {_default('k_anonymity')}",
     )
-    parser.add_argument("--loop", action="store_true", help="replay file sources forever")
-    parser.add_argument("--status-every", type=float, default=5.0, help="seconds; 0 = quiet")
     parser.add_argument(
-        "--privacy", type=Path, help="YAML of retention and opt-in hooks (OptInSettings)"
+        "--no-realtime",
+        action="store_true",
+        help="process files as fast as possible (default: paced at their frame rate)",
+    )
+    parser.add_argument(
+        "--loop", action="store_true", help="replay file sources forever (default: once)"
+    )
+    parser.add_argument(
+        "--status-every",
+        type=float,
+        metavar="SECONDS",
+        help=f"live-count line every SECONDS, 0 = quiet {_default('status_print_s')}",
+    )
+    parser.add_argument(
+        "--privacy",
+        type=Path,
+        metavar="FILE",
+        help="YAML of retention and opt-in hooks (OptInSettings) (default: 30 days, no hooks)",
+    )
+    detector = parser.add_argument_group("detector")
+    detector.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help=f"registered model name or an ONNX file {_default('model')}",
+    )
+    detector.add_argument(
+        "--input-size",
+        type=int,
+        metavar="N",
+        help="square network input side; a model with a fixed input takes only its own "
+        "(default: $STORESENSE_INPUT_SIZE or the model's)",
+    )
+    detector.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="onnxruntime execution provider: cpu, cuda, auto or a provider name such as "
+        f"OpenVINOExecutionProvider {_default('provider')}",
     )
     mqtt = parser.add_argument_group("MQTT output (docs/guides/mqtt.md)")
     mqtt.add_argument(
         "--mqtt",
         metavar="URL",
-        default=os.environ.get(MQTT_URL_ENV) or None,
         help="publish live occupancy, line counts, events and camera states to this broker: "
-        f"mqtt[s]://[user:pass@]host[:port][/prefix] (default: ${MQTT_URL_ENV})",
+        f"mqtt[s]://[user:pass@]host[:port][/prefix] (default: ${MQTT_URL_ENV}, else off)",
     )
     mqtt.add_argument(
-        "--mqtt-discovery", action="store_true", help="announce sensors to Home Assistant"
+        "--mqtt-discovery",
+        action="store_true",
+        help="announce sensors to Home Assistant (default: off)",
     )
-    mqtt.add_argument("--mqtt-ca", type=Path, metavar="FILE", help="mqtts: CA bundle (PEM)")
-    mqtt.add_argument("--mqtt-cert", type=Path, metavar="FILE", help="mqtts: client certificate")
-    mqtt.add_argument("--mqtt-key", type=Path, metavar="FILE", help="mqtts: client key")
     mqtt.add_argument(
-        "--mqtt-insecure", action="store_true", help="mqtts: skip the broker host name check"
+        "--mqtt-ca", type=Path, metavar="FILE", help="mqtts: CA bundle, PEM (default: system CAs)"
+    )
+    mqtt.add_argument(
+        "--mqtt-cert", type=Path, metavar="FILE", help="mqtts: client certificate (default: none)"
+    )
+    mqtt.add_argument(
+        "--mqtt-key", type=Path, metavar="FILE", help="mqtts: client key (default: none)"
+    )
+    mqtt.add_argument(
+        "--mqtt-insecure",
+        action="store_true",
+        help="mqtts: skip the broker host name check (default: checked)",
     )
     mqtt.add_argument(
         "--mqtt-rate",
         type=float,
-        default=5.0,
         metavar="N",
-        help="most occupancy messages per second per zone (default 5)",
+        help=f"most occupancy messages per second per zone {_default('mqtt_occupancy_max_rate')}",
     )
     mqtt.add_argument(
         "--mqtt-queue",
         type=int,
-        default=1000,
         metavar="N",
-        help="events kept while the broker is slow or away, then dropped (default 1000)",
+        help="events kept while the broker is slow or away, then dropped "
+        f"{_default('mqtt_queue_size')}",
     )
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_run, camera=None)
+
+
+def settings_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The ServiceSettings fields the command line sets (flags given, nothing else)."""
+    given = vars(args)
+    flags = {field: given[dest] for dest, field in _FLAG_FIELDS.items() if dest in given}
+    flags.update({field: False for dest, field in _NEGATED_FLAGS.items() if given.get(dest)})
+    return flags
 
 
 def _settings(args: argparse.Namespace) -> ServiceSettings:
     from storesense.api.privacy.service import OptInSettings
     from storesense.api.settings import ServiceSettings
+    from storesense.api.store import is_redis_url
 
+    flags = settings_flags(args)
+    privacy = getattr(args, "privacy", None)
     try:
-        optin = OptInSettings.load(args.privacy) if args.privacy else None
+        if privacy is not None:
+            flags["optin"] = OptInSettings.load(privacy)
     except ValueError as exc:
         raise CLIError(f"--privacy: {exc}") from None
-    spool = args.spool
-    if spool is None and args.store.startswith(("redis", "unix")) and not args.no_workers:
-        spool = Path("storesense-spool.db")
     try:
-        return ServiceSettings(
-            store_url=args.store,
-            host=args.host,
-            port=args.port,
-            api_keys_file=args.api_keys,
-            run_api=not args.no_api,
-            run_workers=not args.no_workers,
-            spool_path=spool,
-            k_anonymity=args.k_anonymity,
-            realtime=not args.no_realtime,
-            loop_sources=args.loop,
-            status_print_s=args.status_every,
-            optin=optin,
-            mqtt_url=args.mqtt,
-            mqtt_discovery=args.mqtt_discovery,
-            mqtt_ca_file=args.mqtt_ca,
-            mqtt_cert_file=args.mqtt_cert,
-            mqtt_key_file=args.mqtt_key,
-            mqtt_tls_insecure=args.mqtt_insecure,
-            mqtt_occupancy_max_rate=args.mqtt_rate,
-            mqtt_queue_size=args.mqtt_queue,
-        )
+        settings = ServiceSettings.load(flags, getattr(args, "config", None))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: "
@@ -151,10 +259,16 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
             for e in exc.errors()
         )
         raise CLIError(problems) from None
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if settings.spool_path is None and is_redis_url(settings.store_url) and settings.run_workers:
+        settings = settings.model_copy(update={"spool_path": Path("storesense-spool.db")})
+    return settings
 
 
 def _run(args: argparse.Namespace) -> int:
     from storesense.api.auth import load_key_file
+    from storesense.api.cli import load_layout_file
     from storesense.api.store import open_store
     from storesense.api.store.base import StoreUnavailableError
     from storesense.api.workers import (
@@ -163,13 +277,9 @@ def _run(args: argparse.Namespace) -> int:
         live_count_line,
         pipeline_factory_for,
     )
-    from storesense.zones.config import LayoutError, load_layout
 
     settings = _settings(args)
-    try:
-        layout = load_layout(args.layout)
-    except LayoutError as exc:
-        raise CLIError(f"layout {args.layout}: {exc}") from None
+    layout = load_layout_file(args.layout)
     if args.camera:
         if not settings.run_workers:
             raise CLIError("--camera picks the cameras this process runs: drop --no-workers")
@@ -220,9 +330,7 @@ def _run(args: argparse.Namespace) -> int:
     publisher = _mqtt_publisher(settings, layout, store, store_id, args.camera)
     supervisor = None
     if settings.run_workers:
-        from storesense.vision.detector import Detector
-
-        detector = Detector.from_model("yolox-nano")
+        detector = _detector(settings)
         supervisor = WorkerSupervisor(
             layout,
             store,
@@ -294,6 +402,22 @@ def _run(args: argparse.Namespace) -> int:
         store.close()
     logger.debug("serve stopped")
     return 0
+
+
+def _detector(settings: ServiceSettings) -> Detector:
+    """The detector ``--model``, ``--input-size`` and ``--provider`` name; one-line errors."""
+    from storesense.models.fetch import FetchError
+    from storesense.vision.detector import Detector
+
+    try:
+        return Detector.from_model(
+            settings.model,
+            providers=settings.execution_providers(),
+            input_size=settings.input_size,
+        )
+    except (FetchError, ValueError, OSError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CLIError(f"--model {settings.model}: {reason}") from None
 
 
 def _mqtt_publisher(

@@ -24,8 +24,14 @@ from storesense.vision.detections import Tracks
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    from storesense.api.cli import CAMERA_HELP, add_command
+
+    parser = add_command(
+        subparsers,
         "track",
+        examples="  storesense track ../shared/data/PETS09-S2L1/PETS09-S2L1.avi --fps 7 "
+        "--out pets09.txt\n  storesense track rtsp://cam.local/stream --out live.txt "
+        "--providers auto\n",
         help="track people in a video and write MOTChallenge boxes",
         description="Detect and track people in a video file, image folder or stream URL; write "
         "confirmed tracks as MOTChallenge lines frame,id,left,top,width,height,score,-1,-1,-1.",
@@ -44,21 +50,33 @@ def register(subparsers: Any) -> None:
         default=None,
         help="output decoder of an ONNX file given by path (default yolox)",
     )
-    parser.add_argument("--fps", type=float, default=None, help="override the source frame rate")
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="override the source frame rate (default: the container's)",
+    )
     parser.add_argument(
         "--sample-fps",
         type=float,
         default=None,
         metavar="N",
-        help="process at most N frames a second",
+        help="process at most N frames a second (default: every frame)",
     )
-    parser.add_argument("--camera", default="cam", metavar="ID", help="camera id (default cam)")
+    parser.add_argument(
+        "--camera",
+        default="cam",
+        metavar="ID",
+        help=f"{CAMERA_HELP}; track needs no layout and tags the frames with it",
+    )
     parser.add_argument(
         "--providers",
         default="cpu",
-        help="onnxruntime execution providers: cpu (default), auto, or a comma-separated list",
+        help="onnxruntime execution providers: cpu, auto, or a comma-separated list",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr (default: shown)"
+    )
     parser.set_defaults(func=_run)
 
 

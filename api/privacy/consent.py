@@ -42,6 +42,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from storesense.api.store.redis import map_redis_errors, redis_client
+
 MAX_TOKEN_LENGTH = 128
 
 _R = TypeVar("_R")
@@ -315,20 +317,16 @@ class SQLiteConsentRegistry(ConsentRegistry):
     """Registry tables ``optin_*`` in an SQLite file (the store's file by default)."""
 
     def __init__(self, path: str | Path, store_id: str) -> None:
-        from storesense.api.store.sqlite import validate_store_id
+        from storesense.api.store.base import validate_store_id
 
         self.store_id = validate_store_id(store_id)
         self.path = str(path)
         if self.path != ":memory:" and not Path(self.path).expanduser().parent.is_dir():
             raise ValueError(f"directory of the SQLite database does not exist: {self.path}")
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
-        )
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA secure_delete=ON")
-        self._conn.execute("PRAGMA busy_timeout=10000")
+        from storesense.api.store.sqlite_connection import connect_sqlite
+
+        self._conn = connect_sqlite(self.path)
         with self._lock:
             self._conn.executescript(_SQLITE_SCHEMA)
         self._cached_secret: bytes | None = None
@@ -502,11 +500,12 @@ def _in_period(
     )
 
 
+@map_redis_errors
 class RedisConsentRegistry(ConsentRegistry):
     """Registry under keys ``ss:{<store_id>}:optin:…`` (one hash slot per store)."""
 
     def __init__(self, client: Any, store_id: str) -> None:
-        from storesense.api.store.sqlite import validate_store_id
+        from storesense.api.store.base import validate_store_id
 
         self.store_id = validate_store_id(store_id)
         self._redis = client
@@ -515,8 +514,6 @@ class RedisConsentRegistry(ConsentRegistry):
 
     @classmethod
     def from_url(cls, url: str, store_id: str) -> RedisConsentRegistry:
-        from storesense.api.store.redis import redis_client
-
         return cls(redis_client(url), store_id)
 
     def _key(self, *parts: str) -> str:
@@ -668,15 +665,10 @@ def open_consent_registry(url: str, store_id: str) -> ConsentRegistry:
     ``sqlite:///relative.db``, ``sqlite:////absolute.db``, ``sqlite://:memory:``,
     ``redis://…``, ``rediss://…``, ``unix://…``, ``redis+cluster://…``.
     """
-    scheme, separator, rest = url.partition("://")
-    scheme = scheme.lower()
-    if scheme == "sqlite" and separator:
-        path = rest.partition("?")[0]
-        if path.startswith("/"):
-            path = path[1:]
-        if not path:
-            raise ValueError(f"store URL {url!r} names no database file")
-        return SQLiteConsentRegistry(path, store_id)
-    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster") and separator:
-        return RedisConsentRegistry.from_url(url, store_id)
-    raise ValueError(f"store URL {url!r} must start with sqlite:/// or redis://")
+    from storesense.api.store.url import parse_store_url
+
+    parsed = parse_store_url(url)
+    if parsed.backend == "sqlite":
+        assert parsed.path is not None
+        return SQLiteConsentRegistry(parsed.path, store_id)
+    return RedisConsentRegistry.from_url(url, store_id)

@@ -1,4 +1,5 @@
-"""Retention: events, check-ins, consent and audit records are deleted when they age out.
+"""Retention: events, floor heatmap hours, check-ins, consent and audit records are deleted
+when they age out.
 
 Example:
     >>> policy = RetentionPolicy(days=30, consent_days=365, audit_days=730)
@@ -57,6 +58,8 @@ class PurgeReport:
     checkins_and_links: int
     consents: int
     audit_entries: int
+    heatmap_cells: int = 0
+    """Floor heatmap cells of hours that ended before the event cutoff (as events)."""
 
 
 def purge_once(
@@ -69,13 +72,15 @@ def purge_once(
     """Delete everything older than the policy allows; returns how much went."""
     current = time.time() if now is None else now
     events = store.delete_events_before(policy.event_cutoff(current))
+    heatmap_cells = store.delete_heatmap_before(policy.event_cutoff(current))
     if registry is None:
-        return PurgeReport(events, 0, 0, 0)
+        return PurgeReport(events, 0, 0, 0, heatmap_cells)
     return PurgeReport(
         events,
         registry.purge_before(policy.event_cutoff(current)),
         registry.purge_consents_before(policy.consent_cutoff(current)),
         registry.purge_audit_before(policy.audit_cutoff(current)),
+        heatmap_cells,
     )
 
 

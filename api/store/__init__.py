@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from storesense.api.store.base import (
     ApiKeyRecord,
@@ -28,10 +27,9 @@ from storesense.api.store.base import (
     StoreUnavailableError,
     ZoneOccupancy,
 )
+from storesense.api.store.url import is_redis_url, parse_store_url
 
 DEFAULT_STORE_URL = "sqlite:///storesense.db"
-
-_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -41,7 +39,9 @@ __all__ = [
     "Store",
     "StoreUnavailableError",
     "ZoneOccupancy",
+    "is_redis_url",
     "open_store",
+    "parse_store_url",
 ]
 
 
@@ -54,37 +54,18 @@ def open_store(
     events written while the back-end is unreachable wait in that local file.
     Raises ``ValueError`` for an unknown scheme or a malformed URL.
     """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError(
-            f"store URL {url!r} has no scheme: use sqlite:///path.db or redis://host:port/db"
-        )
-    scheme = scheme.lower()
+    parsed = parse_store_url(url)
     store: Store
-    if scheme == "sqlite":
+    if parsed.backend == "sqlite":
         from storesense.api.store.sqlite import SQLiteStore
 
-        path, _, query = rest.partition("?")
-        if path.startswith("/"):
-            path = path[1:]  # sqlite:///relative.db, sqlite:////absolute.db
-        if not path:
-            raise ValueError(f"store URL {url!r} names no database file")
-        options = {k: v[-1] for k, v in parse_qs(query).items()}
-        unknown = set(options) - {"synchronous"}
-        if unknown:
-            raise ValueError(f"unknown SQLite store option(s) {sorted(unknown)} in {url!r}")
-        store = SQLiteStore(path, store_id, synchronous=options.get("synchronous", "full"))
-    elif scheme in _REDIS_SCHEMES:
+        assert parsed.path is not None
+        synchronous = parsed.options.get("synchronous", "full")
+        store = SQLiteStore(parsed.path, store_id, synchronous=synchronous)
+    else:
         from storesense.api.store.redis import RedisStore
 
-        if scheme != "unix" and not urlsplit(url).hostname:
-            raise ValueError(f"store URL {url!r} names no Redis host")
         store = RedisStore.from_url(url, store_id)
-    else:
-        raise ValueError(
-            f"unknown store URL scheme {scheme!r} in {url!r}: use sqlite:///path.db, "
-            "sqlite://:memory:, redis://host:port/db, rediss://… or redis+cluster://…"
-        )
     if spool_path is not None:
         from storesense.api.store.spool import SpoolingStore
 

@@ -7,6 +7,7 @@ The API, the camera workers and the privacy layer only talk to this interface;
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,27 @@ class CameraReport:
     """JSON object: state, frames, errors, the worker's ``host:pid`` (no images)."""
     reported_at: float
     """Unix seconds when the worker published it."""
+
+
+HEATMAP_CELL_M = 0.5
+"""Side of a floor heatmap cell in metres: cell ``(x, y)`` spans ``[x, x + 1) * 0.5`` m."""
+HEATMAP_BUCKET_S = 3600
+"""Floor heatmap time bucket: person-seconds are summed per hour (Unix hours, UTC)."""
+
+
+@dataclass(frozen=True)
+class HeatmapCell:
+    """Person-seconds one camera saw in one floor cell during one hour: an anonymous sum
+    (no track, no position of anyone at any moment)."""
+
+    camera_id: str
+    hour: float
+    """Start of the hour bucket, Unix seconds (a multiple of :data:`HEATMAP_BUCKET_S`)."""
+    x: int
+    """Cell column: floor x from ``x * HEATMAP_CELL_M`` metres."""
+    y: int
+    """Cell row: floor y from ``y * HEATMAP_CELL_M`` metres."""
+    person_seconds: float
 
 
 @dataclass(frozen=True)
@@ -185,6 +207,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_transactions(self, start: float, end: float) -> dict[float, int]: ...
 
+    # floor heatmap -------------------------------------------------------------
+    @abc.abstractmethod
+    def add_heatmap(self, cells: Sequence[HeatmapCell]) -> None:
+        """Add each cell's person-seconds to what is stored for its (camera, hour, x, y).
+
+        Sums, never replaces: workers publish what they accumulated since their last
+        publish. ``ValueError`` (nothing stored) for a negative or non-finite value or an
+        hour that is not a multiple of :data:`HEATMAP_BUCKET_S`.
+        """
+
+    @abc.abstractmethod
+    def get_heatmap(
+        self, start: float, end: float, camera_id: str | None = None
+    ) -> list[HeatmapCell]:
+        """The stored cells of the hours starting in ``[start, end)`` (one camera, or all),
+        sorted by camera, hour, y, x."""
+
+    @abc.abstractmethod
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        """Retention purge: delete the hours that ended by ``timestamp``; returns how many
+        cells were deleted."""
+
     # camera worker states ----------------------------------------------------
     @abc.abstractmethod
     def put_camera_report(self, report: CameraReport) -> None:
@@ -240,6 +284,25 @@ def check_occupancy_counts(
     return checked
 
 
+def check_heatmap_cells(cells: Sequence[HeatmapCell]) -> None:
+    """``ValueError`` unless every cell is well formed (:meth:`Store.add_heatmap`).
+
+    >>> check_heatmap_cells([HeatmapCell("cam1", 7200.0, 3, -1, 1.5)])
+    >>> check_heatmap_cells([HeatmapCell("cam1", 7201.0, 3, -1, 1.5)])
+    Traceback (most recent call last):
+    ValueError: heatmap hour 7201.0 is not a multiple of 3600 s
+    """
+    for cell in cells:
+        if not (math.isfinite(cell.person_seconds) and cell.person_seconds >= 0):
+            raise ValueError(
+                f"heatmap person_seconds must be finite and >= 0, got {cell.person_seconds}"
+            )
+        if not math.isfinite(cell.hour) or cell.hour % HEATMAP_BUCKET_S:
+            raise ValueError(f"heatmap hour {cell.hour} is not a multiple of {HEATMAP_BUCKET_S} s")
+        if not cell.camera_id:
+            raise ValueError("heatmap cell without a camera id")
+
+
 def check_tail_args(block_ms: int, limit: int) -> None:
     """``ValueError`` unless ``block_ms >= 0`` and ``limit > 0`` (:meth:`Store.tail_events`)."""
     if block_ms < 0 or limit <= 0:
@@ -250,6 +313,29 @@ def check_bucket_seconds(bucket_seconds: int) -> None:
     """``ValueError`` unless ``bucket_seconds > 0`` (:meth:`Store.count_events`)."""
     if bucket_seconds <= 0:
         raise ValueError(f"bucket_seconds must be positive, got {bucket_seconds}")
+
+
+def validate_store_id(store_id: str) -> str:
+    """Store ids name Redis keys (``ss:{id}:…``): 1-64 characters, no braces or controls."""
+    if not (
+        isinstance(store_id, str)
+        and 0 < len(store_id) <= 64
+        and store_id.isprintable()
+        and not set(store_id) & set("{}")
+    ):
+        raise ValueError(
+            f"store_id must be 1-64 printable characters without '{{' or '}}'; got {store_id!r}"
+        )
+    return store_id
+
+
+def validate_events(events: Sequence[Event]) -> None:
+    """Reject events no store can index: a timestamp that is not a finite number."""
+    for event in events:
+        if not math.isfinite(event.timestamp):
+            raise ValueError(
+                f"event {event.event_id} has a non-finite timestamp {event.timestamp!r}"
+            )
 
 
 def events_matching(events: Iterable[Event], query: EventQuery) -> list[Event]:

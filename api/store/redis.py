@@ -20,6 +20,9 @@ key                   type      content
 ``ss:{S}:meta``       hash      ``epoch`` (random, set once), ``purged_before``,
                                 ``events_version`` (``HINCRBY`` on each event change)
 ``ss:{S}:tx``         hash      bucket start → transaction count
+``ss:{S}:heat:<hour>``hash      ``<x>|<y>|<camera_id>`` → person-seconds (floor heatmap),
+                                per hour bucket start (Unix seconds)
+``ss:{S}:heat:hours`` zset      hour bucket starts that have a heatmap hash
 ``ss:{S}:layout``     string    layout JSON
 ``ss:{S}:keys``       hash      key hash → API key record JSON (hashes only)
 ====================  ========  ===================================================
@@ -42,6 +45,7 @@ requests after an erasure when AOF is on).
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import math
 import time
@@ -52,21 +56,26 @@ from typing import Any, ParamSpec, TypeVar
 import redis
 import redis.exceptions
 from storesense.api.store.base import (
+    HEATMAP_BUCKET_S,
     ApiKeyRecord,
     CameraReport,
     EventQuery,
+    HeatmapCell,
     Store,
     StoreUnavailableError,
     ZoneOccupancy,
     check_bucket_seconds,
+    check_heatmap_cells,
     check_occupancy_counts,
     check_tail_args,
     events_matching,
+    validate_events,
+    validate_store_id,
 )
-from storesense.api.store.sqlite import validate_events, validate_store_id
 from storesense.zones.events import Event
 
 P = ParamSpec("P")
+T = TypeVar("T")
 R = TypeVar("R")
 
 _UNAVAILABLE_REPLY_PREFIXES = (
@@ -98,6 +107,15 @@ for i = 1, #ARGV / 4 do
 end
 if new > 0 then redis.call('HINCRBY', KEYS[5], 'events_version', 1) end
 return new
+"""
+
+# KEYS: heat:hours, then one heat:<hour> key per cell. ARGV: per cell: hour, field, seconds.
+_HEATMAP_SCRIPT = """
+for i = 1, #ARGV / 3 do
+    redis.call('ZADD', KEYS[1], ARGV[3 * i - 2], ARGV[3 * i - 2])
+    redis.call('HINCRBYFLOAT', KEYS[1 + i], ARGV[3 * i - 1], ARGV[3 * i])
+end
+return #ARGV / 3
 """
 
 # KEYS: ev, ts, sid, stream, meta, then one minute-counter key per event.
@@ -191,6 +209,16 @@ def _redis_errors(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def map_redis_errors(cls: type[T]) -> type[T]:
+    """Class decorator: every public method (and ``_secret``) of a Redis-backed class maps
+    "Redis cannot be reached" to ``StoreUnavailableError``, as the store's methods do (the
+    API answers 503, not 500)."""
+    for name, value in list(vars(cls).items()):
+        if inspect.isfunction(value) and (not name.startswith("_") or name == "_secret"):
+            setattr(cls, name, _redis_errors(value))
+    return cls
+
+
 def _minute(timestamp: float) -> int:
     return math.floor(timestamp / 60)
 
@@ -279,6 +307,7 @@ class RedisStore(Store):
         self._k_keys = prefix + "keys"
         self._write = client.register_script(_WRITE_SCRIPT)
         self._delete_script = client.register_script(_DELETE_SCRIPT)
+        self._heatmap = client.register_script(_HEATMAP_SCRIPT)
         self._occupancy = client.register_script(_OCCUPANCY_SCRIPT)
         self._read_occupancy = client.register_script(_READ_OCCUPANCY_SCRIPT)
         # Longest single blocking XREAD: stays below the socket read timeout.
@@ -548,6 +577,61 @@ class RedisStore(Store):
         stored = self._client.hgetall(self._k_transactions)
         selected = {float(k): int(v) for k, v in stored.items() if start <= float(k) < end}
         return dict(sorted(selected.items()))
+
+    # floor heatmap -----------------------------------------------------------------------
+    @_redis_errors
+    def add_heatmap(self, cells: Sequence[HeatmapCell]) -> None:
+        check_heatmap_cells(cells)
+        if not cells:
+            return
+        for first in range(0, len(cells), _PAGE):
+            chunk = cells[first : first + _PAGE]
+            args: list[Any] = []
+            for cell in chunk:
+                args.extend(
+                    (
+                        int(cell.hour),
+                        f"{int(cell.x)}|{int(cell.y)}|{cell.camera_id}",
+                        repr(float(cell.person_seconds)),
+                    )
+                )
+            keys = [self.key("heat:hours")] + [self.key(f"heat:{int(c.hour)}") for c in chunk]
+            self._heatmap(keys=keys, args=args)
+
+    @_redis_errors
+    def get_heatmap(
+        self, start: float, end: float, camera_id: str | None = None
+    ) -> list[HeatmapCell]:
+        hours = [
+            int(h)
+            for h in self._client.zrangebyscore(self.key("heat:hours"), float(start), f"({end}")
+        ]
+        cells: list[HeatmapCell] = []
+        for first in range(0, len(hours), _PAGE):
+            chunk = hours[first : first + _PAGE]
+            pipe = self._client.pipeline(transaction=False)
+            for hour in chunk:
+                pipe.hgetall(self.key(f"heat:{hour}"))
+            for hour, fields in zip(chunk, pipe.execute(), strict=True):
+                for field, value in fields.items():
+                    x, y, camera = field.split("|", 2)
+                    if camera_id is None or camera == camera_id:
+                        cells.append(HeatmapCell(camera, float(hour), int(x), int(y), float(value)))
+        cells.sort(key=lambda c: (c.camera_id, c.hour, c.y, c.x))
+        return cells
+
+    @_redis_errors
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        hours = self._client.zrangebyscore(
+            self.key("heat:hours"), "-inf", float(timestamp) - HEATMAP_BUCKET_S
+        )
+        deleted = 0
+        for hour in hours:
+            key = self.key(f"heat:{int(hour)}")
+            deleted += int(self._client.hlen(key))
+            self._client.delete(key)
+            self._client.zrem(self.key("heat:hours"), hour)
+        return deleted
 
     # counts ------------------------------------------------------------------------------
     @_redis_errors

@@ -46,12 +46,14 @@ from storesense.api.store.base import (
     CameraReport,
     EventFact,
     EventQuery,
+    HeatmapCell,
     Store,
     StoreUnavailableError,
     ZoneOccupancy,
     check_occupancy_counts,
+    validate_events,
 )
-from storesense.api.store.sqlite import validate_events
+from storesense.api.store.sqlite_connection import connect_sqlite
 from storesense.zones.events import Event, EventType
 
 logger = logging.getLogger(__name__)
@@ -118,12 +120,7 @@ class SpoolingStore(Store):
         # One lock orders direct writes after the spool replay, across threads.
         self._lock = threading.RLock()
         try:
-            self._spool = sqlite3.connect(
-                str(self.spool_path), isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._spool.execute("PRAGMA journal_mode=WAL")
-            self._spool.execute("PRAGMA synchronous=FULL")
-            self._spool.execute("PRAGMA secure_delete=ON")
+            self._spool = connect_sqlite(self.spool_path)  # WAL, synchronous=FULL
             self._spool.executescript(_SPOOL_SCHEMA)
             table = self._spool.execute("PRAGMA table_info(pending_occupancy)")
             if "approaching" not in {row[1] for row in table}:  # a spool file from before it
@@ -410,6 +407,18 @@ class SpoolingStore(Store):
         return self.primary.get_transactions(start, end)
 
     # camera states: live only, never spooled (a report older than the outage means nothing) ----
+    def add_heatmap(self, cells: Sequence[HeatmapCell]) -> None:
+        """Straight to the primary: on an outage the camera worker keeps the sums and retries."""
+        self.primary.add_heatmap(cells)
+
+    def get_heatmap(
+        self, start: float, end: float, camera_id: str | None = None
+    ) -> list[HeatmapCell]:
+        return self.primary.get_heatmap(start, end, camera_id)
+
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        return self.primary.delete_heatmap_before(timestamp)
+
     def put_camera_report(self, report: CameraReport) -> None:
         self.primary.put_camera_report(report)
 

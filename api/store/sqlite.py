@@ -25,7 +25,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -36,16 +35,26 @@ from pathlib import Path
 from typing import Any
 
 from storesense.api.store.base import (
+    HEATMAP_BUCKET_S,
     ApiKeyRecord,
     CameraReport,
     EventFact,
     EventQuery,
+    HeatmapCell,
     Store,
     StoreUnavailableError,
     ZoneOccupancy,
     check_bucket_seconds,
+    check_heatmap_cells,
     check_occupancy_counts,
     check_tail_args,
+    validate_events,
+    validate_store_id,
+)
+from storesense.api.store.sqlite_connection import (
+    DEFAULT_BUSY_TIMEOUT_MS,
+    SYNCHRONOUS_MODES,
+    connect_sqlite,
 )
 from storesense.zones.events import Event, EventType
 
@@ -95,6 +104,15 @@ CREATE TABLE IF NOT EXISTS camera_reports (
     reported_at REAL NOT NULL,
     PRIMARY KEY (store_id, camera_id)
 );
+CREATE TABLE IF NOT EXISTS heatmap (
+    store_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    hour REAL NOT NULL,                     -- bucket start, Unix seconds
+    x INTEGER NOT NULL,                     -- floor cell column (x * cell metres)
+    y INTEGER NOT NULL,
+    person_seconds REAL NOT NULL,
+    PRIMARY KEY (store_id, hour, camera_id, x, y)
+);
 CREATE TABLE IF NOT EXISTS meta (
     store_id TEXT NOT NULL,
     name TEXT NOT NULL,  -- layout, occupancy_version, events_version, epoch, purged_before
@@ -103,7 +121,7 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-_SYNCHRONOUS_MODES = ("full", "normal", "extra")
+_SYNCHRONOUS_MODES = SYNCHRONOUS_MODES
 _POLL_SECONDS = 0.05
 
 
@@ -114,29 +132,6 @@ def _add_column(conn: sqlite3.Connection, table: str, column: str) -> None:
     except sqlite3.OperationalError as exc:
         if "duplicate column" not in str(exc):
             raise
-
-
-def validate_store_id(store_id: str) -> str:
-    """Store ids name Redis keys (``ss:{id}:…``): 1-64 characters, no braces or controls."""
-    if not (
-        isinstance(store_id, str)
-        and 0 < len(store_id) <= 64
-        and store_id.isprintable()
-        and not set(store_id) & set("{}")
-    ):
-        raise ValueError(
-            f"store_id must be 1-64 printable characters without '{{' or '}}'; got {store_id!r}"
-        )
-    return store_id
-
-
-def validate_events(events: Sequence[Event]) -> None:
-    """Reject events no store can index: a timestamp that is not a finite number."""
-    for event in events:
-        if not math.isfinite(event.timestamp):
-            raise ValueError(
-                f"event {event.event_id} has a non-finite timestamp {event.timestamp!r}"
-            )
 
 
 def _unavailable_or_bug(path: str, exc: sqlite3.DatabaseError) -> Exception:
@@ -184,7 +179,7 @@ class SQLiteStore(Store):
         path: str | Path,
         store_id: str,
         synchronous: str = "full",
-        busy_timeout_ms: int = 10_000,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
     ) -> None:
         self.store_id = validate_store_id(store_id)
         if synchronous.lower() not in _SYNCHRONOUS_MODES:
@@ -223,18 +218,11 @@ class SQLiteStore(Store):
     # connections ----------------------------------------------------------------
     def _open_connection(self) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=self._busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,  # closed from whichever thread calls close()
+            # Closed from whichever thread calls close(): connect_sqlite allows any thread.
+            conn = connect_sqlite(
+                self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms
             )
             conn.row_factory = sqlite3.Row
-            if not self._in_memory:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA secure_delete=ON")
-            conn.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         with self._connections_lock:
@@ -535,6 +523,39 @@ class SQLiteStore(Store):
                 (self.store_id, float(start), float(end)),
             ).fetchall()
         return {float(r[0]): int(r[1]) for r in rows}
+
+    # floor heatmap ----------------------------------------------------------------
+    def add_heatmap(self, cells: Sequence[HeatmapCell]) -> None:
+        check_heatmap_cells(cells)
+        with self._transaction() as conn:
+            conn.executemany(
+                "INSERT INTO heatmap (store_id, camera_id, hour, x, y, person_seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (store_id, hour, camera_id, x, y) "
+                "DO UPDATE SET person_seconds = person_seconds + excluded.person_seconds",
+                [(self.store_id, c.camera_id, c.hour, c.x, c.y, c.person_seconds) for c in cells],
+            )
+
+    def get_heatmap(
+        self, start: float, end: float, camera_id: str | None = None
+    ) -> list[HeatmapCell]:
+        sql = (
+            "SELECT camera_id, hour, x, y, person_seconds FROM heatmap WHERE store_id = ? "
+            "AND hour >= ? AND hour < ?"
+        )
+        args: list[object] = [self.store_id, float(start), float(end)]
+        if camera_id is not None:
+            sql += " AND camera_id = ?"
+            args.append(camera_id)
+        with self._reading() as conn:
+            rows = conn.execute(sql + " ORDER BY camera_id, hour, y, x", args).fetchall()
+        return [HeatmapCell(r[0], float(r[1]), int(r[2]), int(r[3]), float(r[4])) for r in rows]
+
+    def delete_heatmap_before(self, timestamp: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute(
+                "DELETE FROM heatmap WHERE store_id = ? AND hour + ? <= ?",
+                (self.store_id, HEATMAP_BUCKET_S, float(timestamp)),
+            ).rowcount
 
     # camera worker states ---------------------------------------------------------
     def put_camera_report(self, report: CameraReport) -> None:

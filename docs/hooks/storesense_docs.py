@@ -39,9 +39,24 @@ The store's own YAML or JSON file (`storesense count --layout`, `storesense serv
 """
 
 SERVICE_INTRO = """\
-What one `storesense serve` process runs with (`storesense.api.settings.ServiceSettings`);
-the command's flags fill it (see [The service](../guides/serving.md#options)), and
-`--privacy FILE` fills `optin` (see [Privacy](../guides/privacy.md#configuration-optinsettings)).
+What one `storesense serve` process runs with (`storesense.api.settings.ServiceSettings`,
+pydantic-settings). Each field comes from the first of:
+
+1. the command's flag (see [The service](../guides/serving.md#options));
+2. the environment: `STORESENSE_<FIELD>` in capitals (`STORESENSE_HOST`, `STORESENSE_PORT`,
+   `STORESENSE_MQTT_URL`, `STORESENSE_PROVIDER`, …; the store URL also as the short
+   `STORESENSE_STORE`; nested fields with `__`, e.g. `STORESENSE_BACKOFF__MAX_S=30`);
+3. a settings file, `--config FILE` or `STORESENSE_CONFIG=FILE`: YAML, JSON or TOML whose
+   keys are the field names below (`store` for `store_url`);
+4. the default below.
+
+The layout is not a setting: it stays the store's own file (`--layout`). `--privacy FILE`
+fills `optin` (see [Privacy](../guides/privacy.md#configuration-optinsettings)).
+
+```bash
+STORESENSE_STORE=redis://localhost:6379/0 storesense serve --layout store.yaml
+storesense serve --layout store.yaml --model my-detector.onnx --input-size 640 --provider cuda
+```
 """
 
 HTTP_INTRO = """\
@@ -52,8 +67,17 @@ once keys exist (see [API keys and scopes](../guides/serving.md#api-keys-and-sco
 """
 
 CLI_INTRO = """\
-Generated at build time from the command's own `--help`. Bad input ends with one
-`storesense: error: …` line and exit status 2.
+Generated at build time from the command's own `--help` (`storesense --version` prints the
+version). Bad input ends with one `storesense: error: …` line and exit status 2; a layout
+that cannot be used gives one line per problem, the same in every command:
+`storesense: error: layout FILE: path: message`.
+
+The shared options mean the same everywhere: `--layout FILE` is the store's layout,
+`--store URL` the store (`sqlite:///FILE` or `redis://HOST:PORT/DB`, default
+`$STORESENSE_STORE`, else `sqlite:///storesense.db`), and `--camera ID` always names a
+camera by its id, `cameras[].id` of the layout: `count` counts that camera, `serve` runs
+only the cameras named (repeatable), and `track`, which needs no layout, tags its frames
+with it.
 """
 
 

@@ -187,6 +187,7 @@ async function loadRange() {
     request(`/v1/metrics?${rangeQuery(...weekAgo)}&bucket=${state.bucket}`, { what: "last week's footfall" })
       .then((previous) => renderTrend(metrics, previous)),
     request(`/v1/journeys?${rangeQuery()}`, { what: "paths between zones" }).then(renderPaths),
+    request(`/v1/heatmap?${rangeQuery()}`, { what: "the floor heatmap" }).then(renderHeatmap),
     loadCounts(),
   ]);
   document.body.dataset.loaded = "true";
@@ -337,6 +338,43 @@ function renderPaths(r) {
   note("paths", `${j.visits} visits.${other}`);
   state.shown.paths = [["path", "visits"], ...top];
   state.shown.transitions = [["from", "to", "visits"], ...pairs];
+}
+
+/** Person-seconds per floor cell as a canvas: row 0 (smallest y) at the top, darker = busier
+ * (square-root scale, so quiet cells stay visible beside the busiest). */
+function renderHeatmap(r) {
+  const canvas = $("#heatmap canvas");
+  canvas.hidden = true;
+  $("#heatmap-caption").textContent = "";
+  if (!r.ok) {
+    if (r.status === 404 && String(r.detail || "").includes("homography")) {
+      return fail("heatmap", "No camera has a floor plan (a homography in the layout), so there is no floor heatmap.");
+    }
+    return fail("heatmap", r.reason);
+  }
+  const h = r.data;
+  state.shown.heatmap = [["x_m", "y_m", "person_seconds"], ...h.cells];
+  if (!h.cells.length) return note("heatmap", "No one was seen on the floor plan in this range.");
+  const [rows, cols] = h.shape;
+  const scale = Math.max(2, Math.floor(Math.min(480 / cols, 360 / rows)));
+  canvas.width = cols * scale;
+  canvas.height = rows * scale;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#f4f5f7";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  const peak = Math.max(...h.cells.map((c) => c[2]));
+  for (const [x, y, seconds] of h.cells) {
+    const col = Math.floor((x - h.origin_m[0]) / h.cell_m);
+    const row = Math.floor((y - h.origin_m[1]) / h.cell_m);
+    ctx.fillStyle = `rgba(200, 40, 20, ${(0.15 + 0.85 * Math.sqrt(seconds / peak)).toFixed(3)})`;
+    ctx.fillRect(col * scale, row * scale, scale, scale);
+  }
+  canvas.hidden = false;
+  canvas.dataset.cells = h.cells.length;
+  canvas.dataset.personSeconds = h.person_seconds;
+  $("#heatmap-caption").textContent = `(${h.cameras.join(", ")})`;
+  note("heatmap", `${Math.round(h.person_seconds)} person-seconds in ${h.cell_m} m cells; busiest cell ${Math.round(peak)} s. `
+    + `Grid from x ${h.origin_m[0]} m, y ${h.origin_m[1]} m (top left), ${cols * h.cell_m} m × ${rows * h.cell_m} m.`);
 }
 
 // ------------------------------------------------------------------ CSV of what is shown
