@@ -45,9 +45,25 @@ class ZoneOccupancyOut(_Out):
     version: str = Field(description="occupancy version (also the ETag)")
 
 
+class StoreOccupancyOut(_Out):
+    count: int = Field(
+        ge=0,
+        description="people in the store now over every camera: one per person where cameras "
+        "with homographies overlap on the floor plan, the people of cameras without one added "
+        "as they are",
+    )
+    updated_at: float | None = Field(
+        description="Unix seconds of the frame that produced the count; null before the first"
+    )
+
+
 class OccupancyOut(_Out):
     version: str = Field(description="changes whenever any count changes (also the ETag)")
     zones: dict[str, ZoneOccupancyOut]
+    store: StoreOccupancyOut = Field(
+        default_factory=lambda: StoreOccupancyOut(count=0, updated_at=None),
+        description="store-wide people now (published by the camera workers)",
+    )
 
 
 class EventOut(_Out):

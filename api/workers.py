@@ -41,6 +41,7 @@ from storesense.api.live_heatmap import LiveHeatmap
 from storesense.api.privacy.service import OptInService
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import CameraReport, EventQuery, Store, StoreUnavailableError
+from storesense.api.store_wide import StoreWideAnalytics, publish_store_count
 from storesense.vision.detections import Tracks
 from storesense.vision.detector import Detector
 from storesense.vision.frames import Frame
@@ -715,6 +716,7 @@ class CameraWorker:
         last_timestamp: float | None = None
         frame_interval = 0.0
         last_occupancy: tuple[dict[str, int], dict[str, int]] | None = None
+        store_count: int | None = None
         heatmap = self._new_heatmap(self._layout, time_origin)
         heatmap_due = time.monotonic() + self._settings.heatmap_publish_s
         tracked = self._tracked(pipeline)
@@ -763,6 +765,8 @@ class CameraWorker:
                 if (occupancy, approaching) != last_occupancy:
                     self._set_occupancy(occupancy, time_origin + frame.timestamp, approaching)
                     last_occupancy = (occupancy, approaching)
+                now = time_origin + frame.timestamp
+                store_count = publish_store_count(self._store, engine, now, store_count)
                 t3 = time.perf_counter()
                 zones_seconds.observe(t2 - t1)
                 store_seconds.observe(t3 - t2)
@@ -1041,7 +1045,7 @@ class WorkerSupervisor:
         settings: ServiceSettings,
         *,
         pipeline_factory: PipelineFactory,
-        engine_factory: EngineFactory = build_camera_analytics,
+        engine_factory: EngineFactory | None = None,
         source_opener: SourceOpener = open_camera_source,
         optin: OptInService | None = None,
         snapshots: DebugSnapshots | None = None,
@@ -1064,7 +1068,7 @@ class WorkerSupervisor:
             store,
             settings,
             pipeline_factory,
-            engine_factory,
+            engine_factory or StoreWideAnalytics(),  # cameras share one StoreVisits
             source_opener,
             optin,
             self.snapshots,

@@ -48,9 +48,10 @@ def test_people_keep_one_visit_across_two_cameras(
     _, events, seen, ours, truth = run_split(split_tracks, pets09)
     total, kept = crossings(seen)
     assert total >= 20  # PETS09 people cross the middle of the plaza often
-    # Measured: 23 of 27 (85 %); one camera over the whole frame keeps 25 of the same 27
-    # (the others are tracker swaps of people crossing each other). The issue asks 90 %.
-    assert kept / total >= 0.85, f"{kept} of {total} crossings kept their visit"
+    # Measured: 25 of 27 (92.6 %), as many as one camera over the whole frame keeps of the
+    # same 27 (the others are tracker swaps of people crossing each other). The issue asks
+    # 90 %.
+    assert kept / total >= 0.92, f"{kept} of {total} crossings kept their visit"
     shared, person_frames = shared_person_frames(seen)
     assert shared <= 0.01 * person_frames, f"{shared} of {person_frames} person-frames shared"
     # Store-wide occupancy over the union of the views: within 5 % of the truth overall,

@@ -57,7 +57,8 @@ class CameraAnalytics:
     entrance ``in`` crossings also carry ``group_id``
     (:class:`~storesense.zones.groups.GroupTagger`). Cameras that share one floor plan
     may share one :class:`~storesense.zones.store_visits.StoreVisits` (``store_visits``):
-    their events then carry store-wide visit keys, one visit across cameras.
+    their events then carry store-wide visit keys, one visit across cameras (a camera
+    without a homography keeps its own visits; it still counts in the store-wide count).
     """
 
     def __init__(
@@ -143,8 +144,8 @@ class CameraAnalytics:
         if self.visit_linker.frame_size is None:
             self.visit_linker.frame_size = self.zone_engine.frame_size
         if self.store_visits is not None:
-            self.store_visits.update(self.camera_id, tracks)
-        else:
+            self.store_visits.update(self.camera_id, tracks, self.time_origin)
+        if not self._store_wide_visits:
             self.visit_linker.update(tracks)
         self.group_tagger.update(tracks)
         events = self.zone_engine.update(tracks)
@@ -153,8 +154,17 @@ class CameraAnalytics:
             events += self.shelf_engine.update(frame_image, tracks)
         return self.group_tagger.tag(self._stamp(events))
 
+    @property
+    def _store_wide_visits(self) -> bool:
+        """Visits come from the shared :class:`StoreVisits` (this camera is on its floor
+        plan); a camera without a homography keeps its own :class:`VisitLinker`."""
+        return (
+            self.store_visits is not None
+            and self.store_visits.layout.camera(self.camera_id).homography is not None
+        )
+
     def _stamp(self, events: list[Event]) -> list[Event]:
-        if self.store_visits is not None:
+        if self.store_visits is not None and self._store_wide_visits:
             return self.store_visits.stamp(self.camera_id, events)
         return self.visit_linker.stamp(events)
 

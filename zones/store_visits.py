@@ -14,13 +14,19 @@ store-wide visit key:
   last floor velocity (at most walking speed, 1.5 m/s), lie within ``link_distance_m``
   + 1.5 m per second of gap of the new feet (overlap hand-overs first, then nearest);
 * **overlap association**: two cameras that see one person at once (the same two
-  tracks nearest each other within ``merge_distance_m`` in consecutive updates) join
-  their visits; the visit that began first keeps its key;
+  tracks paired within ``merge_distance_m`` in consecutive updates; pairs beyond that
+  gate never steer the pairing) join their visits; the visit that began first keeps its
+  key. A track that holds one of the two visits in the pair's camera but is not the
+  paired track (a hand-over to the wrong track) lets go of it first, unless it is older
+  than the pair's track that holds that visit (then the pair is the newcomer);
 * else it starts a visit ``camera:track``;
-* **separation**: a visit never holds two tracks one camera sees at once (the track it
-  took last keeps it), and a track whose visit another camera sees now more than twice
-  ``merge_distance_m`` away (a tracker swapped two people) leaves it for a visit of its
-  own; two visits are never joined while one camera sees both.
+* **separation**: a visit never holds two tracks one camera sees at once, and a track
+  whose visit another camera sees now more than twice ``merge_distance_m`` away (a
+  tracker swapped two people) splits from it. Of the two, the one whose floor velocity
+  turned less over the last two ``velocity_window_seconds`` keeps the visit (a swap turns
+  a track onto another person's course; while either is too young to tell, the older
+  one). Two visits are never joined while one camera sees both, nor when one camera saw
+  a track of each at once within the last ``link_seconds``.
 
 ``count()`` is the store-wide occupancy: the people visible now in every camera updated
 within ``max_age_seconds``, one per visit, people of different cameras within
@@ -49,6 +55,7 @@ Example:
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -136,6 +143,10 @@ class StoreVisits:
         self._visits: dict[str, _Visit] = {}
         self._frames: dict[str, _CameraFrame] = {}
         self._streaks: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
+        self._spans: dict[tuple[str, int], tuple[float, float]] = {}
+        self._paths: dict[tuple[str, int], deque[tuple[float, float, float]]] = {}
+        """Each camera's track's recent floor points (two velocity windows)."""
+        """(first, last) time each camera's track was seen."""
         self._occupancy = StoreOccupancy(
             layout,
             merge_distance_m=merge_distance_m,
@@ -143,15 +154,22 @@ class StoreVisits:
             max_age_seconds=max_age_seconds,
         )
         self._next_forget = -math.inf
+        self._lock = threading.RLock()
+        """Camera workers of one process update one instance from their own threads."""
         self.handovers = 0
         """How many tracks continued a visit begun by another track (any camera)."""
 
     def visit_of(self, camera_id: str, track_id: int) -> str:
         """The store-wide visit key of a camera's track (``camera:track`` if unknown)."""
-        return self._visit_of.get((camera_id, int(track_id)), f"{camera_id}:{int(track_id)}")
+        with self._lock:
+            return self._visit_of.get((camera_id, int(track_id)), f"{camera_id}:{int(track_id)}")
 
     def stamp(self, camera_id: str, events: Iterable[Event]) -> list[Event]:
         """One camera's events with their store-wide visit key in ``visit_id``."""
+        with self._lock:
+            return self._stamped(camera_id, events)
+
+    def _stamped(self, camera_id: str, events: Iterable[Event]) -> list[Event]:
         return [
             replace(
                 e,
@@ -160,8 +178,19 @@ class StoreVisits:
             for e in events
         ]
 
-    def update(self, camera_id: str, tracks: Tracks) -> None:
-        """This camera's latest tracks (replaces its previous view)."""
+    def update(self, camera_id: str, tracks: Tracks, time_origin: float | None = None) -> None:
+        """This camera's latest tracks (replaces its previous view). ``time_origin``: Unix
+        time of the camera's frame clock 0 (default its ``start_time``, else 0), so that
+        cameras started at different moments share one clock."""
+        if time_origin is not None:
+            start = self.layout.camera(camera_id).start_time
+            shift = time_origin - (start.timestamp() if start else 0.0)
+            if shift:
+                tracks = replace(tracks, timestamp=float(tracks.timestamp) + shift)
+        with self._lock:
+            self._update(camera_id, tracks)
+
+    def _update(self, camera_id: str, tracks: Tracks) -> None:
         self._occupancy.update(camera_id, tracks)
         camera = self.layout.camera(camera_id)
         now = float(tracks.timestamp) + (
@@ -173,6 +202,13 @@ class StoreVisits:
             return
         floor, on_floor = floor_positions(tracks, camera.homography)
         rows = [r for r in range(len(ids)) if on_floor[r]]
+        for r in rows:
+            first, _ = self._spans.get((camera_id, ids[r]), (now, now))
+            self._spans[(camera_id, ids[r])] = (first, now)
+            path = self._paths.setdefault((camera_id, ids[r]), deque())
+            path.append((now, float(floor[r, 0]), float(floor[r, 1])))
+            while path[0][0] < now - 2 * self.velocity_window_seconds:
+                path.popleft()
         new_rows = [r for r in rows if (camera_id, ids[r]) not in self._visit_of]
         if new_rows:
             self._hand_over(camera_id, new_rows, ids, floor, now)
@@ -201,36 +237,45 @@ class StoreVisits:
         self._forget(now)
 
     def _detach_duplicates(self, camera_id: str, track_ids: list[int]) -> None:
-        """One camera sees two tracks of one visit at once: they are two people. The track
-        the visit took last keeps it; the others start visits of their own."""
+        """One camera sees two tracks of one visit at once: they are two people. The one
+        that walks on most steadily keeps it (see :meth:`_keeps_visit`); the others
+        start visits of their own."""
         by_key: dict[str, list[int]] = {}
         for track_id in track_ids:
             key = self._visit_of.get((camera_id, track_id))
             if key is not None:
                 by_key.setdefault(key, []).append(track_id)
-        for key, tracks in by_key.items():
+        for tracks in by_key.values():
             if len(tracks) < 2:
                 continue
-            visit = self._visits.get(key)
-            holder = visit.by_camera.get(camera_id) if visit is not None else None
             keep = tracks[0]
-            if holder is not None and holder.track_id in tracks:
-                keep = holder.track_id
+            for track_id in tracks[1:]:
+                if not self._keeps_visit((camera_id, keep), (camera_id, track_id)):
+                    keep = track_id
             for track_id in tracks:
                 if track_id != keep:
                     self._visit_of[(camera_id, track_id)] = f"{camera_id}:{track_id}"
 
+    def _keeps_visit(self, end: tuple[str, int], rival: tuple[str, int]) -> bool:
+        """Of two tracks that cannot both be one visit's person, does ``end`` keep it? The
+        one whose velocity turned less (a swap turns a track onto another person's
+        course); while either is too young to tell, the older one."""
+        turns = self._turn(*end), self._turn(*rival)
+        if turns[0] is None or turns[1] is None:
+            return self._spans.get(end, (0.0,))[0] <= self._spans.get(rival, (0.0,))[0]
+        return turns[0] <= turns[1]
+
     def _detach_diverged(self, camera_id: str, track_ids: list[int], floor: FloatArray) -> None:
         """A track whose visit another camera sees now more than twice
-        ``merge_distance_m`` away follows someone else (a tracker swapped people): it
-        leaves that visit (unless it began it) and starts its own."""
+        ``merge_distance_m`` away: one of the two follows someone else (a tracker swapped
+        people). The other one of :meth:`_keeps_visit` leaves the visit for its own (a
+        track that began the visit keeps it)."""
         for track_id, point in zip(track_ids, floor, strict=True):
-            own = f"{camera_id}:{track_id}"
             key = self._visit_of.get((camera_id, track_id))
             visit = self._visits.get(key) if key is not None else None
-            if visit is None or key == own or own in self._visits:
+            if visit is None:
                 continue
-            for other_id, sighting in visit.by_camera.items():
+            for other_id, sighting in list(visit.by_camera.items()):
                 frame = self._frames.get(other_id)
                 if (
                     other_id != camera_id
@@ -239,11 +284,52 @@ class StoreVisits:
                     and sighting.track_id in frame.track_ids
                     and float(np.hypot(*(point - sighting.floor))) > 2 * self.merge_distance_m
                 ):
-                    self._visit_of[(camera_id, track_id)] = own
-                    mine = visit.by_camera.get(camera_id)
-                    if mine is not None and mine.track_id == track_id:
-                        del visit.by_camera[camera_id]
+                    this_end, other_end = (camera_id, track_id), (other_id, sighting.track_id)
+                    keeps = self._keeps_visit(this_end, other_end)
+                    leaver = other_end if keeps else this_end
+                    if not self._split_off(*leaver, visit):
+                        self._split_off(*(other_end if leaver == this_end else this_end), visit)
                     break
+
+    def _turn(self, camera_id: str, track_id: int) -> float | None:
+        """How much a track's floor velocity changed (m/s): the last
+        ``velocity_window_seconds`` against the window before (None without that history)."""
+        path = self._paths.get((camera_id, track_id))
+        if not path or path[-1][0] - path[0][0] < 1.5 * self.velocity_window_seconds:
+            return None
+        now = path[-1][0]
+        middle = min(path, key=lambda p: abs(p[0] - (now - self.velocity_window_seconds)))
+        first, last = path[0], path[-1]
+        if not (first[0] < middle[0] < last[0]):
+            return None
+        before = (np.array(middle[1:]) - np.array(first[1:])) / (middle[0] - first[0])
+        recent = (np.array(last[1:]) - np.array(middle[1:])) / (last[0] - middle[0])
+        return float(np.hypot(*(recent - before)))
+
+    def _split_off(self, camera_id: str, track_id: int, visit: _Visit) -> bool:
+        """The camera's track leaves ``visit`` for a visit of its own (False when it began
+        ``visit`` or does not hold it)."""
+        own = f"{camera_id}:{track_id}"
+        if own == visit.key or own in self._visits:
+            return False
+        if self._visit_of.get((camera_id, track_id)) != visit.key:
+            return False
+        self._visit_of[(camera_id, track_id)] = own
+        mine = visit.by_camera.pop(camera_id, None)
+        if mine is not None and mine.track_id != track_id:
+            visit.by_camera[camera_id] = mine
+            mine = None
+        if mine is not None:
+            split = _Visit(own, mine.timestamp, mine.floor.copy(), mine.timestamp)
+            split.by_camera[camera_id] = mine
+            self._visits[own] = split
+        frame = self._frames.get(camera_id)
+        if frame is not None:
+            frame.visits = [
+                own if t == track_id else k
+                for t, k in zip(frame.track_ids, frame.visits, strict=True)
+            ]
+        return True
 
     def _associate(self, camera_id: str, ids: list[int], floor: FloatArray, now: float) -> None:
         """Join the visits of one person seen by two cameras at once: the same pair of
@@ -255,7 +341,9 @@ class StoreVisits:
             if not len(ids) or not len(other.visits):
                 continue
             gaps = np.sqrt(((floor[:, None] - other.floor[None]) ** 2).sum(axis=2))
-            rows, cols = linear_sum_assignment(np.minimum(gaps, 1e6))
+            # Pairs beyond the gate all cost the same, so a far pair cannot pull a near one.
+            gated = np.where(gaps <= self.merge_distance_m, gaps, 1e6)
+            rows, cols = linear_sum_assignment(gated)
             other_tracks = other.track_ids
             for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
                 if gaps[r, c] > self.merge_distance_m:
@@ -264,19 +352,54 @@ class StoreVisits:
                 pair = (ends[0], ends[1])
                 streaks[pair] = self._streaks.get(pair, 0) + 1
                 if streaks[pair] >= 2:
-                    self._join(self.visit_of(camera_id, ids[r]), other.visits[c])
+                    mine, theirs = self.visit_of(camera_id, ids[r]), other.visits[c]
+                    if mine != theirs:
+                        # The pair agrees better than a track that holds the other's visit
+                        # in its camera now (a hand-over to the wrong track): it lets go.
+                        self._release(camera_id, theirs, ids[r], (other_id, other_tracks[c]))
+                        self._release(other_id, mine, other_tracks[c], (camera_id, ids[r]))
+                        self._join(mine, theirs, now)
         # Pairs of this camera with others that did not match now start again.
         self._streaks = {
             k: v for k, v in self._streaks.items() if k[0][0] != camera_id and k[1][0] != camera_id
         }
         self._streaks.update(streaks)
 
-    def _join(self, a: str, b: str) -> None:
+    def _release(self, camera_id: str, key: str, paired: int, partner: tuple[str, int]) -> None:
+        """Visit ``key`` is held in ``camera_id`` by a track other than ``paired`` that
+        it sees now and that did not begin it: that track leaves it for a visit of its own,
+        unless it is older than ``partner`` (the other camera's track of the pair, which
+        holds ``key``): then the pair is the newcomer."""
+        visit = self._visits.get(key)
+        frame = self._frames.get(camera_id)
+        holder = visit.by_camera.get(camera_id) if visit is not None else None
+        if visit is None or frame is None or holder is None or holder.track_id == paired:
+            return
+        own = f"{camera_id}:{holder.track_id}"
+        if holder.track_id not in frame.track_ids or own == key or own in self._visits:
+            return
+        if self._visit_of.get((camera_id, holder.track_id)) != key:
+            return
+        held_since = self._spans.get((camera_id, holder.track_id), (math.inf,))[0]
+        if held_since < self._spans.get(partner, (math.inf,))[0]:
+            return
+        self._visit_of[(camera_id, holder.track_id)] = own
+        self._visits[own] = _Visit(own, holder.timestamp, holder.floor.copy(), holder.timestamp)
+        self._visits[own].by_camera[camera_id] = holder
+        del visit.by_camera[camera_id]
+        frame.visits = [
+            own if t == holder.track_id else k
+            for t, k in zip(frame.track_ids, frame.visits, strict=True)
+        ]
+
+    def _join(self, a: str, b: str, now: float) -> None:
         """One visit from two: the one that began first keeps its key."""
         if a == b or a not in self._visits or b not in self._visits:
             return
         if any(a in frame.visits and b in frame.visits for frame in self._frames.values()):
             return  # one camera sees both now: two people
+        if self._seen_together(a, b, now):
+            return
         first, second = sorted((self._visits[a], self._visits[b]), key=lambda v: v.first_seen)
         for camera_id, sighting in second.by_camera.items():
             if camera_id not in first.by_camera or (
@@ -293,6 +416,23 @@ class StoreVisits:
             first.velocity, first.history = second.velocity, second.history
         del self._visits[second.key]
         self.handovers += 1
+
+    def _seen_together(self, a: str, b: str, now: float) -> bool:
+        """One camera saw a track of visit ``a`` and another of visit ``b`` at once within
+        the last ``link_seconds`` (their lifetimes overlap then): two people, whatever two
+        other cameras make of them now. Older sightings may be of a track since swapped."""
+        tracks_a = [t for t, key in self._visit_of.items() if key == a]
+        tracks_b = [t for t, key in self._visit_of.items() if key == b]
+        for camera_a, track_a in tracks_a:
+            first_a, last_a = self._spans.get((camera_a, track_a), (math.inf, -math.inf))
+            for camera_b, track_b in tracks_b:
+                if camera_a != camera_b or track_a == track_b:
+                    continue
+                first_b, last_b = self._spans.get((camera_b, track_b), (math.inf, -math.inf))
+                recent = min(last_a, last_b) >= now - self.link_seconds
+                if recent and first_a <= last_b and first_b <= last_a:
+                    return True
+        return False
 
     def _hand_over(
         self,
@@ -360,9 +500,12 @@ class StoreVisits:
             track: key for track, key in self._visit_of.items() if key in self._visits
         }
         live = {(c, s.track_id) for v in self._visits.values() for c, s in v.by_camera.items()}
+        self._spans = {k: span for k, span in self._spans.items() if k in self._visit_of}
+        self._paths = {k: path for k, path in self._paths.items() if k in self._visit_of}
         self._streaks = {k: n for k, n in self._streaks.items() if k[0] in live and k[1] in live}
 
     def count(self, now: float | None = None) -> int:
         """People in the store now over every fresh camera, a person seen by two cameras
         once (:class:`~storesense.zones.floorplan.StoreOccupancy` over the same updates)."""
-        return self._occupancy.count(now)
+        with self._lock:
+            return self._occupancy.count(now)

@@ -19,8 +19,9 @@ from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as Scope_
 from storesense.api.auth import Authenticator, Scope
-from storesense.api.schemas import OccupancyOut, ZoneOccupancyOut
+from storesense.api.schemas import OccupancyOut, StoreOccupancyOut, ZoneOccupancyOut
 from storesense.api.store.base import Store, StoreUnavailableError, ZoneOccupancy
+from storesense.api.store_wide import STORE_OCCUPANCY_KEY
 from storesense.zones.config import StoreLayout
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,12 @@ class OccupancyCache:
                 updated_at=row.updated_at if row else None,
                 version=version,
             )
-        body = OccupancyOut(version=version, zones=zones)
+        store_row = stored.get(STORE_OCCUPANCY_KEY)
+        store = StoreOccupancyOut(
+            count=store_row.count if store_row else 0,
+            updated_at=store_row.updated_at if store_row else None,
+        )
+        body = OccupancyOut(version=version, zones=zones, store=store)
         zone_bodies = {zone_id: zone.model_dump_json().encode() for zone_id, zone in zones.items()}
         return _Snapshot(f'"{version}"', body.model_dump_json().encode(), zone_bodies)
 

@@ -1,0 +1,96 @@
+"""Store-wide people count and visits across the cameras of one worker process.
+
+:class:`StoreWideAnalytics` is the camera workers' engine factory: every camera's
+:class:`~storesense.zones.camera.CameraAnalytics` shares one
+:class:`~storesense.zones.store_visits.StoreVisits` per layout, so a person walking from
+one camera's view into another's keeps one visit, and :meth:`StoreWideAnalytics.count`
+is the number of people in the store now: de-duplicated across overlapping cameras
+with homographies (one floor plan), plus the people of cameras without one as they are.
+
+The count is published through the store's occupancy rows under
+:data:`STORE_OCCUPANCY_KEY` (so it shares their version and ETag) and served as the
+``store`` entry of ``GET /v1/occupancy``. Several worker processes (``--cameras``) each
+count only their own cameras: the last one to publish wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from storesense.api.store.base import StoreUnavailableError
+from storesense.zones.camera import CameraAnalytics
+from storesense.zones.config import StoreLayout
+from storesense.zones.store_visits import StoreVisits
+
+if TYPE_CHECKING:
+    from storesense.api.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+STORE_OCCUPANCY_KEY = "@store"
+"""The occupancy row (zone and camera id) that carries the store-wide count."""
+
+
+class StoreWideAnalytics:
+    """Engine factory ``(layout, camera_id, run_id, time_origin) -> CameraAnalytics``
+    whose cameras share one :class:`StoreVisits` per layout (a new layout starts a new one).
+
+    Example:
+        >>> from storesense.zones.config import StoreLayout
+        >>> layout = StoreLayout.model_validate(
+        ...     {"store": {"id": "s"}, "cameras": [{"id": "a"}, {"id": "b"}]})
+        >>> engines = StoreWideAnalytics()
+        >>> a, b = engines(layout, "a", "run", 0.0), engines(layout, "b", "run", 0.0)
+        >>> a.store_visits is b.store_visits, engines.count()
+        (True, 0)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._layout: StoreLayout | None = None
+        self._visits: StoreVisits | None = None
+
+    def visits_for(self, layout: StoreLayout) -> StoreVisits:
+        """The :class:`StoreVisits` of this layout (the same object for every camera)."""
+        with self._lock:
+            if self._visits is None or (self._layout is not layout and self._layout != layout):
+                self._layout, self._visits = layout, StoreVisits(layout)
+            return self._visits
+
+    def __call__(
+        self, layout: StoreLayout, camera_id: str, run_id: str, time_origin: float
+    ) -> CameraAnalytics:
+        return CameraAnalytics(
+            layout,
+            camera_id,
+            run_id=run_id,
+            time_origin=time_origin,
+            store_visits=self.visits_for(layout),
+        )
+
+    def count(self) -> int | None:
+        """People in the store now over this process's cameras (None before any camera)."""
+        visits = self._visits
+        return None if visits is None else visits.count()
+
+
+def publish_store_count(
+    store: Store, engine: object, timestamp: float, last: int | None
+) -> int | None:
+    """Publish the store-wide count of ``engine``'s shared :class:`StoreVisits` when it
+    changed from ``last``; returns the count published (``last`` for an engine that shares
+    none, or while the store is unavailable: the next frame tries again)."""
+    visits = getattr(engine, "store_visits", None)
+    if not isinstance(visits, StoreVisits):
+        return last
+    count = visits.count()
+    if count == last:
+        return last
+    try:
+        store.set_occupancy(STORE_OCCUPANCY_KEY, {STORE_OCCUPANCY_KEY: count}, timestamp)
+    except StoreUnavailableError:
+        logger.warning("store unavailable, store-wide occupancy not published")
+        return last
+    return count
