@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.schemas import CountRow, CountsOut, unix_text
 from storesense.api.store.base import Store
-from storesense.api.store.read_cache import Same, read_cache_of
+from storesense.api.store.read_cache import ANALYTICS_BUSY_FACTOR, Same, read_cache_of
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
 from storesense.zones.timemodel import QUERY_AHEAD_S, check_range, parse_bucket, parse_timestamp
@@ -218,7 +218,7 @@ def get_counts(
         ("counts", Same(layout), start, end, step, bucket, zones_wanted, lines_wanted, k, as_csv),
         store.events_version(),
         render,
-        busy_factor=4.0,
+        busy_factor=ANALYTICS_BUSY_FACTOR,
     )
     if as_csv:
         return Response(

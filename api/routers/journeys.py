@@ -31,7 +31,7 @@ from storesense.api.schemas import (
     JourneysOut,
 )
 from storesense.api.store.base import EventQuery, Store
-from storesense.api.store.read_cache import Same, read_cache_of
+from storesense.api.store.read_cache import ANALYTICS_BUSY_FACTOR, Same, read_cache_of
 from storesense.zones.config import StoreLayout, ZoneKind
 from storesense.zones.events import EventType
 from storesense.zones.funnels import (
@@ -146,7 +146,11 @@ def _cached(request: Request, key: tuple[object, ...], compute: Callable[[], T])
     store: Store = request.app.state.store
     layout: StoreLayout = request.app.state.layout
     return read_cache_of(request.app.state).get(
-        (*key, Same(layout)), store.events_version(), compute, max_age_s=1.0, busy_factor=4.0
+        (*key, Same(layout)),
+        store.events_version(),
+        compute,
+        max_age_s=1.0,
+        busy_factor=ANALYTICS_BUSY_FACTOR,
     )
 
 

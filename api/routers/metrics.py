@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.routers.counts import FromQuery, ToQuery, bucket_step, time_range
 from storesense.api.store.base import EventQuery, Store
-from storesense.api.store.read_cache import Same, read_cache_of
+from storesense.api.store.read_cache import ANALYTICS_BUSY_FACTOR, Same, read_cache_of
 from storesense.zones.config import StoreLayout
 from storesense.zones.metrics import StoreMetrics, compute_metrics
 
@@ -63,6 +63,6 @@ def get_metrics(
         store.events_version(),
         compute,
         max_age_s=1.0,
-        busy_factor=4.0,
+        busy_factor=ANALYTICS_BUSY_FACTOR,
     )
     return Response(body, media_type="application/json")
