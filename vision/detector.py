@@ -302,7 +302,7 @@ def model_variant(
             dim.Clear()
     folder.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}-{threading.get_ident()}.part")
-    onnx.save(model, str(partial))
+    onnx.save_model(model, str(partial))
     try:
         session = onnx_session(partial, intra_op_threads=1, what="model variant")
         model_input = session.get_inputs()[0]
