@@ -53,6 +53,29 @@ def layout_dict(store_id: str, *, cameras: list[dict[str, Any]] | None = None) -
     }
 
 
+def kiosk_bakery_layout(store_id: str) -> StoreLayout:
+    """One push camera ``cam1`` (640x480) with a ``kiosk`` and a ``bakery`` zone: the
+    opt-in tests' store."""
+    return StoreLayout.model_validate(
+        {
+            "store": {"id": store_id, "timezone": "UTC"},
+            "cameras": [{"id": "cam1"}],
+            "zones": [
+                {
+                    "id": "kiosk",
+                    "camera": "cam1",
+                    "polygon": [[0, 300], [200, 300], [200, 480], [0, 480]],
+                },
+                {
+                    "id": "bakery",
+                    "camera": "cam1",
+                    "polygon": [[300, 0], [640, 0], [640, 480], [300, 480]],
+                },
+            ],
+        }
+    )
+
+
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     store_id = f"t{uuid.uuid4().hex[:10]}"

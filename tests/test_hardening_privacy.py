@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from service_helpers import LiveServer, wait_for
+from service_helpers import LiveServer, kiosk_bakery_layout, wait_for
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
 from storesense.api.privacy.redaction import PUBLIC_ATTRIBUTES, public_event_fields
@@ -28,7 +28,6 @@ from storesense.api.settings import ServiceSettings
 from storesense.api.store import open_store
 from storesense.api.store.base import EventQuery, Store
 from storesense.vision.detections import Tracks
-from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
 
 
@@ -67,24 +66,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     store_id = f"t{uuid.uuid4().hex[:8]}"
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url, store_id)
-    layout = StoreLayout.model_validate(
-        {
-            "store": {"id": store_id, "timezone": "UTC"},
-            "cameras": [{"id": "cam1"}],
-            "zones": [
-                {
-                    "id": "kiosk",
-                    "camera": "cam1",
-                    "polygon": [[0, 300], [200, 300], [200, 480], [0, 480]],
-                },
-                {
-                    "id": "bakery",
-                    "camera": "cam1",
-                    "polygon": [[300, 0], [640, 0], [640, 480], [300, 480]],
-                },
-            ],
-        }
-    )
+    layout = kiosk_bakery_layout(store_id)
     optin = OptInService.for_store(url, store, layout, OptInSettings(visit_gap_s=3600))
     keys = {}
     for scope in ("ingest", "display", "analyst", "admin"):

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from service_helpers import kiosk_bakery_layout
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
 from storesense.api.privacy.service import OptInService, OptInSettings
@@ -31,24 +32,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Store, OptInService, dic
     store_id = f"t{uuid.uuid4().hex[:8]}"
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url, store_id)
-    layout = StoreLayout.model_validate(
-        {
-            "store": {"id": store_id, "timezone": "UTC"},
-            "cameras": [{"id": "cam1"}],
-            "zones": [
-                {
-                    "id": "kiosk",
-                    "camera": "cam1",
-                    "polygon": [[0, 300], [200, 300], [200, 480], [0, 480]],
-                },
-                {
-                    "id": "bakery",
-                    "camera": "cam1",
-                    "polygon": [[300, 0], [640, 0], [640, 480], [300, 480]],
-                },
-            ],
-        }
-    )
+    layout = kiosk_bakery_layout(store_id)
     optin = OptInService.for_store(url, store, layout, OptInSettings(visit_gap_s=60))
     headers = {}
     for scope in ("ingest", "analyst", "admin"):
