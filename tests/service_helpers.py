@@ -6,6 +6,7 @@ Test modules import them as ``from service_helpers import …`` (fixtures includ
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fixtures_redis import free_port
+from playwright.sync_api import Browser, sync_playwright
 from storesense.api.settings import ServiceSettings
 from storesense.api.store import open_store
 from storesense.api.store.base import Store
@@ -198,3 +200,24 @@ def pets_frames(pets09: Path) -> list[np.ndarray]:
         frames.append(image)
     capture.release()
     return frames
+
+
+CHROMIUM = os.environ.get("STORESENSE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Real headless Chromium (Debian's), one per test module."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()

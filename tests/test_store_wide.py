@@ -5,7 +5,6 @@ process share one ``StoreVisits`` (``StoreWideAnalytics``), publish the count, a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,24 +114,13 @@ def test_publishing_writes_only_changes_of_the_store_count(tmp_path: Path) -> No
         store.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    store_id = f"w{uuid.uuid4().hex[:8]}"
-    if request.param == "sqlite":
-        opened = open_store(f"sqlite:///{tmp_path / 'store.db'}", store_id)
-    else:
-        opened = open_store(request.getfixturevalue("redis_url"), store_id)
-    yield opened
-    opened.close()
-
-
-def test_occupancy_endpoint_serves_the_store_count_with_the_etag(any_store: Store) -> None:
-    layout = StoreLayout.model_validate(layout_dict(any_store.store_id))
-    with TestClient(create_app(SETTINGS, any_store, layout)) as client:
+def test_occupancy_endpoint_serves_the_store_count_with_the_etag(store: Store) -> None:
+    layout = StoreLayout.model_validate(layout_dict(store.store_id))
+    with TestClient(create_app(SETTINGS, store, layout)) as client:
         first = client.get("/v1/occupancy")
         assert first.json()["store"] == {"count": 0, "updated_at": None}
         etag = first.headers["etag"]
-        any_store.set_occupancy(STORE_OCCUPANCY_KEY, {STORE_OCCUPANCY_KEY: 4}, T0)
+        store.set_occupancy(STORE_OCCUPANCY_KEY, {STORE_OCCUPANCY_KEY: 4}, T0)
 
         def changed() -> httpx.Response | None:
             r = client.get("/v1/occupancy", headers={"If-None-Match": etag})

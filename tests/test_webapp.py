@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from service_helpers import LiveServer, cut_clip, wait_for
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
@@ -31,8 +31,6 @@ from storesense.api.workers import WorkerSupervisor, pipeline_factory_for
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
 
-CHROMIUM = os.environ.get("STORESENSE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-component-update"]
 VIEWPORT = {"width": 1400, "height": 1000}
 SCREENSHOTS = Path(
     os.environ.get("STORESENSE_SCREENSHOTS", Path(__file__).parent.parent / "docs" / "images")
@@ -72,16 +70,6 @@ def add_keys(store: Store) -> dict[str, str]:
         store.put_api_key(record)
         keys[scope] = key
     return keys
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 # ============================================================ setup: the zone editor
