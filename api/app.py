@@ -43,9 +43,9 @@ from storesense.api.routers import optin as optin_router
 from storesense.api.routers.events import EventHub
 from storesense.api.routers.occupancy import OccupancyCache, OccupancyFastPath
 from storesense.api.routers.pages import STATIC_DIR
+from storesense.api.runtime import WorkerSupervisor
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import ApiKeyRecord, Store
-from storesense.api.workers import WorkerSupervisor
 from storesense.zones.config import StoreLayout
 
 logger = logging.getLogger(__name__)

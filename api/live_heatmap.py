@@ -2,7 +2,7 @@
 to the store as anonymous sums (no track ids, no positions of anyone at any moment).
 
 The same crediting as ``storesense count --heatmap``
-(:func:`storesense.zones.summary.summarise_frames`): each frame's people are credited
+(:class:`storesense.api.runtime.count.CountSink`): each frame's people are credited
 with the time to the next frame, the last frame with the interval before it.
 """
 

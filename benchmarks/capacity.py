@@ -1,7 +1,7 @@
 """Capacity: how many live cameras one process keeps at their real frame rate.
 
 For each camera count N, one process runs what ``storesense serve`` runs for its cameras
-(the :class:`~storesense.api.workers.WorkerSupervisor` with N camera workers over looped
+(the :class:`~storesense.api.runtime.WorkerSupervisor` with N camera workers over looped
 clips paced at the real 7 fps, realtime sources that drop frames when the worker falls
 0.5 s behind, zones + lines of ``examples/pets09_bench.yaml`` per camera, a SQLite store)
 and reads from the ``/metrics`` counters (the process's Prometheus registry):
@@ -244,9 +244,9 @@ def run_row(
     tensors: list[npt.NDArray[np.float32]],
     shapes: dict[str, Any],
 ) -> Row:
+    from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
     from storesense.api.settings import ServiceSettings
     from storesense.api.store import open_store
-    from storesense.api.workers import WorkerSupervisor, pipeline_factory_for
     from storesense.zones.config import parse_layout
 
     detector_ms = detector_only_ms(engine, tensors, 3.0)
@@ -289,11 +289,11 @@ def run_row(
 def count_clip(clip: Path, gate: bool, detector: Any) -> tuple[dict[str, Any], float]:
     """One pass of ``storesense count``'s path over ``clip`` (not paced); summary and
     the fraction of frames the detector ran on."""
+    from storesense.api.runtime import summarise_frames
     from storesense.vision.pipeline import CameraPipeline, run_pipeline
     from storesense.vision.sources import open_source
     from storesense.zones.camera import CameraAnalytics
     from storesense.zones.config import parse_layout
-    from storesense.zones.summary import summarise_frames
 
     shapes = bench_shapes()
     layout = parse_layout(

@@ -98,7 +98,7 @@ def journey_events(
     analytics = CameraAnalytics(layout, CAMERA, shelves=False, frame_size=FRAME_SIZE)
     events: list[Event] = []
     frames = ((None, t) for t in tracks)
-    from storesense.zones.summary import summarise_frames
+    from storesense.api.runtime import summarise_frames
 
     summarise_frames(layout, CAMERA, frames, analytics, sink=events.append)
     return events

@@ -66,9 +66,9 @@ def cut_clip(source: Path, target: Path, frames: int) -> None:
 
 def measure(folder: Path, seconds: float, pollers: int) -> dict[str, float]:
     from storesense.api.app import create_app
+    from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
     from storesense.api.settings import ServiceSettings
     from storesense.api.store import open_store
-    from storesense.api.workers import WorkerSupervisor, pipeline_factory_for
     from storesense.vision.detector import Detector
     from storesense.zones.config import StoreLayout
 

@@ -16,9 +16,9 @@ import uuid
 from pathlib import Path
 
 import cv2
+from storesense.api.runtime import CameraState, WorkerSupervisor, pipeline_factory_for
 from storesense.api.settings import ServiceSettings
 from storesense.api.store import open_store
-from storesense.api.workers import CameraState, WorkerSupervisor, pipeline_factory_for
 from storesense.vision.detector import Detector
 from storesense.zones.config import StoreLayout
 

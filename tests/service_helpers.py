@@ -172,7 +172,7 @@ def detector(yolox_path: Path) -> Any:
 
 @pytest.fixture()
 def detector_supervisor(detector: Any) -> Iterator[Any]:
-    from storesense.api.workers import WorkerSupervisor, pipeline_factory_for
+    from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
 
     made: list[WorkerSupervisor] = []
 

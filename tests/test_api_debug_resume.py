@@ -18,9 +18,9 @@ from service_helpers import SETTINGS, T0, LiveServer, jpeg_of, layout_dict, make
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
 from storesense.api.privacy.service import OptInService
+from storesense.api.runtime import DebugSnapshots, WorkerSupervisor, pipeline_factory_for
 from storesense.api.store import open_store
 from storesense.api.store.base import Store
-from storesense.api.workers import DebugSnapshots, WorkerSupervisor, pipeline_factory_for
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import EventType
 

@@ -19,14 +19,13 @@ from service_helpers import cut_clip, wait_for
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
 from storesense.api.live_heatmap import LiveHeatmap
+from storesense.api.runtime import CameraState, WorkerSupervisor, count_video, pipeline_factory_for
 from storesense.api.settings import ServiceSettings
 from storesense.api.store import open_store
 from storesense.api.store.base import HEATMAP_CELL_M, HeatmapCell, Store, StoreUnavailableError
-from storesense.api.workers import CameraState, WorkerSupervisor, pipeline_factory_for
 from storesense.vision.detections import Tracks
 from storesense.zones.config import Homography, StoreLayout
 from storesense.zones.floorplan import Heatmap
-from storesense.zones.summary import count_video
 
 pytest_plugins = ["service_helpers"]
 

@@ -215,7 +215,7 @@ def test_bad_variant_sizes(yolox: Detector, size: tuple[int, ...]) -> None:
 def test_serve_pipeline_factory_takes_the_camera_motion_and_input_size(
     yolox: Detector, gate: bool, size: int | None
 ) -> None:
-    from storesense.api.workers import pipeline_factory_for
+    from storesense.api.runtime import pipeline_factory_for
     from storesense.zones.config import parse_layout
 
     camera = {"id": "till", "motion": {"enabled": gate}, "detector_input_size": size}

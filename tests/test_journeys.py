@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from storesense.api.runtime import summarise_tracks
 from storesense.vision.detections import Tracks
 from storesense.zones.camera import CameraAnalytics
 from storesense.zones.config import LayoutError, StoreLayout, parse_layout
@@ -22,7 +23,6 @@ from storesense.zones.journeys import (
     visit_paths,
     visit_stays,
 )
-from storesense.zones.summary import summarise_tracks
 
 
 def stay(

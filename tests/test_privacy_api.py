@@ -190,7 +190,7 @@ def test_camera_worker_links_a_checked_in_member_end_to_end(
     tmp_path: Path, pets09: Path, yolox_path: Path
 ) -> None:
     """Real frames pushed to a real worker: linked at the kiosk, exit tagged, then erased."""
-    from storesense.api.workers import WorkerSupervisor, pipeline_factory_for
+    from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
     from storesense.vision.detector import Detector
 
     store_id = f"t{uuid.uuid4().hex[:8]}"

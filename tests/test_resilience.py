@@ -35,18 +35,14 @@ from service_helpers import T0, LiveServer, cut_clip, layout_dict, wait_for
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
 from storesense.api.cli import main
+from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
+from storesense.api.runtime.outage import OutageBuffer
+from storesense.api.runtime.visits import CLOSED_BY_RESTART
 from storesense.api.settings import BackoffSettings, ServiceSettings
 from storesense.api.store import open_store
 from storesense.api.store.base import EventQuery, Store
 from storesense.api.store.redis import RedisStore
 from storesense.api.store.spool import SpoolingStore
-from storesense.api.workers import (
-    CLOSED_BY_RESTART,
-    CameraWorker,
-    WorkerParts,
-    WorkerSupervisor,
-    pipeline_factory_for,
-)
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
 
@@ -261,34 +257,28 @@ def test_serve_no_api_starts_while_redis_is_down_spools_and_replays(
 def test_outage_buffer_is_bounded_backs_off_and_drops_a_poison_event(
     new_redis_server: Callable[..., RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="storesense.api.workers")
+    caplog.set_level(logging.WARNING, logger="storesense.api.runtime")
     server = new_redis_server()
     sid = store_id()
     store = open_store(server.url, sid)  # no spool: the in-memory buffer is all there is
-    layout = StoreLayout.model_validate(layout_dict(sid))
-    settings = FAST.model_copy(update={"outage_buffer_events": 10})
-    worker = CameraWorker(
-        layout.cameras[0],
-        layout,
-        WorkerParts(store, settings, lambda c: None, lambda *a: None, lambda *a: [], None, None),  # type: ignore[arg-type]
-    )
+    buffer = OutageBuffer(store, "cam1", max_events=10)  # a camera worker's outage buffer
     try:
         server.kill()
         for i in range(50):  # one event per frame
-            worker._write([Event.create(EventType.ZONE_ENTER, sid, "cam1", "left", i, T0 + i)])
+            buffer.add([Event.create(EventType.ZONE_ENTER, sid, "cam1", "left", i, T0 + i)])
         tries = [r for r in caplog.records if "kept in memory" in r.getMessage()]
         assert len(tries) <= 3, len(tries)  # back-off: not one store call per frame
-        assert len(worker._pending_events) == 10  # bounded: the 10 newest kept
+        assert len(buffer.pending) == 10  # bounded: the 10 newest kept
         assert any("DROPPED" in r.getMessage() for r in caplog.records)
         server.start()
         poison = Event.create(EventType.ZONE_ENTER, sid, "cam1", "left", 99, float("nan"))
-        worker._retry_at = 0.0  # the back-off has passed
-        worker._write([poison])
-        worker._write([Event.create(EventType.ZONE_EXIT, sid, "cam1", "left", 98, T0 + 99)])
+        buffer.retry_at = 0.0  # the back-off has passed
+        buffer.add([poison])
+        buffer.add([Event.create(EventType.ZONE_EXIT, sid, "cam1", "left", 98, T0 + 99)])
         stored = store.query_events(EventQuery())
         # 40 made room for the poison event; the poison is dropped, the rest is written.
         assert sorted(e.track_id for e in stored) == [*range(41, 50), 98]
-        assert not worker._pending_events  # the rejected event did not wedge the camera
+        assert not buffer.pending  # the rejected event did not wedge the camera
     finally:
         store.close()
 

@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from storesense.api.workers import build_camera_analytics
+from storesense.api.runtime import build_camera_analytics, summarise_frames
 from storesense.vision.detections import Tracks
 from storesense.zones.camera import CameraAnalytics
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
 from storesense.zones.shelf import ShelfEngine
-from storesense.zones.summary import summarise_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from shelf_scenes import Scene, Visit, rendered_scene

@@ -148,9 +148,9 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
     workers share visits (one visit id for one person in both cameras' events) and
     publish a store-wide count of each person once."""
     from service_helpers import cut_clip
+    from storesense.api.runtime import CameraState, WorkerSupervisor, pipeline_factory_for
     from storesense.api.settings import ServiceSettings
     from storesense.api.store.base import EventQuery
-    from storesense.api.workers import CameraState, WorkerSupervisor, pipeline_factory_for
 
     clip = cut_clip(pets09 / "PETS09-S2L1.avi", tmp_path / "clip.avi", FRAMES)
     store = open_store(f"sqlite:///{tmp_path / 'w.db'}", f"w{uuid.uuid4().hex[:8]}")

@@ -24,10 +24,10 @@ from playwright.sync_api import Browser, Page, expect
 from service_helpers import LiveServer, cut_clip, wait_for
 from storesense.api.app import create_app
 from storesense.api.auth import new_key
+from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
 from storesense.api.settings import ServiceSettings
 from storesense.api.store import open_store
 from storesense.api.store.base import Store
-from storesense.api.workers import WorkerSupervisor, pipeline_factory_for
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
 

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from service_helpers import T0, cut_clip, jpeg_of, layout_dict, wait_for
 from storesense.api.app import create_app
+from storesense.api.runtime import CameraState, WorkerSupervisor, pipeline_factory_for
 from storesense.api.settings import BackoffSettings, ServiceSettings
 from storesense.api.store import open_store
 from storesense.api.store.base import EventQuery, Store
-from storesense.api.workers import CameraState, WorkerSupervisor, pipeline_factory_for
 from storesense.zones.config import StoreLayout
 
 FAST = ServiceSettings(
@@ -52,7 +52,7 @@ def planned_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
 def test_worker_restarts_with_backoff_until_the_source_works(
     tmp_path: Path, pets09: Path, store: Store, detector: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="storesense.api.workers")
+    caplog.set_level(logging.WARNING, logger="storesense.api.runtime")
     clip = tmp_path / "late.avi"
     layout = StoreLayout.model_validate(
         layout_dict(store.store_id, cameras=[{"id": "cam1", "source": str(clip), "fps": 7}])
@@ -188,13 +188,13 @@ def test_old_replay_is_warned_about_before_retention_deletes_it(
     tmp_path: Path, store: Store, detector: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     from storesense.api.privacy.service import OptInService
-    from storesense.api.workers import old_replay_warnings
+    from storesense.api.runtime import old_replay_warnings
 
     old = {"id": "cam1", "source": "/no/such.avi", "start_time": "2009-10-01T09:00:00Z"}
     layout = StoreLayout.model_validate(layout_dict(store.store_id, cameras=[old]))
     assert old_replay_warnings(layout, 30, T0)
     assert not old_replay_warnings(layout, 10_000, T0)  # retention long enough: kept
-    caplog.set_level(logging.WARNING, logger="storesense.api.workers")
+    caplog.set_level(logging.WARNING, logger="storesense.api.runtime")
     optin = OptInService.for_store(f"sqlite:///{tmp_path / 'w.db'}", store, layout)
     supervisor = WorkerSupervisor(
         layout, store, FAST, pipeline_factory=pipeline_factory_for(detector), optin=optin

@@ -323,7 +323,7 @@ def test_camera_tracker_settings_are_validated(tracker: dict[str, Any], message:
 
 
 def test_camera_tracker_settings_reach_the_camera_pipeline(yolox_path: Path) -> None:
-    from storesense.api.workers import pipeline_factory_for
+    from storesense.api.runtime import pipeline_factory_for
     from storesense.vision.detector import Detector
     from storesense.vision.tracking import TrackerConfig
 

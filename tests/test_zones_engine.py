@@ -338,7 +338,7 @@ def _gt_tracks(pets09: Path, fps: float) -> list[Tracks]:
 
 def test_pets09_ground_truth_counts(pets09: Path) -> None:
     """On the real ground-truth tracks, the README example's published truth is reproduced."""
-    from storesense.zones.summary import summarise_tracks
+    from storesense.api.runtime import summarise_tracks
 
     layout = StoreLayout.model_validate(
         {

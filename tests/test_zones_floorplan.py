@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import shapely
+from storesense.api.runtime import summarise_tracks
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout, load_layout
 from storesense.zones.engine import ZoneEngine
@@ -23,7 +24,6 @@ from storesense.zones.floorplan import (
     heatmap_for_camera,
 )
 from storesense.zones.geometry import PolygonSet
-from storesense.zones.summary import summarise_tracks
 
 REPO = Path(__file__).resolve().parents[1]
 PETS09_LAYOUT = load_layout(REPO / "examples" / "pets09.yaml")

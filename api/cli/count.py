@@ -95,9 +95,9 @@ def register(subparsers: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from storesense.api.cli import load_layout_file
+    from storesense.api.runtime.count import count_video
     from storesense.zones.floorplan import HEATMAP_SUFFIXES, heatmap_for_camera
     from storesense.zones.masks import StaticDetectionFinder
-    from storesense.zones.summary import count_video
 
     layout = load_layout_file(args.layout)
     camera_id = args.camera or layout.cameras[0].id

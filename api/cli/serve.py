@@ -269,14 +269,14 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
 def _run(args: argparse.Namespace) -> int:
     from storesense.api.auth import load_key_file
     from storesense.api.cli import load_layout_file
-    from storesense.api.store import open_store
-    from storesense.api.store.base import StoreUnavailableError
-    from storesense.api.workers import (
+    from storesense.api.runtime import (
         WorkerSupervisor,
         check_camera_ids,
         live_count_line,
         pipeline_factory_for,
     )
+    from storesense.api.store import open_store
+    from storesense.api.store.base import StoreUnavailableError
 
     settings = _settings(args)
     layout = load_layout_file(args.layout)

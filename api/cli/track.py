@@ -16,11 +16,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from storesense.api.cli import CLIError
 from storesense.models.registry import DEFAULT_DETECTOR, REGISTRY, ModelFormat
 from storesense.vision.detections import Tracks
+
+if TYPE_CHECKING:
+    from storesense.api.runtime.runner import CameraAnalyticsLike, FrameResult
+    from storesense.zones.config import StoreLayout
+    from storesense.zones.events import Event
 
 
 def register(subparsers: Any) -> None:
@@ -106,11 +111,35 @@ def write_mot_lines(out: IO[str], frame_index: int, tracks: Tracks) -> int:
     return len(tracks)
 
 
+class MotSink:
+    """The camera runner's sink for ``track``: MOT lines, a progress bar, totals."""
+
+    def __init__(self, out: IO[str], progress: Any) -> None:
+        self.out = out
+        self.progress = progress
+        self.frames = self.boxes = 0
+        self.track_ids: set[int] = set()
+
+    def started(self, layout: StoreLayout | None, analytics: CameraAnalyticsLike) -> None:
+        """No analytics: nothing to set up."""
+
+    def frame(self, result: FrameResult) -> None:
+        index = result.frame.index if result.frame is not None else self.frames + 1
+        self.boxes += write_mot_lines(self.out, index, result.tracks)
+        self.track_ids.update(result.tracks.track_id.tolist())
+        self.frames += 1
+        self.progress.update(1)
+
+    def finished(self, events: list[Event], end: float, *, final: bool) -> None:
+        """No analytics: no events."""
+
+
 def _run(args: argparse.Namespace) -> int:
     # FFmpeg prints a line per damaged packet; our own warnings already say what was skipped.
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    from storesense.vision.pipeline import CameraPipeline, run_pipeline
+    from storesense.api.runtime.runner import CameraRunner
+    from storesense.vision.pipeline import CameraPipeline
     from storesense.vision.sources import SourceError, open_source
     from tqdm import tqdm
 
@@ -137,24 +166,19 @@ def _run(args: argparse.Namespace) -> int:
             disable=args.no_progress or total is None,
             leave=False,
         )
-        frames = boxes = 0
-        track_ids: set[int] = set()
+        mot = MotSink(out, progress)
         start = time.perf_counter()
         try:
             with out, progress:
-                for frame, tracks in run_pipeline(source, pipeline):
-                    boxes += write_mot_lines(out, frame.index, tracks)
-                    track_ids.update(tracks.track_id.tolist())
-                    frames += 1
-                    progress.update(1)
+                CameraRunner(args.camera, mot).run(source, pipeline)
         except SourceError as exc:
             raise CLIError(str(exc)) from None
         except OSError as exc:
             raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}") from None
         elapsed = time.perf_counter() - start
-    rate = frames / elapsed if elapsed > 0 else 0.0
+    rate = mot.frames / elapsed if elapsed > 0 else 0.0
     print(
-        f"{frames} frames, {len(track_ids)} tracks, {boxes} boxes -> {args.out} "
+        f"{mot.frames} frames, {len(mot.track_ids)} tracks, {mot.boxes} boxes -> {args.out} "
         f"({rate:.1f} fps, {elapsed:.1f} s)"
     )
     return 0

@@ -1,7 +1,7 @@
 """Publishes a process's live occupancy, line counts, events and camera states to MQTT.
 
 :class:`MqttPublisher` is the camera workers' live sink
-(:class:`~storesense.api.workers.LiveSink`): a worker hands it each change of its zones'
+(:class:`~storesense.api.runtime.worker.LiveSink`): a worker hands it each change of its zones'
 counts and each batch of events, which costs one short lock
 (:class:`~storesense.api.mqtt.queue.OutgoingQueue`). One thread of its own drains the queue
 into paho-mqtt, whose network thread talks to the broker, reconnects with back-off

@@ -21,6 +21,13 @@ from storesense.api import telemetry
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.limits import ImageTooLargeError, check_image_size
 from storesense.api.privacy.consent import AuditEntry
+from storesense.api.runtime import (
+    CameraStatus,
+    DebugSnapshots,
+    NotAPushCameraError,
+    UnknownCameraError,
+    WorkerSupervisor,
+)
 from storesense.api.schemas import (
     CameraDebugIn,
     CameraDebugOut,
@@ -29,13 +36,6 @@ from storesense.api.schemas import (
 )
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import CameraReport, Store, StoreUnavailableError
-from storesense.api.workers import (
-    CameraStatus,
-    DebugSnapshots,
-    NotAPushCameraError,
-    UnknownCameraError,
-    WorkerSupervisor,
-)
 from storesense.vision.frames import Frame
 from storesense.vision.privacy import encode_snapshot
 from storesense.zones.config import CameraConfig, StoreLayout

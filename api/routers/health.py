@@ -16,9 +16,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from storesense.api.routers.cameras import camera_status_out
+from storesense.api.runtime import CameraStatus, WorkerSupervisor, camera_not_ready_reason
 from storesense.api.schemas import ReadyOut
 from storesense.api.store.base import Store
-from storesense.api.workers import CameraStatus, WorkerSupervisor, camera_not_ready_reason
 
 router = APIRouter(tags=["health"])
 
