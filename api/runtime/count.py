@@ -5,7 +5,9 @@ The video path (:func:`count_video`) is the one a service camera worker runs: th
 pipeline factory (masks, motion gate, detector input size of the camera) and the same
 runner; only the sink differs.
 
-Example (tracks only, no images, so no shelf events):
+Tracks only (no images, so no shelf events):
+
+Example:
     >>> import numpy as np
     >>> from storesense.vision.detections import Tracks
     >>> layout = StoreLayout.model_validate({

@@ -6,7 +6,9 @@ doubling back-off, not on every frame; an event the store refuses is dropped (lo
 never retried, so one bad event cannot wedge the camera. A spool (``serve --spool``)
 keeps events on disk instead.
 
-Example (a store that is down, then back):
+A store that is down, then back:
+
+Example:
     >>> from storesense.api.store.base import StoreUnavailableError
     >>> class Flaky:
     ...     down, written = True, []

@@ -10,7 +10,9 @@ and the events that close the analytics (end of the stream, or a layout change).
 :class:`~storesense.zones.summary.CountSummary`), ``track`` writes MOT lines, and a
 worker uses :class:`~storesense.api.runtime.worker.StoreSink` (store, live sink, status).
 
-Example (tracks only, no detector: :meth:`CameraRunner.run_tracks`):
+Tracks only, no detector (:meth:`CameraRunner.run_tracks`):
+
+Example:
     >>> import numpy as np
     >>> from storesense.vision.detections import Tracks
     >>> from storesense.zones.camera import CameraAnalytics

@@ -5,7 +5,9 @@ camera reports (:class:`~storesense.api.runtime.reporter.CameraReporter`) and la
 -> camera analytics rebuilt; :class:`~storesense.api.runtime.layout_watch.LayoutWatcher`
 follows the changes other replicas store).
 
-Example (the components are real; a layout with a file source):
+The components are real; a layout with a file source:
+
+Example:
     >>> supervisor = WorkerSupervisor(layout, store, settings)   # doctest: +SKIP
     >>> supervisor.start(); supervisor.statuses()["cam1"].state   # doctest: +SKIP
     <CameraState.RUNNING: 'running'>

@@ -110,8 +110,8 @@ class StoreSink:
         self._heatmap = None if layout is None else self._new_heatmap(layout)
 
     def frame(self, result: FrameResult) -> None:
-        start = time.perf_counter()
         self._offer_snapshot(result)
+        start = time.perf_counter()
         tracks = result.tracks
         events = result.events
         if self._optin is not None:
