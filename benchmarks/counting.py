@@ -519,6 +519,11 @@ def time_per_frame(layout: StoreLayout, tracks: list[Tracks], repeats: int) -> d
         for frame in tracks:
             engine.update(frame)
 
+    def ours_no_depth() -> None:
+        engine = ZoneEngine(layout, CAMERA, line_depth=0)
+        for frame in tracks:
+            engine.update(frame)
+
     prepared = [shapely.Polygon(z.polygon) for z in layout.zones_of(CAMERA)]
     for polygon in prepared:
         shapely.prepare(polygon)
@@ -555,6 +560,7 @@ def time_per_frame(layout: StoreLayout, tracks: list[Tracks], repeats: int) -> d
 
     contenders = {
         "ours: ZoneEngine.update (10 zones + 10 lines, events)": ours,
+        "ours: the same, line depth 0 (no hysteresis band)": ours_no_depth,
         "ours: PolygonSet.contains (10 zones only)": numpy_zones,
         "shapely 2 contains_xy prepared (10 zones only)": shapely_zones,
         "supervision: 10 PolygonZone.trigger": sv_polygons,
@@ -796,6 +802,10 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
     """Held-out layouts: lines per direction summed, each zone's mean occupancy and dwell."""
     met_all = True
     summary: list[str] = []
+    # (sequence, fps) -> lines summed over every layout: ours, rule truth, plain truth, sv.
+    pooled: defaultdict[tuple[str, float], npt.NDArray[np.int64]] = defaultdict(
+        lambda: np.zeros(8, np.int64)
+    )
     for path in layout_paths:
         layout = load_layout(path)
         scene = scene_of(layout)
@@ -811,8 +821,9 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
         zone_ids = [z.id for z in layout.zones_of(CAMERA)]
         raw = with_line_hysteresis(layout, 0.0)
         print(
-            f"\n== {path.relative_to(ROOT)} on {scene.name}: {len(layout.lines_of(CAMERA))}"
-            f" lines, {len(zone_ids)} zones, {len(truth_tracks)} frames at {scene.fps:g} fps;"
+            f"\n== {path.resolve().relative_to(ROOT)} on {scene.name}:"
+            f" {len(layout.lines_of(CAMERA))} lines, {len(zone_ids)} zones,"
+            f" {len(truth_tracks)} frames at {scene.fps:g} fps;"
             f" pipeline = YOLOX-Nano + our tracker; truth = gt boxes (all people) =="
         )
         print(
@@ -900,6 +911,9 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
             if rate is None:
                 border_table(zone_ids, border_truth, rows, band)
             summary.append(_summary_row(label, ours, theirs, truth, plain, border_truth))
+            pooled[(scene.name, fps)] += np.array(
+                [n for r in (ours, truth, plain, theirs) for n in _sum_lines(r)], np.int64
+            )
             if rate is None:
                 if scene.frame_size == FRAME_SIZE:
                     print(
@@ -916,6 +930,15 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
     )
     for row in summary:
         print("  " + row)
+    print("lines summed over every layout of a sequence (vs the rule truth; plain truth):")
+    for (name, fps), (o_in, o_out, t_in, t_out, p_in, p_out, s_in, s_out) in pooled.items():
+        print(
+            f"  {name} @ {fps:g} fps: truth {t_in} / {t_out} (plain {p_in} / {p_out});"
+            f" ours in {_relative(o_in, t_in)} ({_relative(o_in, p_in).strip()})"
+            f" out {_relative(o_out, t_out)} ({_relative(o_out, p_out).strip()});"
+            f" supervision in {_relative(s_in, t_in)} ({_relative(s_in, p_in).strip()})"
+            f" out {_relative(s_out, t_out)} ({_relative(s_out, p_out).strip()})"
+        )
     return 0 if met_all else 1
 
 
@@ -1075,6 +1098,19 @@ def main(argv: list[str] | None = None) -> int:
                 if name.startswith("(b') "):
                     continue
                 print(f"  goals, {name}: {goals(truth, result, main_zone)}")
+        rule = truth_counts(layout, gt, depth=LINE_DEPTH)
+        (t_in, t_out), (p_in, p_out) = _sum_lines(rule), _sum_lines(truth)
+        print(
+            f"  published-rule truth (line depth {LINE_DEPTH:g}): in {t_in} / out {t_out}"
+            f" (plain {p_in} / {p_out}); against it: "
+            + "; ".join(
+                f"{name.split(',')[0]} {_relative(r_in, t_in).strip()} / "
+                f"{_relative(r_out, t_out).strip()}"
+                for name, result in rows
+                if "depth 0" not in name and "raw" not in name
+                for r_in, r_out in [_sum_lines(result)]
+            )
+        )
         ours_gt = rows[0][1]
         print(
             f"  ours on gt: dwell from exit events {ours_gt['dwell'][main_zone]:.1f} s vs "

@@ -223,8 +223,10 @@ class ZoneEngine:
         self._inv_length = np.sqrt(np.array([seg[4] for seg in self._segments], np.float64))
         self._depth = [ln.depth if line_depth is None else float(line_depth) for ln in self.lines]
         """Per line: depth beyond it, a fraction of the box height, that confirms a crossing."""
-        self._depth_row = np.array(self._depth, np.float64)
-        self._any_depth = bool(np.any(self._depth_row > 0))
+        # Per line: depth x line length, so that (signed value >= this x box height) is
+        # "deep" without normalising the value every frame.
+        self._depth_scale = np.array(self._depth, np.float64) / self._inv_length
+        self._any_depth = any(d > 0 for d in self._depth)
         self._fresh_line_state = np.zeros((5, len(self.lines)))
         self._fresh_line_state[2] = np.nan
         self._fresh_line_state[4] = np.nan
@@ -748,10 +750,9 @@ class ZoneEngine:
         beyond = value * self._line_watch[slots]
         if self._any_depth:
             # Remember each track's box height while it is deep on its confirmed side.
-            heights = (xyxy[:, 3] - xyxy[:, 1]).astype(np.float64)[:, None]
-            deep = beyond * self._inv_length >= self._depth_row * heights
-            if deep.any():
-                self._line_height[slots] = np.where(deep, heights, self._line_height[slots])
+            heights = (xyxy[:, 3:] - xyxy[:, 1:2]).astype(np.float64)
+            deep = beyond >= self._depth_scale * heights
+            self._line_height[slots] = np.where(deep, heights, self._line_height[slots])
         cells = np.flatnonzero(beyond <= 0)
         if len(cells) == 0:
             return []
