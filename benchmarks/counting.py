@@ -155,7 +155,11 @@ def pipeline_tracks(video: Path, fps: float, frames: int | None) -> tuple[list[T
 
 
 def cached_pipeline_tracks(
-    layout: StoreLayout, frames: int | None, scene: Scene | None = None, fps: float | None = None
+    layout: StoreLayout,
+    frames: int | None,
+    scene: Scene | None = None,
+    fps: float | None = None,
+    scale: float = 1.0,
 ) -> list[Tracks]:
     """Our tracker (the camera's ``tracker:`` settings) on the cached YOLOX-Nano detections.
 
@@ -164,19 +168,33 @@ def cached_pipeline_tracks(
     (``python benchmarks/tracking_detections.py`` builds the cache).
 
     ``fps``: the frames subsampled to this rate first (``tracking_variants.py``), at their
-    real capture times.
+    real capture times. ``scale``: the detections of the frames resized by this much before
+    detection; the tracker runs on them and its boxes are mapped back to full-size pixels,
+    so the layout and the truth stay as drawn.
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from storesense.vision.tracking import Tracker
     from tracking_variants import Variant, load_variant
 
     scene = scene or SCENES["PETS09-S2L1"]
-    sequence = load_variant(scene.name, Variant(fps=fps))
+    sequence = load_variant(scene.name, Variant(fps=fps, scale=scale))
     tracker = Tracker(layout.camera(CAMERA).tracker)
     count = len(sequence.frames) if frames is None else frames
-    return [
-        tracker.update(d, sequence.times[i], i + 1) for i, d in enumerate(sequence.frames[:count])
-    ]
+    out = []
+    for i, detections in enumerate(sequence.frames[:count]):
+        tracks = tracker.update(detections, sequence.times[i], i + 1)
+        if scale != 1.0:
+            tracks = Tracks(
+                tracks.xyxy / scale,
+                tracks.confidence,
+                tracks.track_id,
+                tracks.velocity / scale,
+                timestamp=tracks.timestamp,
+                frame_index=tracks.frame_index,
+                lost_ids=tracks.lost_ids,
+            )
+        out.append(tracks)
+    return out
 
 
 # ------------------------------------------------------------ border band
@@ -791,6 +809,10 @@ HOLDOUT_FPS = [5.0]
 """Frame rates the held-out layouts are also run at (``tracking_variants.py``: frames
 subsampled by time; the truth stays the full-rate ground truth)."""
 
+HOLDOUT_SCALES = [0.5]
+"""Frame sizes the held-out layouts are also run at (``tracking_variants.py``: frames
+resized before detection; our boxes mapped back to full-size pixels)."""
+
 MIN_VARIANT_SECONDS = 30.0
 """Clips shorter than this (TUD-Campus: 2.8 s) get no frame-rate variants."""
 
@@ -798,12 +820,14 @@ DEPTH_SWEEP = [0.0, 0.02, 0.04, 0.06, 0.08]
 """Line ``depth`` values shown beside the default (the truth applies the same depth)."""
 
 
-def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) -> int:
+def holdout(
+    layout_paths: list[Path], frames: int | None, rates: list[float], scales: list[float]
+) -> int:
     """Held-out layouts: lines per direction summed, each zone's mean occupancy and dwell."""
     met_all = True
     summary: list[str] = []
     # (sequence, fps) -> lines summed over every layout: ours, rule truth, plain truth, sv.
-    pooled: defaultdict[tuple[str, float], npt.NDArray[np.int64]] = defaultdict(
+    pooled: defaultdict[tuple[str, float, float], npt.NDArray[np.int64]] = defaultdict(
         lambda: np.zeros(8, np.int64)
     )
     for path in layout_paths:
@@ -843,9 +867,12 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
         if len(truth_tracks) / scene.fps < MIN_VARIANT_SECONDS:
             print(f"(clip under {MIN_VARIANT_SECONDS:g} s: no frame-rate variants)")
             rates = []
-        for rate in [None, *[r for r in rates if r < scene.fps]]:
+        variants: list[tuple[float | None, float]] = [(None, 1.0)]
+        variants += [(r, 1.0) for r in rates if r < scene.fps]
+        variants += [(None, s) for s in scales if s != 1.0]
+        for rate, scale in variants:
             fps = rate or scene.fps
-            tracks = cached_pipeline_tracks(layout, frames, scene, rate)
+            tracks = cached_pipeline_tracks(layout, frames, scene, rate, scale)
             options = {"fps": fps, "frame_size": scene.frame_size}
             rows = [
                 (f"ours, defaults (depth {depth:g})", run_engine(layout, tracks, band, **options)),
@@ -859,7 +886,8 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
                 ),
                 ("supervision", run_supervision(layout, tracks, band, fps=fps, width=width)),
             ]
-            if rate is None:
+            plain_run = rate is None and scale == 1.0
+            if plain_run:
                 gt_options = {"fps": scene.fps, "frame_size": scene.frame_size}
                 rows += [
                     (
@@ -871,7 +899,7 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
                         run_engine(layout, truth_tracks, band, line_depth=0, **gt_options),
                     ),
                 ]
-            label = f"{path.stem} @ {fps:g} fps"
+            label = f"{path.stem} @ {fps:g} fps" + (f", {scale:g}x size" if scale != 1 else "")
             print(f"\n-- {label}: {len(tracks)} frames --")
             header = f"{'source':<44} {'in (plain/rule truth)':>24} {'out (plain/rule truth)':>24}"
             for zone_id in zone_ids:
@@ -908,13 +936,13 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
                 f"{'met' if zones_ok else 'MISSED'}, with the border don't-care "
                 f"{'met' if border_ok else 'MISSED'}"
             )
-            if rate is None:
+            if plain_run:
                 border_table(zone_ids, border_truth, rows, band)
             summary.append(_summary_row(label, ours, theirs, truth, plain, border_truth))
-            pooled[(scene.name, fps)] += np.array(
+            pooled[(scene.name, fps, scale)] += np.array(
                 [n for r in (ours, truth, plain, theirs) for n in _sum_lines(r)], np.int64
             )
-            if rate is None:
+            if plain_run:
                 if scene.frame_size == FRAME_SIZE:
                     print(
                         "  our track-frames in a zone that no gt box in it matches: "
@@ -931,9 +959,11 @@ def holdout(layout_paths: list[Path], frames: int | None, rates: list[float]) ->
     for row in summary:
         print("  " + row)
     print("lines summed over every layout of a sequence (vs the rule truth; plain truth):")
-    for (name, fps), (o_in, o_out, t_in, t_out, p_in, p_out, s_in, s_out) in pooled.items():
+    for (name, fps, scale), counts in pooled.items():
+        o_in, o_out, t_in, t_out, p_in, p_out, s_in, s_out = counts.tolist()
         print(
-            f"  {name} @ {fps:g} fps: truth {t_in} / {t_out} (plain {p_in} / {p_out});"
+            f"  {name} @ {fps:g} fps, {scale:g}x size: truth {t_in} / {t_out}"
+            f" (plain {p_in} / {p_out});"
             f" ours in {_relative(o_in, t_in)} ({_relative(o_in, p_in).strip()})"
             f" out {_relative(o_out, t_out)} ({_relative(o_out, p_out).strip()});"
             f" supervision in {_relative(s_in, t_in)} ({_relative(s_in, p_in).strip()})"
@@ -1024,6 +1054,13 @@ def main(argv: list[str] | None = None) -> int:
         help="with --holdout: also at these frame rates (frames subsampled)",
     )
     parser.add_argument(
+        "--scales",
+        nargs="*",
+        type=float,
+        default=HOLDOUT_SCALES,
+        help="with --holdout: also with the frames resized by these factors before detection",
+    )
+    parser.add_argument(
         "--anchor-noise",
         action="store_true",
         help="the detector's anchor noise on TUD-Campus (the default line depth)",
@@ -1039,7 +1076,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.anchor_noise:
         return anchor_noise()
     if args.holdout is not None:
-        return holdout(args.holdout or HOLDOUT_LAYOUTS, args.frames, args.fps)
+        return holdout(args.holdout or HOLDOUT_LAYOUTS, args.frames, args.fps, args.scales)
     layout = load_layout(LAYOUT)
     zone_ids = [z.id for z in layout.zones_of(CAMERA)]
     main_zone = zone_ids.index("plaza-right")
