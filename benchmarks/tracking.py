@@ -9,6 +9,9 @@ cost of each ``update`` call is timed with ``time.perf_counter_ns`` (median and
 Run: ``python benchmarks/tracking.py`` (prints a table and writes
 ``benchmarks/results/tracking.json``).
 
+``python benchmarks/tracking.py --hold-out confirm_score``: one setting chosen on one
+sequence (averaged over its variants) and reported on the other, both ways.
+
 ``python benchmarks/tracking.py --folds``: generalisation. The defaults are chosen by
 grid search (:data:`FOLD_GRID`) on one sequence and reported on the other, both ways,
 and on the other's variants (``tracking_variants.py``: 5 and 10 fps, 0.5x / 0.75x size,
@@ -235,9 +238,55 @@ def folds(grid: dict[str, list[object]]) -> None:
     print(f"written {RESULTS / 'tracking_folds.json'}")
 
 
+HOLD_OUT_VALUES: dict[str, list[object]] = {"confirm_score": [0.7, 0.8, 0.9, 1.0]}
+"""Values of one setting compared by ``--hold-out SETTING`` (the others at their defaults)."""
+
+
+def hold_out(setting: str, values: list[object]) -> None:
+    """One setting held out: chosen (best HOTA + IDF1 averaged over every variant of one
+    sequence, the other settings at their defaults) and reported on the other sequence's
+    variants beside the shipped default and the peers, both ways."""
+    names = list(SEQUENCES)
+    default = TrackerConfig.model_fields[setting].default
+    for tune_on, test_on in ((names[0], names[1]), (names[1], names[0])):
+        base_fps = load_sequence(tune_on).fps
+        variants = [v for v in VARIANTS if v.fps is None or v.fps < base_fps]
+        sequences = [load_variant(tune_on, v) for v in variants]
+        means = {}
+        for value in values:
+            config = TrackerConfig(**{setting: value})  # type: ignore[arg-type]
+            scores = [
+                score_variant(seq, run_tracker(partial(_ours, config=config), seq)[0])
+                for seq in sequences
+            ]
+            means[value] = float(np.mean([s.hota + s.idf1 for s in scores]))
+        chosen = max(values, key=lambda v: means[v])  # ties: first in order
+        table = ", ".join(f"{v}: {m / 2:.1f}" for v, m in means.items())
+        print(
+            f"\n== {setting} chosen on {tune_on} (mean of HOTA and IDF1 over {len(variants)}"
+            f" variants: {table}) -> {chosen}; reported on {test_on} =="
+        )
+        margins: dict[str, list[float]] = {"HOTA": [], "IDF1": []}
+        print(f"-- {setting} = {chosen} (chosen on {tune_on}) --")
+        report_variants(TrackerConfig(**{setting: chosen}), test_on, margins)  # type: ignore[arg-type]
+        if chosen != default:
+            print(f"-- {setting} = {default} (shipped default) --")
+            report_variants(TrackerConfig(), test_on, None)
+        for metric, margin in margins.items():
+            arr = np.array(margin)
+            print(
+                f"  chosen, {metric} minus best peer on {test_on}: min {arr.min():+.1f},"
+                f" median {np.median(arr):+.1f} ({int((arr > 0).sum())}/{len(arr)} above)"
+            )
+
+
 def main() -> None:
     if "--folds" in sys.argv[1:]:
         folds(FOLD_GRID)
+        return
+    if "--hold-out" in sys.argv[1:]:
+        setting = sys.argv[sys.argv.index("--hold-out") + 1]
+        hold_out(setting, HOLD_OUT_VALUES.get(setting) or FOLD_GRID[setting])
         return
     builders = {OURS: _ours, **PEERS}
     results: dict[str, dict[str, dict[str, float | int]]] = {}

@@ -510,14 +510,16 @@ ALONG_THE_LINE = [150.0, 190.0] + [201.0, 202.0] * 10 + [190.0, 150.0]
 @pytest.mark.parametrize(
     ("line_depth", "path", "expected"),
     [
-        (0.0, ALONG_THE_LINE, ["in", "out"]),  # off (default): every side change that holds
+        (0.0, ALONG_THE_LINE, ["in", "out"]),  # off: every side change that holds
         (0.05, ALONG_THE_LINE, []),  # never 2.5 px (5 % of a 50 px box) beyond the line
+        (None, [150.0, 190.0] + [201.0, 201.5] * 10 + [190.0, 150.0], []),  # default 0.04: 2 px
+        (None, [150.0, 190.0, 201.0, 230.0, 260.0], ["in"]),
         (0.05, [150.0, 190.0, 201.0, 230.0, 260.0], ["in"]),  # a real crossing still counts
         (0.05, [260.0, 230.0, 199.0, 170.0, 150.0], ["out"]),
     ],
 )
 def test_line_depth_drops_a_walk_along_the_line(
-    line_depth: float, path: list[float], expected: list[str]
+    line_depth: float | None, path: list[float], expected: list[str]
 ) -> None:
     layout = layout_with({"approach_seconds": 0}, {"min_side_seconds": 0.5})
     engine = ZoneEngine(layout, "c", line_depth=line_depth)
@@ -528,6 +530,59 @@ def test_line_depth_drops_a_walk_along_the_line(
     if expected:
         # Dated at the first side change, not when it went deep enough or held long enough.
         assert crossings[0].timestamp == pytest.approx(0.4)
+
+
+def boxes_at(rows: list[tuple[float, float, float]], t: float) -> Tracks:
+    """One track (id 1) per row: box centre x, top and bottom edge."""
+    xyxy = np.array([[x - 10, top, x + 10, bottom] for x, top, bottom in rows]).reshape(-1, 4)
+    return Tracks(
+        xyxy, np.ones(len(rows)), np.arange(1, len(rows) + 1), np.zeros((len(rows), 2)), timestamp=t
+    )
+
+
+# A horizontal line at y 200, "in" below it. The person walks along it with their feet
+# 10 px below (in); someone passes in front and hides their legs for a few frames: the box's
+# bottom edge rises to 195 (5 px beyond the line, more than 4 % of the 65 px box left), then
+# the legs show again.
+HORIZONTAL = {"points": [[0, 200], [400, 200]], "inside": [200, 300]}
+HIDDEN_LEGS = [(100 + 10 * k, 130.0, 210.0) for k in range(5)]
+HIDDEN_LEGS += [(150 + 10 * k, 130.0, 195.0) for k in range(4)]
+HIDDEN_LEGS += [(190 + 10 * k, 130.0, 210.0) for k in range(5)]
+# Walking up across it, the box shrinking a little with distance (perspective).
+WALK_UP = [(200.0, 130.0 - 14 * k, 210.0 - 15 * k) for k in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("line_depth", "path", "expected"),
+    [
+        (0.0, HIDDEN_LEGS, ["out", "in"]),  # every side change: the occluder makes a pair
+        (None, HIDDEN_LEGS, []),  # the band widens by the 15 px the box lost: no crossing
+        (None, WALK_UP, ["out"]),  # a real crossing of a shrinking box still counts once
+    ],
+)
+def test_hidden_legs_are_not_a_crossing(
+    line_depth: float | None, path: list[tuple[float, float, float]], expected: list[str]
+) -> None:
+    engine = ZoneEngine(
+        layout_with({"approach_seconds": 0}, HORIZONTAL), "c", line_depth=line_depth
+    )
+    events = run(engine, [boxes_at([row], k * 0.2) for k, row in enumerate(path)])
+    events += engine.finish(len(path) * 0.2)
+    assert [e.attributes["direction"] for e in of(events, EventType.LINE_CROSS)] == expected
+
+
+def test_each_line_keeps_its_own_depth() -> None:
+    """``depth`` is per line: 0 on one line counts the walk along it, the default does not."""
+    layout = layout_with({"approach_seconds": 0})
+    data = layout.model_dump()
+    data["lines"].append({**data["lines"][0], "id": "raw", "depth": 0.0})
+    engine = ZoneEngine(StoreLayout.model_validate(data), "c")
+    path = [150.0, 190.0] + [201.0, 201.5] * 10 + [190.0, 150.0]
+    events = run(engine, [feet_at([(x, 200.0)], i * 0.2) for i, x in enumerate(path)])
+    assert [(e.target, e.attributes["direction"]) for e in of(events, EventType.LINE_CROSS)] == [
+        ("raw", "in"),
+        ("raw", "out"),
+    ]
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf")])

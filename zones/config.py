@@ -437,6 +437,10 @@ class ShelfZoneOptions(_Strict):
 
 NonNegative = Annotated[float, Field(ge=0)]
 
+LINE_DEPTH = 0.04
+"""Default :attr:`LineConfig.depth`: the detector's anchor noise, a fraction of the box
+height (``python benchmarks/counting.py --anchor-noise`` measures it on TUD-Campus)."""
+
 
 class ZoneConfig(_Strict):
     id: str = Field(min_length=1)
@@ -498,6 +502,14 @@ class LineConfig(_Strict):
     min_side_seconds: NonNegative = 0.5
     """A crossing counts once the person stays on the new side this long (a box that
     jitters across the line and back is not a crossing); 0 counts every side change."""
+    depth: Annotated[float, Field(ge=0, le=1)] = LINE_DEPTH
+    """Hysteresis band around the line, as a fraction of the person's box height: a side
+    change becomes a crossing only once the anchor has also been this far beyond the line
+    (a person walking along it, feet wandering a few pixels either side, crosses nothing).
+    Scale-aware by construction (a fraction of the person, not pixels); the default is the
+    detector's anchor noise (robust standard deviation of the box's horizontal centre
+    against the ground truth, over the box height) measured on TUD-Campus, not on the
+    layouts the counts are reported on; 0 counts every side change."""
 
     @model_validator(mode="after")
     def _valid_line(self) -> LineConfig:

@@ -61,10 +61,6 @@ MIN_APPROACH_SPEED_PX_S = 10.0
 EDGE_MARGIN = 0.25
 """A box within this fraction of its width of the picture's edge may be walking out of it."""
 
-LINE_DEPTH = 0.0
-"""Default ``line_depth`` of :class:`ZoneEngine`: off (every side change that holds
-``min_side_seconds`` is a crossing)."""
-
 
 class ZoneEngine:
     """Zone and line events for one camera of a store layout.
@@ -93,13 +89,18 @@ class ZoneEngine:
     (last point + velocity x gap), and a crossing is decided by the straight path from
     the last sighting to the new one: the motion across the gap.
 
-    **Line depth** (``line_depth``, a fraction of the box height, default 0: off): a
+    **Line hysteresis** (each line's ``depth``, a fraction of the person's box height,
+    default :data:`~storesense.zones.config.LINE_DEPTH`, the detector's anchor noise): a
     crossing is confirmed only once the anchor has also been at least that far beyond the
-    line (0.05 is the detector's box-edge noise, a twentieth of a person), so a person
-    walking along a line, whose feet wander a few pixels either side of it for longer than
-    ``min_side_seconds``, crosses nothing. The crossing keeps the time of the first side
-    change; a track that vanishes on the new side still counts (as with
-    ``min_side_seconds``). It only ever removes in/out pairs (net flow is unchanged).
+    line, so a person walking along a line, whose feet wander a few pixels either side of
+    it for longer than ``min_side_seconds``, crosses nothing; the band scales with the
+    person (near or far, any resolution). A box shorter than it was when last seen deep
+    on its side (legs hidden behind someone: its bottom edge rises though the person does
+    not move) widens the band by the difference, so an occlusion is not a crossing either.
+    The crossing keeps the time of the first side change; a track that vanishes on the new
+    side still counts (as with ``min_side_seconds``). It only ever removes in/out pairs
+    (net flow is unchanged).
+    ``line_depth`` overrides every line's ``depth`` (0: every side change counts).
 
     **Metres**: when the camera has a ``homography``, each track's feet are mapped to
     the floor every frame and ``zone_exit`` events carry ``distance_m``, the floor
@@ -141,7 +142,7 @@ class ZoneEngine:
         relink_distance: float | None = None,
         occlusion_aware: bool | None = None,
         frame_size: tuple[int, int] | None = None,
-        line_depth: float = LINE_DEPTH,
+        line_depth: float | None = None,
     ) -> None:
         camera = layout.camera(camera_id)
         if occlusion_aware is None:
@@ -154,10 +155,10 @@ class ZoneEngine:
             raise ValueError(f"relink_seconds must be a finite number >= 0, got {relink_seconds}")
         if not (math.isfinite(relink_distance) and relink_distance >= 0):
             raise ValueError(f"relink_distance must be a finite number >= 0, got {relink_distance}")
-        if not (math.isfinite(line_depth) and line_depth >= 0):
+        if line_depth is not None and not (math.isfinite(line_depth) and line_depth >= 0):
             raise ValueError(f"line_depth must be a finite number >= 0, got {line_depth}")
-        self.line_depth = float(line_depth)
-        """Depth beyond a line, as a fraction of the box height, that confirms a crossing."""
+        self.line_depth = line_depth
+        """Overrides every line's ``depth`` when set (see class doc)."""
         self.occlusion_aware = bool(occlusion_aware)
         """Hidden tracks stay in their zones where their motion says they are (see class doc)."""
         self.frame_size: tuple[int, int] | None = frame_size
@@ -219,8 +220,16 @@ class ZoneEngine:
                 _ANCHOR_MATRIX[:, 2 * kind : 2 * kind + 2] @ weights[:, col]
             )
         self._min_side = np.array([ln.min_side_seconds for ln in self.lines], np.float64)
-        self._fresh_line_state = np.zeros((4, len(self.lines)))
+        self._inv_length = np.sqrt(np.array([seg[4] for seg in self._segments], np.float64))
+        self._depth = [ln.depth if line_depth is None else float(line_depth) for ln in self.lines]
+        """Per line: depth beyond it, a fraction of the box height, that confirms a crossing."""
+        # Per line: depth x line length, so that (signed value >= this x box height) is
+        # "deep" without normalising the value every frame.
+        self._depth_scale = np.array(self._depth, np.float64) / self._inv_length
+        self._any_depth = any(d > 0 for d in self._depth)
+        self._fresh_line_state = np.zeros((5, len(self.lines)))
         self._fresh_line_state[2] = np.nan
+        self._fresh_line_state[4] = np.nan
 
         # The one anchor every zone uses (0 with no zones), or -1: each zone its own.
         kinds = set(self._zone_anchor.tolist())
@@ -270,8 +279,10 @@ class ZoneEngine:
         # [:, 1] side of a crossing waiting out min_side_seconds (0: none), [:, 2] when it
         # crossed, [:, 3] the side to watch: the confirmed side while no crossing waits, else
         # 0. A cell needs a look only where (signed distance × watched side) <= 0.
-        line_state = np.zeros((capacity, 4, lines), np.float64)
+        # [:, 4] the box height when last seen deep on its confirmed side (NaN: never).
+        line_state = np.zeros((capacity, 5, lines), np.float64)
         line_state[:, 2] = np.nan
+        line_state[:, 4] = np.nan
         if old:
             line_state[:old] = self._line_state
         self._line_state = line_state
@@ -279,6 +290,7 @@ class ZoneEngine:
         self._line_pending = line_state[:, 1]
         self._line_pending_at = line_state[:, 2]
         self._line_watch = line_state[:, 3]
+        self._line_height = line_state[:, 4]
         self._free.extend(range(capacity - 1, old - 1, -1))
         self._capacity = capacity
 
@@ -735,19 +747,26 @@ class ZoneEngine:
         that need a look (a new side, or a crossing waiting out ``min_side_seconds``):
         usually none or a couple; only those are stepped, one by one."""
         value = xyxy @ self._line_weights + self._line_offset
-        cells = np.flatnonzero(value * self._line_watch[slots] <= 0)
+        beyond = value * self._line_watch[slots]
+        if self._any_depth:
+            # Remember each track's box height while it is deep on its confirmed side.
+            heights = (xyxy[:, 3:] - xyxy[:, 1:2]).astype(np.float64)
+            deep = beyond >= self._depth_scale * heights
+            self._line_height[slots] = np.where(deep, heights, self._line_height[slots])
+        cells = np.flatnonzero(beyond <= 0)
         if len(cells) == 0:
             return []
-        side, pending, pending_at, watch = (
+        side, pending, pending_at, watch, tall = (
             self._side,
             self._line_pending,
             self._line_pending_at,
             self._line_watch,
+            self._line_height,
         )
         line_count = len(self.lines)
         min_side = self._min_side
         segments = self._segments
-        line_depth = self.line_depth
+        depth = self._depth
         events: list[Event] = []
         for cell in cells.tolist():
             row, col = divmod(cell, line_count)
@@ -780,8 +799,12 @@ class ZoneEngine:
                 watch[slot, col] = 0.0
             if abs(waiting) == 1.0:
                 # Not yet deep enough beyond the line (|pending| becomes 2 once it is).
+                # A box shorter than when last seen deep on its side has its feet hidden
+                # (legs behind someone): its bottom edge is uncertain by the difference.
                 height = xyxy.item(row, 3) - xyxy.item(row, 1)
-                if abs(v) * math.sqrt(segments[col][4]) >= line_depth * height:
+                hidden = tall.item(slot, col) - height
+                band = depth[col] * height + (hidden if hidden > 0 and depth[col] > 0 else 0.0)
+                if abs(v) * math.sqrt(segments[col][4]) >= band:
                     waiting = 2.0 * now_side
                     pending[slot, col] = waiting
             if abs(waiting) == 2.0 and now - crossed_at >= min_side.item(col):
