@@ -63,7 +63,7 @@ def test_debug_snapshots_admin_only_pixelated_audited_and_expiring(
     from storesense.vision.detector import Detector
 
     caplog.set_level(logging.WARNING, logger="storesense.api.routers.cameras")
-    db, url = sqlite_store
+    db, _url = sqlite_store
     admin_key, admin = new_key("ops", ["admin"])
     analyst_key, analyst = new_key("office", ["analyst"])
     db.put_api_key(admin)
@@ -78,7 +78,7 @@ def test_debug_snapshots_admin_only_pixelated_audited_and_expiring(
         pipeline_factory=pipeline_factory_for(detector),
         snapshots=DebugSnapshots(clock=clock),
     )
-    optin = OptInService.for_store(url, db, layout)
+    optin = OptInService.for_store(db, layout)
     as_admin = {"X-API-Key": admin_key}
     as_analyst = {"X-API-Key": analyst_key}
     app = create_app(SETTINGS, db, layout, supervisor=supervisor, optin=optin)
@@ -135,7 +135,7 @@ def test_debug_snapshots_admin_only_pixelated_audited_and_expiring(
         top = slice(0, int(boxes[:, 1].min()) - 20)
         assert np.abs(image[top].astype(int) - original[top].astype(int)).mean() < 8
 
-        audit = optin.registry.audit_log()
+        audit = optin.store.audit_log()
         assert [(e.action, e.subject) for e in audit] == [
             ("debug_on", "camera:cam1"),
             ("snapshot", "camera:cam1"),

@@ -33,7 +33,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Store, OptInService, dic
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url, store_id)
     layout = kiosk_bakery_layout(store_id)
-    optin = OptInService.for_store(url, store, layout, OptInSettings(visit_gap_s=60))
+    optin = OptInService.for_store(store, layout, OptInSettings(visit_gap_s=60))
     headers = {}
     for scope in ("ingest", "analyst", "admin"):
         key, record = new_key(f"{scope} key", [scope])
@@ -211,7 +211,7 @@ def test_camera_worker_links_a_checked_in_member_end_to_end(
         }
     )
     settings = ServiceSettings(store_url=url, occupancy_refresh_s=0.02)
-    optin = OptInService.for_store(url, store, layout)
+    optin = OptInService.for_store(store, layout)
     supervisor = WorkerSupervisor(
         layout,
         store,
