@@ -212,3 +212,26 @@ def test_event_stream_resumes_from_last_event_id_without_loss_or_repeat(
     received = [m["data"]["event_id"] for m in caught_up + after if "data" in m]
     assert received == [e.event_id for e in [*missed, live]]  # exactly the missed, then live
     assert "id" in after[-1]
+
+
+def test_event_stream_sends_keepalive_comments_while_idle_and_frames_events(
+    store: Store, layout: StoreLayout
+) -> None:
+    settings = SETTINGS.model_copy(update={"sse_keepalive_s": 0.2})
+    app = create_app(settings, store, layout)
+    with (
+        LiveServer(app) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+        client.stream("GET", "/v1/events/stream") as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        lines = response.iter_lines()
+        head = [next(lines) for _ in range(6)]
+        assert head[:3] == [": connected", "retry: 3000", ""]
+        assert head[3].startswith("id: ") and head[4] == ""
+        assert head[5] == ": keepalive"  # nothing happened for 0.2 s
+        store.write_events([make_event(store, "left", EventType.ZONE_ENTER, T0)])
+        message = read_messages(lines, 1)[-1]
+    assert message["event"] == "zone_enter" and message["data"]["target"] == "left"
+    assert "id" in message  # the store cursor, for Last-Event-ID
