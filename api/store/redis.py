@@ -72,6 +72,7 @@ from storesense.api.store.base import (
 )
 from storesense.api.store.redis_errors import redis_errors
 from storesense.api.store.redis_optin import RedisOptInKeys
+from storesense.api.store.url import parse_store_url
 from storesense.zones.events import Event
 
 _PAGE = 1000
@@ -218,13 +219,15 @@ def redis_client(
         retries,
         supported_errors=(redis.exceptions.ConnectionError,),
     )
-    if "+cluster://" in url:
+    parsed = parse_store_url(url)
+    if parsed.backend != "redis":
+        raise ValueError(f"{url!r} is not a Redis store URL")
+    if parsed.cluster:
         from redis.cluster import RedisCluster
 
-        plain_url = url.replace("+cluster://", "://", 1)
-        return RedisCluster.from_url(plain_url, retry=retry, **options)
+        return RedisCluster.from_url(parsed.client_url, retry=retry, **options)
     return redis.Redis.from_url(
-        url, retry=retry, retry_on_error=[redis.exceptions.ConnectionError], **options
+        parsed.client_url, retry=retry, retry_on_error=[redis.exceptions.ConnectionError], **options
     )
 
 
