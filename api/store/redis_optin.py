@@ -2,19 +2,19 @@
 
 Keys (``S`` = store id; same names as before the opt-in registry joined the store):
 
-=====================================  ======  =========================================
-key                                    type    content
-=====================================  ======  =========================================
-``ss:{S}:optin:subject_key``           string  secret of the audit log's member hashes
-``ss:{S}:optin:consents:<token>``      list    consent records (JSON), oldest first
-``ss:{S}:optin:consent_index``         zset    member tokens with a consent record
-``ss:{S}:optin:checkin:<id>``          string  check-in JSON
-``ss:{S}:optin:checkins``              zset    check-in ids scored by time
-``ss:{S}:optin:link:<id>``             string  track link JSON
-``ss:{S}:optin:links``                 zset    link ids scored by time
-``ss:{S}:optin:member:<token>:<kind>`` set     a member's check-in / link ids (erasure)
-``ss:{S}:optin:audit``                 zset    audit entries (JSON) scored by time
-=====================================  ======  =========================================
+======================================  ======  ========================================
+key                                     type    content
+======================================  ======  ========================================
+``ss:{S}:optin:subject_key``            string  secret of the audit log's member hashes
+``ss:{S}:optin:consents:<token>``       list    consent records (JSON), oldest first
+``ss:{S}:optin:consent_index``          zset    member tokens with a consent record
+``ss:{S}:optin:checkin:<id>``           string  check-in JSON
+``ss:{S}:optin:checkins``               zset    check-in ids scored by time
+``ss:{S}:optin:link:<id>``              string  track link JSON
+``ss:{S}:optin:links``                  zset    link ids scored by time
+``ss:{S}:optin:member:<token>:<kind>``  set     a member's check-in / link ids (erasure)
+``ss:{S}:optin:audit``                  zset    audit entries (JSON) scored by time
+======================================  ======  ========================================
 """
 
 from __future__ import annotations
