@@ -78,17 +78,20 @@ MQTT_DISCONNECTS = Counter(
 
 
 class PrometheusPipelineStats(PipelineStats):
-    """:class:`PipelineStats` that also feeds each stage time to ``storesense_stage_seconds``.
+    """:class:`PipelineStats` that feeds each stage time to ``storesense_stage_seconds``: the
+    service's one source of stage latencies (percentiles with ``histogram_quantile``).
 
     Example:
+        >>> from prometheus_client import REGISTRY
         >>> stats = PrometheusPipelineStats("doc-cam")
         >>> stats.record("inference", 0.012)
-        >>> stats.count("inference")
-        1
+        >>> labels = {"camera": "doc-cam", "stage": "inference"}
+        >>> REGISTRY.get_sample_value("storesense_stage_seconds_sum", labels)
+        0.012
     """
 
-    def __init__(self, camera_id: str, window: int = 256) -> None:
-        super().__init__(window)
+    def __init__(self, camera_id: str) -> None:
+        super().__init__()
         self._histograms = {stage: STAGE_SECONDS.labels(camera_id, stage) for stage in STAGES}
 
     def record(self, stage: str, seconds: float) -> None:

@@ -32,6 +32,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STORESENSE_SHARED", REPO.parent / "shared"))
 os.environ.setdefault("STORESENSE_MODEL_MIRROR", str(SHARED / "models"))
@@ -73,8 +75,26 @@ def end_to_end(detector: Detector, prefetch: int) -> Iterator[None]:
             yield
 
 
-def stage_times(detector: Detector, limit: int) -> PipelineStats:
-    stats = PipelineStats(window=limit)
+class StageSamples(PipelineStats):
+    """Keeps every stage time for medians and p95 (the library keeps totals only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def record(self, stage: str, seconds: float) -> None:
+        super().record(stage, seconds)
+        self.samples[stage].append(seconds)
+
+    def median(self, stage: str) -> float:
+        return float(np.median(self.samples[stage])) if self.samples[stage] else 0.0
+
+    def p95(self, stage: str) -> float:
+        return float(np.quantile(self.samples[stage], 0.95)) if self.samples[stage] else 0.0
+
+
+def stage_times(detector: Detector, limit: int) -> StageSamples:
+    stats = StageSamples()
     pipeline = CameraPipeline(detector, stats=stats)
     with open_source(VIDEO, camera_id="pets09", fps=7) as source:
         for count, _ in enumerate(run_pipeline(source, pipeline, prefetch=0), start=1):

@@ -63,7 +63,7 @@ def test_debug_snapshots_admin_only_pixelated_audited_and_expiring(
     from storesense.vision.detector import Detector
 
     caplog.set_level(logging.WARNING, logger="storesense.api.routers.cameras")
-    db, url = sqlite_store
+    db, _url = sqlite_store
     admin_key, admin = new_key("ops", ["admin"])
     analyst_key, analyst = new_key("office", ["analyst"])
     db.put_api_key(admin)
@@ -78,7 +78,7 @@ def test_debug_snapshots_admin_only_pixelated_audited_and_expiring(
         pipeline_factory=pipeline_factory_for(detector),
         snapshots=DebugSnapshots(clock=clock),
     )
-    optin = OptInService.for_store(url, db, layout)
+    optin = OptInService.for_store(db, layout)
     as_admin = {"X-API-Key": admin_key}
     as_analyst = {"X-API-Key": analyst_key}
     app = create_app(SETTINGS, db, layout, supervisor=supervisor, optin=optin)
@@ -135,7 +135,7 @@ def test_debug_snapshots_admin_only_pixelated_audited_and_expiring(
         top = slice(0, int(boxes[:, 1].min()) - 20)
         assert np.abs(image[top].astype(int) - original[top].astype(int)).mean() < 8
 
-        audit = optin.registry.audit_log()
+        audit = optin.store.audit_log()
         assert [(e.action, e.subject) for e in audit] == [
             ("debug_on", "camera:cam1"),
             ("snapshot", "camera:cam1"),
@@ -212,3 +212,26 @@ def test_event_stream_resumes_from_last_event_id_without_loss_or_repeat(
     received = [m["data"]["event_id"] for m in caught_up + after if "data" in m]
     assert received == [e.event_id for e in [*missed, live]]  # exactly the missed, then live
     assert "id" in after[-1]
+
+
+def test_event_stream_sends_keepalive_comments_while_idle_and_frames_events(
+    store: Store, layout: StoreLayout
+) -> None:
+    settings = SETTINGS.model_copy(update={"sse_keepalive_s": 0.2})
+    app = create_app(settings, store, layout)
+    with (
+        LiveServer(app) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+        client.stream("GET", "/v1/events/stream") as response,
+    ):
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        lines = response.iter_lines()
+        head = [next(lines) for _ in range(6)]
+        assert head[:3] == [": connected", "retry: 3000", ""]
+        assert head[3].startswith("id: ") and head[4] == ""
+        assert head[5] == ": keepalive"  # nothing happened for 0.2 s
+        store.write_events([make_event(store, "left", EventType.ZONE_ENTER, T0)])
+        message = read_messages(lines, 1)[-1]
+    assert message["event"] == "zone_enter" and message["data"]["target"] == "left"
+    assert "id" in message  # the store cursor, for Last-Event-ID

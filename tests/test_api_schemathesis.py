@@ -85,7 +85,7 @@ def test_schemathesis_finds_no_5xx_and_no_schema_violation(
         store.put_api_key(record)
         if mode == "admin-key":
             headers = ["-H", f"Authorization: Bearer {key}"]
-    optin = OptInService.for_store(url, store, layout, OptInSettings())
+    optin = OptInService.for_store(store, layout, OptInSettings())
     supervisor = detector_supervisor(layout, store)
     app = create_app(SETTINGS, store, layout, supervisor=supervisor, optin=optin)
     counter = RequestCounter(app)

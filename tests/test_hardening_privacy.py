@@ -67,7 +67,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url, store_id)
     layout = kiosk_bakery_layout(store_id)
-    optin = OptInService.for_store(url, store, layout, OptInSettings(visit_gap_s=3600))
+    optin = OptInService.for_store(store, layout, OptInSettings(visit_gap_s=3600))
     keys = {}
     for scope in ("ingest", "display", "analyst", "admin"):
         key, record = new_key(f"{scope} key", [scope])

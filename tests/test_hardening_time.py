@@ -36,7 +36,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     url = f"sqlite:///{tmp_path_factory.mktemp('time') / 'store.db'}"
     store = open_store(url, store_id)
     layout = StoreLayout.model_validate(layout_dict(store_id))
-    optin = OptInService.for_store(url, store, layout, OptInSettings())
+    optin = OptInService.for_store(store, layout, OptInSettings())
     app = create_app(SETTINGS, store, layout, optin=optin)
     with LiveServer(app) as server:
         yield Live(server.url, store)

@@ -33,7 +33,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Store, OptInService, dic
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = open_store(url, store_id)
     layout = kiosk_bakery_layout(store_id)
-    optin = OptInService.for_store(url, store, layout, OptInSettings(visit_gap_s=60))
+    optin = OptInService.for_store(store, layout, OptInSettings(visit_gap_s=60))
     headers = {}
     for scope in ("ingest", "analyst", "admin"):
         key, record = new_key(f"{scope} key", [scope])
@@ -211,7 +211,7 @@ def test_camera_worker_links_a_checked_in_member_end_to_end(
         }
     )
     settings = ServiceSettings(store_url=url, occupancy_refresh_s=0.02)
-    optin = OptInService.for_store(url, store, layout)
+    optin = OptInService.for_store(store, layout)
     supervisor = WorkerSupervisor(
         layout,
         store,
@@ -301,3 +301,34 @@ def test_metrics_carry_member_aggregates_and_leave_staff_out(
         "repeat_visit_rate": 0.0,
     }
     assert "m-a" not in metrics.text and "badge-1" not in metrics.text
+
+
+def test_optin_endpoints_answer_503_when_the_redis_store_is_lost(
+    new_redis_server: Callable[..., Any],
+) -> None:
+    """Consent lives in the store: a Redis outage is 503 on /v1/optin, as everywhere."""
+    server = new_redis_server()
+    store_id = f"t{uuid.uuid4().hex[:8]}"
+    store = open_store(server.url + "?socket_timeout=0.5", store_id)
+    layout = kiosk_bakery_layout(store_id)
+    optin = OptInService.for_store(store, layout)
+    app = create_app(ServiceSettings(store_url=server.url), store, layout, optin=optin)
+    body = {"member_token": "m-lost", "zone_id": "kiosk", "timestamp": T0}
+    try:
+        with TestClient(app) as client:
+            assert client.post("/v1/optin/checkins", json=body).status_code == 200
+            assert len(store.checkins(member_token="m-lost")) == 1
+            server.stop()
+            calls = [
+                client.post("/v1/optin/checkins", json=body),
+                client.get("/v1/optin/members/m-lost"),
+                client.delete("/v1/optin/members/m-lost"),
+                client.get("/v1/optin/audit"),
+                client.get("/v1/optin/aggregates", params={"from": T0 - 60, "to": T0 + 60}),
+            ]
+            for response in calls:
+                assert response.status_code == 503, (response.request.url, response.text)
+                assert "store unavailable" in response.json()["detail"]
+    finally:
+        optin.close()
+        store.close()

@@ -14,12 +14,7 @@ import numpy as np
 import pytest
 import redis
 import shapely
-from storesense.api.privacy.consent import (
-    LinkOutcome,
-    Role,
-    TrackKey,
-    open_consent_registry,
-)
+from storesense.api.privacy.consent import LinkOutcome, Role, TrackKey
 from storesense.api.privacy.hooks import HookDispatcher
 from storesense.api.privacy.linker import RecentTrackIndex
 from storesense.api.privacy.retention import RetentionLoop, RetentionPolicy, purge_once
@@ -114,11 +109,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 @pytest.fixture()
 def service(backend: Backend) -> Iterator[OptInService]:
-    registry = open_consent_registry(backend.url, backend.store_id)
     linker = RecentTrackIndex({"cam1": {"kiosk": KIOSK}}, tolerance_s=1.0)
-    optin = OptInService(backend.store, registry, linker, HookDispatcher(visit_gap_s=60))
+    optin = OptInService(backend.store, linker, HookDispatcher(visit_gap_s=60))
     yield optin
-    registry.close()
+    optin.close()
 
 
 def tracks_at(
@@ -194,7 +188,7 @@ def test_every_access_to_member_data_is_audited(backend: Backend, service: OptIn
     service.member_record(token, actor="k_admin")
     service.erase_member(token, actor="k_dpo")
     subject = service.registry.subject_of(token)
-    entries = service.registry.audit_log(start=start - 1, subject=subject)
+    entries = service.store.audit_log(start=start - 1, subject=subject)
     assert [(e.actor, e.action) for e in entries] == [
         ("k_till", "checkin"),
         ("k_admin", "read"),
@@ -232,7 +226,7 @@ def test_checkin_links_only_an_unambiguous_track(
     assert tagged == ([4] if outcome == LinkOutcome.LINKED else [])
     if outcome == LinkOutcome.AMBIGUOUS:
         assert "linked none" in result.message and result.linked_track is None
-    stored = service.registry.checkins(member_token=token)
+    stored = service.store.checkins(member_token=token)
     assert [c.outcome for c in stored] == [outcome]
 
 
@@ -312,18 +306,17 @@ def test_retention_purges_old_events_checkins_consents_and_audit(
             CheckInRequest(member_token=token, camera_id="cam1", timestamp=when), actor=None
         )
     policy = RetentionPolicy(30, consent_days=35, audit_days=3650)
-    report = purge_once(policy, backend.store, service.registry, now=now)
+    report = purge_once(policy, backend.store, now=now)
     assert report.events == 1 and report.checkins_and_links == 1 and report.consents == 1
     assert [e.track_id for e in backend.store.query_events(EventQuery())] == [2]
-    assert [c.member_token for c in service.registry.checkins()] == ["new-member"]
-    assert service.registry.consents("old-member") == []
-    assert len(service.registry.consents("new-member")) == 1
-    assert len(service.registry.audit_log()) == 2
+    assert [c.member_token for c in service.store.checkins()] == ["new-member"]
+    assert service.store.consents("old-member") == []
+    assert len(service.store.consents("new-member")) == 1
+    assert len(service.store.audit_log()) == 2
     assert (
         purge_once(
             RetentionPolicy(30, audit_days=1),
             backend.store,
-            service.registry,
             now=time.time() + 2 * 86_400,
         ).audit_entries
         == 2
@@ -346,12 +339,6 @@ def test_retention_loop_purges_in_the_background(backend: Backend) -> None:
 def test_retention_policy_rejects_non_positive_days(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="greater than 0"):
         RetentionPolicy(**bad)
-
-
-@pytest.mark.parametrize("url", ["postgres://x", "sqlite://", "nonsense"])
-def test_registry_url_errors_are_clear(url: str) -> None:
-    with pytest.raises(ValueError, match="store URL"):
-        open_consent_registry(url, "s1")
 
 
 def test_a_camera_restart_forgets_its_track_ids(backend: Backend, service: OptInService) -> None:

@@ -314,6 +314,35 @@ def test_webhook_gives_up_on_a_client_error(receiver: Receiver) -> None:
     assert len(receiver.attempts) == 2 and hook.stats.dropped == 1 and hook.stats.retries == 0
 
 
+def test_webhook_gives_up_after_max_attempts_with_capped_backoff(receiver: Receiver) -> None:
+    receiver.fail_first = 100
+    hook = WebhookHook(
+        receiver.url, SECRET, backoff_initial_s=0.05, backoff_max_s=0.1, max_attempts=4
+    )
+    hook.on_member_event("m-1", member_event(1, 1.0))
+    assert hook.flush(10)
+    hook.close()
+    assert len(receiver.attempts) == 4 and hook.stats.retries == 3
+    assert (hook.stats.delivered, hook.stats.dropped) == (0, 1)
+    gaps = np.diff(receiver.attempts)
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.1
+    assert gaps[2] < 0.2 + 0.5 * gaps[1]  # capped at 0.1 s, not 0.2 s (+ scheduling slack)
+
+
+def test_closing_ends_a_backoff_wait_without_another_try(receiver: Receiver) -> None:
+    receiver.fail_first = 100
+    hook = WebhookHook(receiver.url, SECRET, backoff_initial_s=30.0, max_attempts=5)
+    hook.on_member_event("m-1", member_event(1, 1.0))
+    deadline = time.monotonic() + 5
+    while not receiver.attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    start = time.monotonic()
+    hook.close(timeout_s=0.1)
+    assert not hook._thread.is_alive() and time.monotonic() - start < 2.0
+    assert len(receiver.attempts) == 1
+    assert (hook.stats.delivered, hook.stats.dropped, hook.stats.retries) == (0, 1, 1)
+
+
 def test_webhook_never_blocks_the_pipeline_when_the_crm_is_down() -> None:
     hook = WebhookHook(
         "http://127.0.0.1:9/unreachable", SECRET, backoff_initial_s=5.0, max_attempts=3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import httpx
 import pytest
 import yaml
 from fixtures_redis import free_port
-from service_helpers import cut_clip
+from service_helpers import cut_clip, layout_dict
 
 FRAMES = 150
 # Recent (retention keeps only the last days), on a whole hour: the clip fits one 1h bucket.
@@ -124,3 +125,45 @@ def test_serve_counts_equal_storesense_count(plaza_layout: Path, tmp_path: Path)
     assert all(z["count"] == 0 for z in occupancy["zones"].values())  # visits closed at the end
     assert "WARNING: NO API KEYS CONFIGURED" in stderr
     assert "cam1: " in stdout  # the live count lines in the terminal
+
+
+def test_serve_stops_on_sigterm_with_an_event_stream_open(tmp_path: Path) -> None:
+    """An open SSE stream ends when the server shuts down: SIGTERM is not held up by it."""
+    layout = tmp_path / "layout.yaml"
+    layout.write_text(yaml.safe_dump(layout_dict("sigterm")))
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-c", CLI_MAIN, "serve", "--layout", str(layout),
+         "--store", f"sqlite:///{tmp_path / 's.db'}", "--port", str(port), "--no-workers"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        url = f"http://127.0.0.1:{port}/v1/events/stream"
+        deadline = time.monotonic() + 60
+        while True:
+            assert serve.poll() is None, serve.communicate()[1][-3000:]
+            try:
+                with httpx.stream("GET", url, timeout=5) as response:
+                    assert response.status_code == 200
+                    for line in response.iter_lines():
+                        lines.append(line)
+                        if line == ": connected":
+                            stopped_at = time.monotonic()
+                            serve.send_signal(signal.SIGTERM)
+                break
+            except httpx.RemoteProtocolError:  # the server went away mid-stream
+                break
+            except httpx.ReadTimeout:  # still open 5 s after SIGTERM (no keep-alive due yet)
+                raise AssertionError("the open stream held the shutdown up") from None
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        # uvicorn shuts down, then re-raises the signal it caught.
+        assert serve.wait(timeout=20) in (0, -signal.SIGTERM)
+        assert time.monotonic() - stopped_at < 10, "the open stream held the shutdown up"
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        serve.communicate(timeout=30)
+    assert lines[0] == ": connected"

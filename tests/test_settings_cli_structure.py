@@ -20,11 +20,6 @@ from fixtures_redis import free_port
 from pydantic import ValidationError
 from service_helpers import layout_dict
 from storesense.api.cli import HelpFormatter, build_parser, main, package_version
-from storesense.api.privacy.consent import (
-    RedisConsentRegistry,
-    SQLiteConsentRegistry,
-    open_consent_registry,
-)
 from storesense.api.settings import ServiceSettings, read_settings_file
 from storesense.api.store import open_store
 from storesense.api.store.base import StoreUnavailableError
@@ -417,29 +412,24 @@ def test_store_url_parser_rejects_the_same_way_everywhere(url: str, message: str
         parse_store_url(url)
     with pytest.raises(ValueError, match=message) as opened:
         open_store(url, "s1")
-    with pytest.raises(ValueError, match=message) as consent:
-        open_consent_registry(url, "s1")
     with pytest.raises(ValidationError, match=message):
         ServiceSettings(store_url=url)
-    assert str(parsed.value) == str(opened.value) == str(consent.value)
+    assert str(parsed.value) == str(opened.value)
     assert not is_redis_url(url)
 
 
 # --------------------------------------------------------------------- SQLite
-def test_sqlite_pragmas_are_the_same_for_store_spool_and_consent(tmp_path: Path) -> None:
+def test_sqlite_pragmas_are_the_same_for_store_and_spool(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "store.db", "s1")
     spooled = SpoolingStore(SQLiteStore(tmp_path / "primary.db", "s1"), tmp_path / "spool.db")
-    consent = SQLiteConsentRegistry(tmp_path / "consent.db", "s1")
     try:
         seen = {
             "store": sqlite_pragmas(store._connection()),
             "spool": sqlite_pragmas(spooled._spool),
-            "consent": sqlite_pragmas(consent._conn),
         }
     finally:
         store.close()
         spooled.close()
-        consent.close()
     expected = {"journal_mode": "wal", "synchronous": 2, "secure_delete": 1, "busy_timeout": 10000}
     assert seen == dict.fromkeys(seen, expected)
 
@@ -457,9 +447,11 @@ def test_sqlite_connection_factory_rejects_bad_options(
 
 def test_consent_on_a_stopped_redis_is_store_unavailable(new_redis_server: Any) -> None:
     server = new_redis_server()
-    registry = RedisConsentRegistry.from_url(server.url + "?socket_timeout=0.5", "s1")
-    assert registry.consents("member-1") == []
+    store = open_store(server.url + "?socket_timeout=0.5", "s1")
+    assert store.consents("member-1") == []
     server.stop()
     with pytest.raises(StoreUnavailableError):
-        registry.consents("member-1")
-    registry.close()
+        store.consents("member-1")
+    with pytest.raises(StoreUnavailableError):
+        store.erase_member("member-1")
+    store.close()

@@ -14,11 +14,18 @@ import pytest
 from storesense.api.store import open_store
 from storesense.api.store.base import (
     ApiKeyRecord,
+    AuditEntry,
     CameraReport,
+    CheckIn,
+    ConsentRecord,
     EventQuery,
     HeatmapCell,
+    LinkOutcome,
+    Role,
     Store,
     StoreUnavailableError,
+    TrackKey,
+    TrackLink,
 )
 from storesense.api.store.redis import RedisStore
 from storesense.api.store.spool import SpoolingStore
@@ -277,6 +284,91 @@ def test_erasure_by_attribute_leaves_no_trace(store: Store) -> None:
     assert store.delete_events_with_attribute("member", token) == 0
     assert store.tail_events("0", limit=100)[1] == others
     assert store.tail_events(cursor)[1] == []
+
+
+def _member_records(store: Store, token: str, start: float) -> None:
+    """Two consents, two check-ins and one link of ``token`` from ``start`` on."""
+    store.record_consent(ConsentRecord(token, "2024-06", start + 5, "kiosk"))
+    store.record_consent(ConsentRecord(token, "2024-05", start, "app"))
+    for i in range(2):
+        store.add_checkin(
+            CheckIn(token, Role.MEMBER, start + 10 * i, "2024-05", "cam1", "kiosk",
+                    LinkOutcome.LINKED, TrackKey("cam1", 7 + i), 1)
+        )  # fmt: skip
+    store.add_link(TrackLink(token, Role.MEMBER, TrackKey("cam1", 7), "visit-1", start + 1))
+
+
+def test_optin_records_round_trip_in_time_order(store: Store) -> None:
+    _member_records(store, "m-1", T0)
+    _member_records(store, "m-2", T0 + 100)
+    assert [c.policy_version for c in store.consents("m-1")] == ["2024-05", "2024-06"]
+    assert store.consents("m-3") == []
+    checkins = store.checkins()
+    assert [(c.member_token, c.timestamp) for c in checkins] == [
+        ("m-1", T0), ("m-1", T0 + 10), ("m-2", T0 + 100), ("m-2", T0 + 110),
+    ]  # fmt: skip
+    assert checkins[1].linked_track == TrackKey("cam1", 8) and checkins[1].zone_id == "kiosk"
+    assert [c.timestamp for c in store.checkins(T0 + 10, T0 + 110)] == [T0 + 10, T0 + 100]
+    assert [c.timestamp for c in store.checkins(member_token="m-2", end=T0 + 105)] == [T0 + 100]
+    links = store.links(start=T0 + 50)
+    assert [(x.member_token, x.track, x.visit_id) for x in links] == [
+        ("m-2", TrackKey("cam1", 7), "visit-1")
+    ]
+    store.add_link(links[0])  # the same link again replaces it
+    assert len(store.links(member_token="m-2")) == 1
+
+
+def test_optin_audit_log_is_filtered_by_time_and_subject(store: Store) -> None:
+    key = store.optin_subject_key()
+    assert len(key) == 32 and store.optin_subject_key() == key
+    for i, subject in enumerate(["a", "b", "a"]):
+        store.append_audit(AuditEntry(T0 + i, "k_1", "read", subject, f"n={i}"))
+    assert [e.detail for e in store.audit_log()] == ["n=0", "n=1", "n=2"]
+    assert [e.detail for e in store.audit_log(start=T0 + 1)] == ["n=1", "n=2"]
+    assert [e.detail for e in store.audit_log(subject="a")] == ["n=0", "n=2"]
+
+
+def test_erasing_a_member_leaves_no_trace_of_their_token(store: Store) -> None:
+    token, other = f"member-{uuid.uuid4().hex}", f"member-{uuid.uuid4().hex}"
+    _member_records(store, token, T0)
+    _member_records(store, other, T0)
+    store.append_audit(AuditEntry(T0, "k_1", "read", "subject-hash"))
+    assert _raw_contains(store, token)
+    assert store.erase_member(token) == 5
+    assert not _raw_contains(store, token)
+    assert store.consents(token) == [] and store.checkins(member_token=token) == []
+    assert {c.member_token for c in store.checkins()} == {other}
+    assert len(store.links()) == 1 and len(store.consents(other)) == 2
+    assert len(store.audit_log()) == 1  # who touched member data stays
+    assert store.erase_member(token) == 0
+
+
+def test_optin_retention_deletes_only_old_records(store: Store) -> None:
+    _member_records(store, "m-old", T0)
+    _member_records(store, "m-new", T0 + 1000)
+    store.append_audit(AuditEntry(T0, "k_1", "read", "s"))
+    store.append_audit(AuditEntry(T0 + 1000, "k_1", "read", "s"))
+    assert store.delete_checkins_before(T0 + 500) == 3  # two check-ins, one link
+    assert {c.member_token for c in store.checkins()} == {"m-new"}
+    assert [x.member_token for x in store.links()] == ["m-new"]
+    assert store.delete_consents_before(T0 + 3) == 1  # the older of m-old's two
+    assert [c.given_at for c in store.consents("m-old")] == [T0 + 5]
+    assert store.delete_audit_before(T0 + 500) == 1
+    assert [e.timestamp for e in store.audit_log()] == [T0 + 1000]
+    assert store.erase_member("m-old") == 1  # its one consent left
+
+
+@pytest.mark.parametrize("token", ["", "has space", "x" * 129, "naïve"])
+def test_malformed_member_tokens_are_refused_and_nothing_is_stored(
+    store: Store, token: str
+) -> None:
+    with pytest.raises(ValueError, match="member token"):
+        store.record_consent(ConsentRecord(token, "v1", T0))
+    with pytest.raises(ValueError, match="member token"):
+        store.add_checkin(CheckIn(token, Role.STAFF, T0, "v1"))
+    with pytest.raises(ValueError, match="member token"):
+        store.add_link(TrackLink(token, Role.MEMBER, TrackKey("cam1", 1), "v", T0))
+    assert store.checkins() == [] and store.links() == [] and store.consents(token) == []
 
 
 def test_tail_events_follows_new_writes(store: Store) -> None:

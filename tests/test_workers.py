@@ -195,7 +195,7 @@ def test_old_replay_is_warned_about_before_retention_deletes_it(
     assert old_replay_warnings(layout, 30, T0)
     assert not old_replay_warnings(layout, 10_000, T0)  # retention long enough: kept
     caplog.set_level(logging.WARNING, logger="storesense.api.runtime")
-    optin = OptInService.for_store(f"sqlite:///{tmp_path / 'w.db'}", store, layout)
+    optin = OptInService.for_store(store, layout)
     supervisor = WorkerSupervisor(
         layout, store, FAST, pipeline_factory=pipeline_factory_for(detector), optin=optin
     )

@@ -8,7 +8,7 @@ Example:
     >>> with open_source("PETS09-S2L1.avi", camera_id="plaza", fps=7) as source:  # doctest: +SKIP
     ...     for frame, tracks in run_pipeline(source, pipeline):
     ...         print(frame.index, tracks.track_id.tolist())
-    >>> pipeline.stats.summary()["inference"]["median_ms"]                    # doctest: +SKIP
+    >>> pipeline.stats.summary()["inference"]["mean_ms"]                      # doctest: +SKIP
     11.2
 """
 
@@ -18,7 +18,6 @@ import queue
 import threading
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -38,24 +37,23 @@ STAGES = ("decode", "preprocess", "inference", "postprocess", "tracker")
 
 
 class PipelineStats:
-    """Per-stage wall times in seconds: running totals plus the last ``window`` samples.
+    """Per-stage wall times in seconds: running totals and counts (they only grow).
 
-    Totals and counts only grow (Prometheus counters); medians and p95 come from
-    the recent window. Thread-safe: the decode thread records too.
+    No percentiles here: the service feeds every sample to the Prometheus histogram
+    ``storesense_stage_seconds`` (``api.telemetry.PrometheusPipelineStats``), the one
+    source of stage latencies; a benchmark that wants medians keeps its own samples
+    (override :meth:`record`). Thread-safe: the decode thread records too.
 
     Example:
         >>> stats = PipelineStats()
         >>> for ms in (10, 20, 30):
         ...     stats.record("inference", ms / 1000)
-        >>> stats.count("inference"), round(stats.median("inference") * 1000, 1)
+        >>> stats.count("inference"), round(stats.mean("inference") * 1000, 1)
         (3, 20.0)
     """
 
-    def __init__(self, window: int = 2000) -> None:
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._recent: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self._total: dict[str, float] = dict.fromkeys(STAGES, 0.0)
         self._count: dict[str, int] = dict.fromkeys(STAGES, 0)
         self.frames = 0
@@ -64,7 +62,6 @@ class PipelineStats:
         if stage not in self._total:
             raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGES)})")
         with self._lock:
-            self._recent[stage].append(seconds)
             self._total[stage] += seconds
             self._count[stage] += 1
 
@@ -74,26 +71,19 @@ class PipelineStats:
     def count(self, stage: str) -> int:
         return self._count[stage]
 
-    def quantile(self, stage: str, q: float) -> float:
-        """Quantile ``q`` in [0, 1] of the recent samples, seconds (0.0 when none)."""
+    def mean(self, stage: str) -> float:
+        """Mean seconds per recorded sample of ``stage`` (0.0 when none)."""
         with self._lock:
-            samples = np.fromiter(self._recent[stage], dtype=np.float64)
-        return float(np.quantile(samples, q)) if samples.size else 0.0
-
-    def median(self, stage: str) -> float:
-        return self.quantile(stage, 0.5)
-
-    def p95(self, stage: str) -> float:
-        return self.quantile(stage, 0.95)
+            count, total = self._count[stage], self._total[stage]
+        return total / count if count else 0.0
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """``{stage: {count, total_s, median_ms, p95_ms}}`` for every stage."""
+        """``{stage: {count, total_s, mean_ms}}`` for every stage."""
         return {
             stage: {
                 "count": float(self.count(stage)),
                 "total_s": self.total(stage),
-                "median_ms": self.median(stage) * 1000,
-                "p95_ms": self.p95(stage) * 1000,
+                "mean_ms": self.mean(stage) * 1000,
             }
             for stage in STAGES
         }

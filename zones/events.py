@@ -63,7 +63,7 @@ class Event:
         """Build an event whose id is a hash of what identifies it (never anything random).
 
         ``run_id`` is a deterministic identity scope: camera workers pass the camera
-        and a digest of its layout (``storesense.api.workers.event_identity_scope``),
+        and a digest of its layout (``storesense.api.runtime.event_identity_scope``),
         so a restart, or a second worker on the same camera, that emits the same
         event at the same source position reproduces its id and the store keeps it
         once. ``position`` is that source position when it is not ``timestamp``

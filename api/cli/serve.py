@@ -324,7 +324,7 @@ def _run(args: argparse.Namespace) -> int:
     from storesense.api.privacy.service import OptInService
 
     try:
-        optin = OptInService.for_store(settings.store_url, store, layout, settings.optin)
+        optin = OptInService.for_store(store, layout, settings.optin)
     except ValueError as exc:
         raise CLIError(f"opt-in: {exc}") from None
     publisher = _mqtt_publisher(settings, layout, store, store_id, args.camera)

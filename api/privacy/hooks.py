@@ -46,6 +46,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 import numpy.typing as npt
+import tenacity
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from storesense.api.privacy.consent import Role, TrackKey, TrackLink, validate_token
 from storesense.vision.detections import Tracks
@@ -498,6 +499,18 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, body, sent_at), signature)
 
 
+class _Stopped(Exception):
+    """The hook is closing: a back-off wait was cut short, no further try."""
+
+
+def _worth_retrying(status: int | None) -> bool:
+    """A network error (``None``), 3xx, 408, 429 and 5xx are retried; 2xx and other 4xx are
+    final."""
+    if status is None:
+        return True
+    return not (status < 300 or (400 <= status < 500 and status not in (408, 429)))
+
+
 @dataclass
 class WebhookStats:
     delivered: int = 0
@@ -552,9 +565,13 @@ class WebhookHook:
         self._thread = threading.Thread(target=self._deliver_forever, name="webhook", daemon=True)
         self._thread.start()
 
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        return float(min(self.backoff_max_s, self.backoff_initial_s * 2 ** min(attempt - 1, 30)))
+    def _wait(self, seconds: float) -> None:
+        """The back-off sleep, cut short by :meth:`close`."""
+        if self._stop.wait(seconds):
+            raise _Stopped
+
+    def _count_retry(self, state: tenacity.RetryCallState) -> None:
+        self.stats.retries += 1
 
     def _enqueue(self, member_token: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
@@ -603,36 +620,48 @@ class WebhookHook:
         finally:
             self._client.close()
 
+    def _post(self, body: bytes, delivery: str) -> int | None:
+        """One signed try: the HTTP status, or ``None`` for a network error."""
+        sent_at = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(sent_at),
+            SIGNATURE_HEADER: sign(self._secret, body, sent_at),
+            DELIVERY_HEADER: delivery,
+        }
+        try:
+            return self._client.post(self.url, content=body, headers=headers).status_code
+        except httpx.HTTPError as exc:
+            logger.warning("webhook %s: %s", self.url, exc)
+            return None
+
     def _deliver(self, body: bytes) -> None:
-        delivery = uuid.uuid4().hex
-        for attempt in range(1, self.max_attempts + 1):
-            sent_at = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                TIMESTAMP_HEADER: str(sent_at),
-                SIGNATURE_HEADER: sign(self._secret, body, sent_at),
-                DELIVERY_HEADER: delivery,
-            }
-            try:
-                response = self._client.post(self.url, content=body, headers=headers)
-                status: int | None = response.status_code
-            except httpx.HTTPError as exc:
-                status = None
-                logger.warning("webhook %s: %s (try %d)", self.url, exc, attempt)
-            if status is not None and status < 300:
-                self.stats.delivered += 1
-                return
-            if status is not None and 400 <= status < 500 and status not in (408, 429):
-                self.stats.dropped += 1
-                logger.error("webhook %s refused a payload with HTTP %d", self.url, status)
-                return
-            if attempt == self.max_attempts or self._stop.is_set():
-                break
-            self.stats.retries += 1
-            if self._stop.wait(self.backoff(attempt)):
-                break
+        """Try up to ``max_attempts`` times, ``backoff_initial_s * 2**n`` apart (at most
+        ``backoff_max_s``); :meth:`close` ends the waiting."""
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(_worth_retrying),
+            stop=tenacity.stop_after_attempt(self.max_attempts)
+            | tenacity.stop_when_event_set(self._stop),
+            wait=tenacity.wait_exponential(
+                multiplier=self.backoff_initial_s, max=self.backoff_max_s
+            ),
+            sleep=self._wait,
+            before_sleep=self._count_retry,
+            retry_error_callback=lambda state: None,  # gave up: no final status
+        )
+        try:
+            status = retrying(self._post, body, uuid.uuid4().hex)
+        except _Stopped:
+            status = None
+        if status is not None and status < 300:
+            self.stats.delivered += 1
+            return
         self.stats.dropped += 1
-        logger.error("webhook %s: gave up on a payload after %d tries", self.url, attempt)
+        if status is not None:
+            logger.error("webhook %s refused a payload with HTTP %d", self.url, status)
+        else:
+            tries = retrying.statistics.get("attempt_number", 0)
+            logger.error("webhook %s: gave up on a payload after %d tries", self.url, tries)
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until every queued payload was delivered or given up; False on timeout."""

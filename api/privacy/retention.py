@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
-from storesense.api.privacy.consent import ConsentRegistry
 from storesense.api.store.base import Store
 
 logger = logging.getLogger(__name__)
@@ -62,25 +61,15 @@ class PurgeReport:
     """Floor heatmap cells of hours that ended before the event cutoff (as events)."""
 
 
-def purge_once(
-    policy: RetentionPolicy,
-    store: Store,
-    registry: ConsentRegistry | None = None,
-    *,
-    now: float | None = None,
-) -> PurgeReport:
+def purge_once(policy: RetentionPolicy, store: Store, *, now: float | None = None) -> PurgeReport:
     """Delete everything older than the policy allows; returns how much went."""
     current = time.time() if now is None else now
-    events = store.delete_events_before(policy.event_cutoff(current))
-    heatmap_cells = store.delete_heatmap_before(policy.event_cutoff(current))
-    if registry is None:
-        return PurgeReport(events, 0, 0, 0, heatmap_cells)
     return PurgeReport(
-        events,
-        registry.purge_before(policy.event_cutoff(current)),
-        registry.purge_consents_before(policy.consent_cutoff(current)),
-        registry.purge_audit_before(policy.audit_cutoff(current)),
-        heatmap_cells,
+        events=store.delete_events_before(policy.event_cutoff(current)),
+        checkins_and_links=store.delete_checkins_before(policy.event_cutoff(current)),
+        consents=store.delete_consents_before(policy.consent_cutoff(current)),
+        audit_entries=store.delete_audit_before(policy.audit_cutoff(current)),
+        heatmap_cells=store.delete_heatmap_before(policy.event_cutoff(current)),
     )
 
 
@@ -90,23 +79,20 @@ class RetentionLoop:
     A failing purge (store down) is logged and retried at the next interval.
 
     Example:
-        >>> loop = RetentionLoop(RetentionPolicy(30), store, registry)   # doctest: +SKIP
+        >>> loop = RetentionLoop(RetentionPolicy(30), store)            # doctest: +SKIP
         >>> loop.start(); ...; loop.stop()                              # doctest: +SKIP
     """
 
-    def __init__(
-        self, policy: RetentionPolicy, store: Store, registry: ConsentRegistry | None = None
-    ) -> None:
+    def __init__(self, policy: RetentionPolicy, store: Store) -> None:
         self.policy = policy
         self.store = store
-        self.registry = registry
         self.last_report: PurgeReport | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> PurgeReport | None:
         try:
-            self.last_report = purge_once(self.policy, self.store, self.registry)
+            self.last_report = purge_once(self.policy, self.store)
         except Exception:
             logger.exception("retention purge failed; will retry in %.0f s", self.policy.interval_s)
             return None

@@ -1,8 +1,9 @@
 """The opt-in service: check-ins, erasure, member records, aggregates — one object per store.
 
-It ties the :class:`ConsentRegistry` (persistence), the :class:`RecentTrackIndex`
-(which track was where), the :class:`HookDispatcher` (visits and hooks) and the
-event :class:`Store` (erasure of member-attributed events) together. The API
+It ties the :class:`Store` (consent, check-ins, links, the audit log and
+member-attributed events), the :class:`ConsentRegistry` (audit names, staff tracks,
+member metrics), the :class:`RecentTrackIndex` (which track was where) and the
+:class:`HookDispatcher` (visits and hooks) together. The API
 router and the camera workers both hold the same instance.
 
 Camera worker, once per frame, after the zone engine and before writing events::
@@ -12,7 +13,7 @@ Camera worker, once per frame, after the zone engine and before writing events::
 Example:
     >>> from storesense.api.store.sqlite import SQLiteStore
     >>> store = SQLiteStore(":memory:", "s1")
-    >>> optin = OptInService(store, open_consent_registry("sqlite://:memory:", "s1"))
+    >>> optin = OptInService(store)
     >>> optin.check_in(CheckInRequest(member_token="m-42", camera_id="cam1",
     ...                                timestamp=1714557600.0),
     ...                actor="k_1").outcome
@@ -48,7 +49,6 @@ from storesense.api.privacy.consent import (
     Role,
     TrackKey,
     TrackLink,
-    open_consent_registry,
     validate_token,
 )
 from storesense.api.privacy.hooks import (
@@ -71,7 +71,6 @@ __all__ = [
     "CheckInResult",
     "ErasureReport",
     "OptInService",
-    "open_consent_registry",
 ]
 
 logger = logging.getLogger(__name__)
@@ -210,12 +209,11 @@ class OptInService:
     def __init__(
         self,
         store: Store,
-        registry: ConsentRegistry,
         linker: RecentTrackIndex | None = None,
         dispatcher: HookDispatcher | None = None,
     ) -> None:
         self.store = store
-        self.registry = registry
+        self.registry = ConsentRegistry(store)
         self.linker = linker or RecentTrackIndex()
         self.dispatcher = dispatcher or HookDispatcher()
         previous = self.dispatcher.on_link
@@ -225,9 +223,9 @@ class OptInService:
 
     @classmethod
     def for_store(
-        cls, store_url: str, store: Store, layout: object, settings: OptInSettings | None = None
+        cls, store: Store, layout: object, settings: OptInSettings | None = None
     ) -> OptInService:
-        """The service of a server: registry beside the store, hooks loaded, zones from layout."""
+        """The service of a server: records in the store, hooks loaded, zones from layout."""
         settings = settings or OptInSettings()
         hooks = load_hooks(settings.hooks)
         reidentifier = cast(
@@ -236,7 +234,6 @@ class OptInService:
         )
         service = cls(
             store,
-            open_consent_registry(store_url, store.store_id),
             RecentTrackIndex.from_layout(
                 layout,
                 horizon_s=settings.track_history_s,
@@ -244,7 +241,7 @@ class OptInService:
             ),
             HookDispatcher(hooks, visit_gap_s=settings.visit_gap_s, reidentifier=reidentifier),
         )
-        service.retention = RetentionLoop(settings.retention, store, service.registry)
+        service.retention = RetentionLoop(settings.retention, store)
         return service
 
     def start(self) -> None:
@@ -253,7 +250,7 @@ class OptInService:
             self.retention.start()
 
     def close(self) -> None:
-        """Stop purging, let hooks deliver what they queued, close the registry."""
+        """Stop purging, let hooks deliver what they queued (the store stays open)."""
         if self.retention is not None:
             self.retention.stop()
         for hook in self.dispatcher.hooks:
@@ -263,7 +260,6 @@ class OptInService:
                     close()
                 except Exception:
                     logger.exception("closing hook %s failed", type(hook).__name__)
-        self.registry.close()
 
     def set_layout(self, layout: object) -> None:
         """Zones changed: re-read the polygons the check-ins are matched against."""
@@ -278,7 +274,7 @@ class OptInService:
 
     def _persist_link(self, link: TrackLink) -> None:
         try:
-            self.registry.add_link(link)
+            self.store.add_link(link)
         except Exception:
             logger.exception("could not persist the link of a track to a member")
 
@@ -335,10 +331,10 @@ class OptInService:
             linked,
             len(candidates),
         )
-        self.registry.record_consent(
+        self.store.record_consent(
             ConsentRecord(request.member_token, request.policy_version, timestamp, request.source)
         )
-        self.registry.add_checkin(checkin)
+        self.store.add_checkin(checkin)
         self.registry.audit(actor, "checkin", request.member_token, outcome.value)
         return CheckInResult(checkin.checkin_id, outcome, len(candidates), linked, message)
 
@@ -348,7 +344,7 @@ class OptInService:
         self.registry.audit(actor, "read", member_token)
         return {
             "member_token": member_token,
-            "consents": [asdict(c) for c in self.registry.consents(member_token)],
+            "consents": [asdict(c) for c in self.store.consents(member_token)],
             "checkins": [
                 CheckInResult(c.checkin_id, c.outcome, c.candidates, c.linked_track, "").to_dict()
                 | {
@@ -357,7 +353,7 @@ class OptInService:
                     "zone_id": c.zone_id,
                     "camera_id": c.camera_id,
                 }
-                for c in self.registry.checkins(member_token=member_token)
+                for c in self.store.checkins(member_token=member_token)
             ],
             "links": [
                 {
@@ -367,15 +363,15 @@ class OptInService:
                     "how": x.how,
                     "visit_id": x.visit_id,
                 }
-                for x in self.registry.links(member_token=member_token)
+                for x in self.store.links(member_token=member_token)
             ],
         }
 
     def erase_member(self, member_token: str, actor: str | None) -> ErasureReport:
-        """Forget the member: live links and templates, registry records, attributed events."""
+        """Forget the member: live links and templates, stored records, attributed events."""
         validate_token(member_token)
         active = self.dispatcher.forget_member(member_token)
-        records = self.registry.erase_member(member_token)
+        records = self.store.erase_member(member_token)
         events = self.store.delete_events_with_attribute(MEMBER_ATTRIBUTE, member_token)
         self.registry.audit(actor, "erase", member_token, f"records={records} events={events}")
         return ErasureReport(records, events, active)

@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from storesense.api import telemetry
 from storesense.api.auth import Principal, Scope, require
 from storesense.api.limits import ImageTooLargeError, check_image_size
-from storesense.api.privacy.consent import AuditEntry
 from storesense.api.runtime import (
     CameraStatus,
     DebugSnapshots,
@@ -35,7 +34,7 @@ from storesense.api.schemas import (
     FrameAcceptedOut,
 )
 from storesense.api.settings import ServiceSettings
-from storesense.api.store.base import CameraReport, Store, StoreUnavailableError
+from storesense.api.store.base import AuditEntry, CameraReport, Store, StoreUnavailableError
 from storesense.vision.frames import Frame
 from storesense.vision.privacy import encode_snapshot
 from storesense.zones.config import CameraConfig, StoreLayout
@@ -243,7 +242,7 @@ def _audit(
     optin = getattr(request.app.state, "optin", None)
     if optin is not None:
         entry = AuditEntry(time.time(), actor, action, f"camera:{camera_id}", detail)
-        optin.registry.append_audit(entry)
+        optin.store.append_audit(entry)
 
 
 def _debug_state(snapshots: DebugSnapshots, camera_id: str) -> CameraDebugOut:

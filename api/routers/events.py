@@ -10,6 +10,9 @@ Resuming: every message that ends a batch read from the store carries the store
 cursor as its SSE ``id:``; a client that reconnects with ``Last-Event-ID`` (browsers'
 ``EventSource`` do this by themselves) first gets the events it missed, read from the
 store, then the live stream, with no gap and no repeat.
+
+The SSE framing, keep-alive comments and disconnect handling are ``sse-starlette``'s
+(:class:`~sse_starlette.EventSourceResponse`); this module decides what is sent.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from storesense.api import telemetry
 from storesense.api.auth import Principal, Scope, require
@@ -244,14 +247,23 @@ def _parse_types(types: list[str] | None) -> frozenset[EventType] | None:
     return frozenset(parsed)
 
 
-def _sse(event_name: str, data: str, event_id: str | None = None) -> bytes:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event_name}\ndata: {data}\n\n".encode()
+_SEP = "\n"
+"""Line ending of the stream's SSE messages."""
+
+
+def _sse(event_name: str, data: str, event_id: Cursor | None = None) -> ServerSentEvent:
+    return ServerSentEvent(data, event=event_name, id=event_id, sep=_SEP)
+
+
+def _keepalive() -> ServerSentEvent:
+    """The comment sent when nothing else was for ``sse_keepalive_s`` (proxies keep the
+    connection open)."""
+    return ServerSentEvent(comment="keepalive", sep=_SEP)
 
 
 @router.get(
     "/events/stream",
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "SSE stream"},
         400: {"description": "malformed Last-Event-ID"},
@@ -265,7 +277,7 @@ async def event_stream(
     last_event_id: Annotated[
         str | None, Header(description="resume after this SSE id (sent by EventSource)")
     ] = None,
-) -> StreamingResponse:
+) -> EventSourceResponse:
     """Server-Sent Events of zone enter/exit, approaching, line crossings and shelf events.
 
     Each message is ``event: <type>`` with the event as JSON ``data``; the last
@@ -278,7 +290,6 @@ async def event_stream(
     settings = request.app.state.settings
     types = _parse_types(type)
     zones = frozenset(zone) if zone else None
-    keepalive_s: float = settings.sse_keepalive_s
     # Subscribe first, catch up second: the live queue then starts at or before the
     # catch-up's end; the overlap (a prefix of the live queue) is skipped by event id.
     subscriber = hub.subscribe(zones, types)
@@ -300,15 +311,15 @@ async def event_stream(
         hub.unsubscribe(subscriber)
         raise
 
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream() -> AsyncIterator[ServerSentEvent]:
         try:
-            yield f"retry: {settings.sse_retry_ms}\n: connected\n\n".encode()
+            yield ServerSentEvent(comment="connected", retry=settings.sse_retry_ms, sep=_SEP)
             for i, event in enumerate(missed.events):
                 last = i == len(missed.events) - 1
                 body = event_out(event, principal).model_dump_json(exclude_none=True)
                 yield _sse(str(event.type), body, missed.cursor if last else None)
             if not missed.events:
-                yield f"id: {missed.cursor}\n\n".encode()
+                yield ServerSentEvent(id=missed.cursor, sep=_SEP)
             if missed.truncated:
                 notice = {
                     "dropped": None,
@@ -318,11 +329,7 @@ async def event_stream(
                 yield _sse("dropped", json.dumps(notice))
             already_sent = {e.event_id for e in missed.events}
             while True:
-                try:
-                    event, cursor = await asyncio.wait_for(subscriber.queue.get(), keepalive_s)
-                except TimeoutError:
-                    yield b": keepalive\n\n"
-                    continue
+                event, cursor = await subscriber.queue.get()
                 if already_sent:
                     if event.event_id in already_sent:
                         continue
@@ -336,10 +343,12 @@ async def event_stream(
         finally:
             hub.unsubscribe(subscriber)
 
-    return StreamingResponse(
+    return EventSourceResponse(
         stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache"},
+        ping=settings.sse_keepalive_s,
+        ping_message_factory=_keepalive,
+        sep=_SEP,
     )
 
 

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 from storesense.api.auth import Principal, Scope, require
-from storesense.api.privacy.consent import validate_token
 from storesense.api.privacy.service import CheckInRequest, OptInService
 from storesense.api.routers.counts import time_range
+from storesense.api.store.base import validate_token
 from storesense.zones.timemodel import parse_timestamp
 
 router = APIRouter(prefix="/v1/optin", tags=["opt-in"])
@@ -127,7 +127,7 @@ def get_audit(
             "subject": e.subject,
             "detail": e.detail,
         }
-        for e in service.registry.audit_log(start=start, subject=subject)
+        for e in service.store.audit_log(start=start, subject=subject)
     ]
 
 

@@ -7,11 +7,17 @@ The API, the camera workers and the privacy layer only talk to this interface;
 from __future__ import annotations
 
 import abc
+import json
 import math
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
 
 from storesense.zones.events import Event, EventType
+
+MAX_TOKEN_LENGTH = 128
 
 
 class StoreUnavailableError(RuntimeError):
@@ -82,6 +88,104 @@ class EventFact:
     target: str
     attributes: Mapping[str, str]
     """Only ``direction`` (line crossings), when the event has one."""
+
+
+# opt-in records (api.privacy decides what is recorded and who may read it) ------------
+class Role(StrEnum):
+    MEMBER = "member"
+    """A customer who opted in (loyalty member)."""
+    STAFF = "staff"
+    """An employee who badged in: left out of customer metrics, never sent to hooks."""
+
+
+class LinkOutcome(StrEnum):
+    LINKED = "linked"
+    AMBIGUOUS = "ambiguous"
+    """Several tracks were in the zone: none was linked."""
+    NO_TRACK = "no_track"
+    """Nobody was seen in the zone at that time."""
+
+
+class TrackKey(NamedTuple):
+    """A track is only unique within its camera (and short-lived)."""
+
+    camera_id: str
+    track_id: int
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    member_token: str
+    policy_version: str
+    given_at: float
+    """Unix seconds."""
+    source: str = "checkin"
+    """Where it was given or renewed: ``app``, ``kiosk``, ``checkin``…"""
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    member_token: str
+    role: Role
+    timestamp: float
+    policy_version: str
+    camera_id: str | None = None
+    zone_id: str | None = None
+    outcome: LinkOutcome = LinkOutcome.NO_TRACK
+    linked_track: TrackKey | None = None
+    candidates: int = 0
+    """How many tracks were in the zone at that time."""
+    checkin_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["linked_track"] = list(self.linked_track) if self.linked_track else None
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CheckIn:
+        data = json.loads(text)
+        linked = data.pop("linked_track")
+        return cls(
+            **{**data, "role": Role(data["role"]), "outcome": LinkOutcome(data["outcome"])},
+            linked_track=TrackKey(linked[0], int(linked[1])) if linked else None,
+        )
+
+
+@dataclass(frozen=True)
+class TrackLink:
+    member_token: str
+    role: Role
+    track: TrackKey
+    visit_id: str
+    linked_at: float
+    how: str = "checkin"
+    """``checkin`` or ``reid`` (re-found by the opt-in re-id hook)."""
+    link_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["track"] = list(self.track)
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrackLink:
+        data = json.loads(text)
+        track = data.pop("track")
+        return cls(**{**data, "role": Role(data["role"])}, track=TrackKey(track[0], int(track[1])))
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    timestamp: float
+    actor: str
+    """API key id, ``open`` (no keys configured) or ``system``."""
+    action: str
+    """``checkin``, ``read``, ``erase``, ``hook``…"""
+    subject: str
+    """Keyed hash of the member token (never the token itself)."""
+    detail: str = ""
+    entry_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 @dataclass(frozen=True)
@@ -258,6 +362,64 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_api_key(self, key_id: str) -> bool: ...
 
+    # opt-in: consent, check-ins, track links, audit log -------------------------
+    @abc.abstractmethod
+    def optin_subject_key(self) -> bytes:
+        """The store's secret key that names members in the audit log (made on first use,
+        then the same for every process of the store)."""
+
+    @abc.abstractmethod
+    def record_consent(self, record: ConsentRecord) -> None:
+        """Append a consent given or renewed (``ValueError`` for a malformed token)."""
+
+    @abc.abstractmethod
+    def consents(self, member_token: str) -> list[ConsentRecord]:
+        """Consent history of a member, oldest first."""
+
+    @abc.abstractmethod
+    def add_checkin(self, checkin: CheckIn) -> None:
+        """Store a check-in (replaces one with the same ``checkin_id``)."""
+
+    @abc.abstractmethod
+    def checkins(
+        self, start: float | None = None, end: float | None = None, member_token: str | None = None
+    ) -> list[CheckIn]:
+        """Check-ins with ``start <= timestamp < end`` (``None``: open), oldest first."""
+
+    @abc.abstractmethod
+    def add_link(self, link: TrackLink) -> None:
+        """Store a track link (replaces one with the same ``link_id``)."""
+
+    @abc.abstractmethod
+    def links(
+        self, start: float | None = None, end: float | None = None, member_token: str | None = None
+    ) -> list[TrackLink]:
+        """Links made with ``start <= linked_at < end`` (``None``: open), oldest first."""
+
+    @abc.abstractmethod
+    def erase_member(self, member_token: str) -> int:
+        """Delete the member's consents, check-ins and links without a trace in the stored
+        data; returns how many records went. Audit entries (keyed hashes) stay."""
+
+    @abc.abstractmethod
+    def append_audit(self, entry: AuditEntry) -> None: ...
+
+    @abc.abstractmethod
+    def audit_log(self, start: float | None = None, subject: str | None = None) -> list[AuditEntry]:
+        """Audit entries from ``start`` on (of one ``subject``, or all), oldest first."""
+
+    @abc.abstractmethod
+    def delete_checkins_before(self, timestamp: float) -> int:
+        """Retention: drop check-ins and links older than ``timestamp``; returns how many."""
+
+    @abc.abstractmethod
+    def delete_consents_before(self, timestamp: float) -> int:
+        """Retention: drop consent records given before ``timestamp``; returns how many."""
+
+    @abc.abstractmethod
+    def delete_audit_before(self, timestamp: float) -> int:
+        """Retention: drop audit entries older than ``timestamp``; returns how many."""
+
     # health -----------------------------------------------------------------
     @abc.abstractmethod
     def ping(self) -> bool: ...
@@ -327,6 +489,23 @@ def validate_store_id(store_id: str) -> str:
             f"store_id must be 1-64 printable characters without '{{' or '}}'; got {store_id!r}"
         )
     return store_id
+
+
+def validate_token(token: str) -> str:
+    """Member tokens are the store system's pseudonyms: 1-128 printable ASCII, no spaces.
+
+    >>> validate_token("m-42")
+    'm-42'
+    """
+    if not (
+        isinstance(token, str)
+        and 0 < len(token) <= MAX_TOKEN_LENGTH
+        and all(c.isascii() and c.isprintable() and not c.isspace() for c in token)
+    ):
+        raise ValueError(
+            f"member token must be 1-{MAX_TOKEN_LENGTH} printable ASCII characters without spaces"
+        )
+    return token
 
 
 def validate_events(events: Sequence[Event]) -> None:

@@ -25,6 +25,7 @@ key                   type      content
 ``ss:{S}:heat:hours`` zset      hour bucket starts that have a heatmap hash
 ``ss:{S}:layout``     string    layout JSON
 ``ss:{S}:keys``       hash      key hash → API key record JSON (hashes only)
+``ss:{S}:optin:…``    various   consent, check-ins, links, audit (:mod:`.redis_optin`)
 ====================  ========  ===================================================
 
 A write is one Lua script (``HSETNX`` on the event hash decides whether the event
@@ -44,14 +45,12 @@ requests after an erasure when AOF is on).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import redis
 import redis.exceptions
@@ -62,7 +61,6 @@ from storesense.api.store.base import (
     EventQuery,
     HeatmapCell,
     Store,
-    StoreUnavailableError,
     ZoneOccupancy,
     check_bucket_seconds,
     check_heatmap_cells,
@@ -72,20 +70,11 @@ from storesense.api.store.base import (
     validate_events,
     validate_store_id,
 )
+from storesense.api.store.redis_errors import redis_errors
+from storesense.api.store.redis_optin import RedisOptInKeys
+from storesense.api.store.url import parse_store_url
 from storesense.zones.events import Event
 
-P = ParamSpec("P")
-T = TypeVar("T")
-R = TypeVar("R")
-
-_UNAVAILABLE_REPLY_PREFIXES = (
-    "OOM",
-    "LOADING",
-    "MASTERDOWN",
-    "READONLY",
-    "CLUSTERDOWN",
-    "TRYAGAIN",
-)
 _PAGE = 1000
 
 # KEYS: ev, ts, sid, stream, meta, then one minute-counter key per event.
@@ -182,43 +171,6 @@ return {redis.call('HGET', KEYS[3], 'epoch') or '0', redis.call('GET', KEYS[2]) 
 """
 
 
-def _is_unavailable(exc: redis.exceptions.RedisError) -> bool:
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return True
-    if type(exc).__name__ in {"ClusterDownError", "TryAgainError", "MasterDownError"}:
-        return True
-    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(
-        _UNAVAILABLE_REPLY_PREFIXES
-    )
-
-
-def _redis_errors(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn "Redis cannot be reached / cannot write now" into ``StoreUnavailableError``."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except redis.exceptions.RedisError as exc:
-            if _is_unavailable(exc):
-                raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
-            raise
-        except OSError as exc:
-            raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
-
-    return wrapper
-
-
-def map_redis_errors(cls: type[T]) -> type[T]:
-    """Class decorator: every public method (and ``_secret``) of a Redis-backed class maps
-    "Redis cannot be reached" to ``StoreUnavailableError``, as the store's methods do (the
-    API answers 503, not 500)."""
-    for name, value in list(vars(cls).items()):
-        if inspect.isfunction(value) and (not name.startswith("_") or name == "_secret"):
-            setattr(cls, name, _redis_errors(value))
-    return cls
-
-
 def _minute(timestamp: float) -> int:
     return math.floor(timestamp / 60)
 
@@ -240,7 +192,7 @@ def redis_client(
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
     retries: int = 1,
 ) -> Any:
-    """The one place StoreSense creates a redis-py client (store and consent registry).
+    """The one place StoreSense creates a redis-py client (the store, opt-in records included).
 
     Every command has a socket (read/write) timeout and a connect timeout; URL
     query options override them (``redis://host/0?socket_timeout=0.5``). A
@@ -267,17 +219,19 @@ def redis_client(
         retries,
         supported_errors=(redis.exceptions.ConnectionError,),
     )
-    if "+cluster://" in url:
+    parsed = parse_store_url(url)
+    if parsed.backend != "redis":
+        raise ValueError(f"{url!r} is not a Redis store URL")
+    if parsed.cluster:
         from redis.cluster import RedisCluster
 
-        plain_url = url.replace("+cluster://", "://", 1)
-        return RedisCluster.from_url(plain_url, retry=retry, **options)
+        return RedisCluster.from_url(parsed.client_url, retry=retry, **options)
     return redis.Redis.from_url(
-        url, retry=retry, retry_on_error=[redis.exceptions.ConnectionError], **options
+        parsed.client_url, retry=retry, retry_on_error=[redis.exceptions.ConnectionError], **options
     )
 
 
-class RedisStore(Store):
+class RedisStore(RedisOptInKeys, Store):
     """Store in Redis under the ``ss:{store_id}:`` namespace.
 
     ``client`` is any ``redis.Redis`` / ``redis.cluster.RedisCluster`` created
@@ -345,7 +299,7 @@ class RedisStore(Store):
         return self._prefix + name
 
     # events -------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def write_events(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
@@ -383,7 +337,7 @@ class RedisStore(Store):
                 return
             offset += len(ids)
 
-    @_redis_errors
+    @redis_errors
     def query_events(self, query: EventQuery) -> list[Event]:
         if query.limit is not None and query.limit < 0:
             raise ValueError(f"limit must not be negative, got {query.limit}")
@@ -413,7 +367,7 @@ class RedisStore(Store):
             deleted += int(self._delete_script(keys=keys, args=args))
         return deleted
 
-    @_redis_errors
+    @redis_errors
     def delete_events_before(self, timestamp: float) -> int:
         # The horizon first: a late replay of an older event can no longer add it back.
         purged = self._client.hget(self._k_meta, "purged_before")
@@ -433,7 +387,7 @@ class RedisStore(Store):
                 # Index entries whose event is already gone: drop them.
                 self._client.zrem(self._k_times, *ids)
 
-    @_redis_errors
+    @redis_errors
     def delete_events_with_attribute(self, key: str, value: str) -> int:
         # A full scan: erasure is rare, and an index of member tokens would itself be a trace.
         matches: list[Event] = []
@@ -453,7 +407,7 @@ class RedisStore(Store):
         except redis.exceptions.ResponseError:
             pass  # CONFIG/BGREWRITEAOF disabled (managed Redis) or a rewrite already running
 
-    @_redis_errors
+    @redis_errors
     def tail_events(
         self, last_id: str | None, block_ms: int = 0, limit: int = 100
     ) -> tuple[str, list[Event]]:
@@ -480,13 +434,13 @@ class RedisStore(Store):
             elif block is None or time.monotonic() >= deadline:
                 return cursor, []
 
-    @_redis_errors
+    @redis_errors
     def events_version(self) -> str | None:
         epoch, version = self._client.hmget(self._k_meta, ["epoch", "events_version"])
         return f"{epoch or '0'}-{version or '0'}"
 
     # consumer groups (post-processing) -----------------------------------------------
-    @_redis_errors
+    @redis_errors
     def create_consumer_group(self, group: str, start_id: str = "0") -> bool:
         """Create ``group`` on the event stream; ``False`` when it already exists."""
         try:
@@ -497,7 +451,7 @@ class RedisStore(Store):
             raise
         return True
 
-    @_redis_errors
+    @redis_errors
     def read_group(
         self, group: str, consumer: str, count: int = 100, block_ms: int = 0
     ) -> list[tuple[str, Event | None]]:
@@ -517,13 +471,13 @@ class RedisStore(Store):
             for (entry_id, _), p in zip(entries, payloads, strict=True)
         ]
 
-    @_redis_errors
+    @redis_errors
     def ack(self, group: str, entry_ids: Sequence[str]) -> int:
         """Acknowledge processed entries of ``group``; returns how many were pending."""
         return int(self._client.xack(self._k_stream, group, *entry_ids)) if entry_ids else 0
 
     # occupancy -------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def set_occupancy(
         self,
         camera_id: str,
@@ -544,7 +498,7 @@ class RedisStore(Store):
             keys=[self._k_occupancy, self._k_occupancy_version, self._k_meta], args=args
         )
 
-    @_redis_errors
+    @redis_errors
     def get_occupancy(self) -> tuple[str, dict[str, ZoneOccupancy]]:
         epoch, version, flat = self._read_occupancy(
             keys=[self._k_occupancy, self._k_occupancy_version, self._k_meta]
@@ -562,7 +516,7 @@ class RedisStore(Store):
         return f"{epoch}-{version}", dict(sorted(zones.items()))
 
     # transactions ----------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def add_transactions(self, buckets: Mapping[float, int]) -> None:
         mapping: dict[str, int] = {}
         for start, count in buckets.items():
@@ -572,14 +526,14 @@ class RedisStore(Store):
         if mapping:
             self._client.hset(self._k_transactions, mapping=mapping)
 
-    @_redis_errors
+    @redis_errors
     def get_transactions(self, start: float, end: float) -> dict[float, int]:
         stored = self._client.hgetall(self._k_transactions)
         selected = {float(k): int(v) for k, v in stored.items() if start <= float(k) < end}
         return dict(sorted(selected.items()))
 
     # floor heatmap -----------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def add_heatmap(self, cells: Sequence[HeatmapCell]) -> None:
         check_heatmap_cells(cells)
         if not cells:
@@ -598,7 +552,7 @@ class RedisStore(Store):
             keys = [self.key("heat:hours")] + [self.key(f"heat:{int(c.hour)}") for c in chunk]
             self._heatmap(keys=keys, args=args)
 
-    @_redis_errors
+    @redis_errors
     def get_heatmap(
         self, start: float, end: float, camera_id: str | None = None
     ) -> list[HeatmapCell]:
@@ -620,7 +574,7 @@ class RedisStore(Store):
         cells.sort(key=lambda c: (c.camera_id, c.hour, c.y, c.x))
         return cells
 
-    @_redis_errors
+    @redis_errors
     def delete_heatmap_before(self, timestamp: float) -> int:
         hours = self._client.zrangebyscore(
             self.key("heat:hours"), "-inf", float(timestamp) - HEATMAP_BUCKET_S
@@ -634,7 +588,7 @@ class RedisStore(Store):
         return deleted
 
     # counts ------------------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def count_events(
         self, start: float, end: float, bucket_seconds: int = 60
     ) -> dict[tuple[float, str, str], int]:
@@ -659,12 +613,12 @@ class RedisStore(Store):
         return counts
 
     # layout and keys ---------------------------------------------------------------------
-    @_redis_errors
+    @redis_errors
     def put_camera_report(self, report: CameraReport) -> None:
         payload = {"status": report.status_json, "reported_at": float(report.reported_at)}
         self._client.hset(self._k_cameras, report.camera_id, json.dumps(payload))
 
-    @_redis_errors
+    @redis_errors
     def get_camera_reports(self) -> dict[str, CameraReport]:
         reports = {}
         for camera_id, value in self._client.hgetall(self._k_cameras).items():
@@ -674,12 +628,12 @@ class RedisStore(Store):
             )
         return reports
 
-    @_redis_errors
+    @redis_errors
     def get_layout(self) -> str | None:
         value = self._client.get(self._k_layout)
         return None if value is None else str(value)
 
-    @_redis_errors
+    @redis_errors
     def put_layout(self, layout_json: str) -> None:
         self._client.set(self._k_layout, layout_json)
 
@@ -706,7 +660,7 @@ class RedisStore(Store):
             created_at=float(data["created_at"]),
         )
 
-    @_redis_errors
+    @redis_errors
     def put_api_key(self, record: ApiKeyRecord) -> None:
         # Replacing a key id drops its old hash, as the SQLite store does.
         stale = [r.key_hash for r in self.list_api_keys() if r.key_id == record.key_id]
@@ -716,17 +670,17 @@ class RedisStore(Store):
         pipe.hset(self._k_keys, record.key_hash, self._key_to_json(record))
         pipe.execute()
 
-    @_redis_errors
+    @redis_errors
     def find_api_key(self, key_hash: str) -> ApiKeyRecord | None:
         payload = self._client.hget(self._k_keys, key_hash)
         return None if payload is None else self._key_from_json(payload)
 
-    @_redis_errors
+    @redis_errors
     def list_api_keys(self) -> list[ApiKeyRecord]:
         records = [self._key_from_json(p) for p in self._client.hvals(self._k_keys)]
         return sorted(records, key=lambda r: (r.created_at, r.key_id))
 
-    @_redis_errors
+    @redis_errors
     def delete_api_key(self, key_id: str) -> bool:
         hashes = [r.key_hash for r in self.list_api_keys() if r.key_id == key_id]
         return bool(hashes) and int(self._client.hdel(self._k_keys, *hashes)) > 0

@@ -13,10 +13,11 @@ deterministic ``event_id``): nothing is lost and nothing is duplicated.
 
 Occupancy and transaction writes during an outage keep only the latest value per
 camera / bucket and are applied after the spooled events. Reads, erasure,
-layout and key writes go to the primary and raise ``StoreUnavailableError``
-during an outage (the API answers 503); during a replay, reads see the primary
-as it is. Erasure and retention are also applied to the spool, so erased data
-is never replayed. Use one spool file per process.
+layout and key writes, and every opt-in record (consent, check-ins, links, audit)
+go to the primary and raise ``StoreUnavailableError`` during an outage (the API
+answers 503); during a replay, reads see the primary as it is. Erasure and
+retention are also applied to the spool, so erased data is never replayed. Use one
+spool file per process.
 
 Example:
     >>> import tempfile, pathlib
@@ -43,12 +44,16 @@ from pathlib import Path
 
 from storesense.api.store.base import (
     ApiKeyRecord,
+    AuditEntry,
     CameraReport,
+    CheckIn,
+    ConsentRecord,
     EventFact,
     EventQuery,
     HeatmapCell,
     Store,
     StoreUnavailableError,
+    TrackLink,
     ZoneOccupancy,
     check_occupancy_counts,
     validate_events,
@@ -424,6 +429,50 @@ class SpoolingStore(Store):
 
     def get_camera_reports(self) -> dict[str, CameraReport]:
         return self.primary.get_camera_reports()
+
+    # opt-in: never spooled (a check-in or an erasure is answered now, or 503) --------------
+    def optin_subject_key(self) -> bytes:
+        return self.primary.optin_subject_key()
+
+    def record_consent(self, record: ConsentRecord) -> None:
+        self.primary.record_consent(record)
+
+    def consents(self, member_token: str) -> list[ConsentRecord]:
+        return self.primary.consents(member_token)
+
+    def add_checkin(self, checkin: CheckIn) -> None:
+        self.primary.add_checkin(checkin)
+
+    def checkins(
+        self, start: float | None = None, end: float | None = None, member_token: str | None = None
+    ) -> list[CheckIn]:
+        return self.primary.checkins(start, end, member_token)
+
+    def add_link(self, link: TrackLink) -> None:
+        self.primary.add_link(link)
+
+    def links(
+        self, start: float | None = None, end: float | None = None, member_token: str | None = None
+    ) -> list[TrackLink]:
+        return self.primary.links(start, end, member_token)
+
+    def erase_member(self, member_token: str) -> int:
+        return self.primary.erase_member(member_token)
+
+    def append_audit(self, entry: AuditEntry) -> None:
+        self.primary.append_audit(entry)
+
+    def audit_log(self, start: float | None = None, subject: str | None = None) -> list[AuditEntry]:
+        return self.primary.audit_log(start, subject)
+
+    def delete_checkins_before(self, timestamp: float) -> int:
+        return self.primary.delete_checkins_before(timestamp)
+
+    def delete_consents_before(self, timestamp: float) -> int:
+        return self.primary.delete_consents_before(timestamp)
+
+    def delete_audit_before(self, timestamp: float) -> int:
+        return self.primary.delete_audit_before(timestamp)
 
     # layout, keys, health ------------------------------------------------------------------
     def get_layout(self) -> str | None:

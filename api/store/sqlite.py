@@ -8,6 +8,8 @@ for speed (still safe against a crash of the process).
 
 Privacy: ``secure_delete`` is on and the WAL is checkpointed and truncated after
 an erasure, so erased attribute values do not linger in free pages of the file.
+Consent, check-ins, links and the audit log are tables ``optin_*`` of the same file
+(:mod:`.sqlite_optin`).
 
 Example:
     >>> from storesense.zones.events import Event, EventType
@@ -56,6 +58,7 @@ from storesense.api.store.sqlite_connection import (
     SYNCHRONOUS_MODES,
     connect_sqlite,
 )
+from storesense.api.store.sqlite_optin import OPTIN_SCHEMA, SQLiteOptInTables
 from storesense.zones.events import Event, EventType
 
 _SCHEMA = """
@@ -166,7 +169,7 @@ def _event_from_row(row: sqlite3.Row) -> Event:
     )
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteOptInTables, Store):
     """Store in one SQLite file (``path``) or in memory (``":memory:"``).
 
     Each thread gets its own connection to a file (WAL lets readers run beside
@@ -203,7 +206,7 @@ class SQLiteStore(Store):
         with self._guard():
             try:
                 conn = self._connection()
-                conn.executescript(_SCHEMA)
+                conn.executescript(_SCHEMA + OPTIN_SCHEMA)
                 columns = {row[1] for row in conn.execute("PRAGMA table_info(occupancy)")}
                 if "approaching" not in columns:  # a file made before the column existed
                     _add_column(conn, "occupancy", "approaching INTEGER NOT NULL DEFAULT 0")

@@ -33,6 +33,20 @@ class StoreURL:
     """SQLite: the database file (``:memory:`` in memory), relative to the working directory
     for ``sqlite:///x.db``, absolute for ``sqlite:////x.db``."""
     options: dict[str, str] = field(default_factory=dict)
+    cluster: bool = False
+    """Redis: ``redis+cluster://`` or ``rediss+cluster://`` (a Redis Cluster)."""
+
+    @property
+    def client_url(self) -> str:
+        """The URL redis-py opens: the store URL without ``+cluster`` in its scheme.
+
+        >>> parse_store_url("rediss+cluster://h:7000").client_url
+        'rediss://h:7000'
+        """
+        if not self.cluster:
+            return self.url
+        scheme, _, rest = self.url.partition("://")
+        return scheme[: -len("+cluster")] + "://" + rest
 
 
 def parse_store_url(url: str) -> StoreURL:
@@ -57,7 +71,7 @@ def parse_store_url(url: str) -> StoreURL:
     if scheme in REDIS_SCHEMES:
         if scheme != "unix" and not urlsplit(url).hostname:
             raise ValueError(f"store URL {url!r} names no Redis host")
-        return StoreURL("redis", url)
+        return StoreURL("redis", url, cluster=scheme.endswith("+cluster"))
     raise ValueError(
         f"unknown store URL scheme {scheme!r} in {url!r}: use sqlite:///path.db, "
         "sqlite://:memory:, redis://host:port/db, rediss://… or redis+cluster://…"
