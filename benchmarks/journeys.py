@@ -55,6 +55,7 @@ from storesense.zones.config import StoreLayout, load_layout
 from storesense.zones.events import Event
 from storesense.zones.journeys import (
     JourneySummary,
+    VisitLinker,
     exit_visits,
     path_agreement,
     summarise_journeys,
@@ -171,6 +172,63 @@ def person_transition_error(
         mine, real = ours.get(person, Counter()), truth.get(person, Counter())
         wrong += sum(abs(mine[pair] - real[pair]) for pair in set(mine) | set(real))
     return wrong / total if total else 0.0
+
+
+def visit_continuity(
+    tracks: list[Tracks], gt: list[Tracks], fps: float, frame_size: tuple[int, int], **link: float
+) -> tuple[int, int, int]:
+    """People followed for at least 1 s, visits split off a person (a person with n visits
+    adds n - 1) and visits wrongly joined (a visit over n people adds n - 1), with the
+    :class:`VisitLinker` settings ``link`` (each track given to the person it followed most)."""
+    linker = VisitLinker("c", frame_size=frame_size, **link)
+    visit_of: dict[int, str] = {}
+    for frame in tracks:
+        linker.update(frame)
+        for track_id in frame.track_id.tolist():
+            visit_of[int(track_id)] = linker.visit_of(track_id)
+    visits: dict[int, set[str]] = defaultdict(set)
+    people: dict[str, set[int]] = defaultdict(set)
+    for track_id, followed in track_people(tracks, gt).items():
+        person, frames = followed.most_common(1)[0]
+        if frames >= fps:
+            visits[person].add(visit_of[track_id])
+            people[visit_of[track_id]].add(person)
+    return (
+        len(visits),
+        sum(len(v) - 1 for v in visits.values()),
+        sum(len(p) - 1 for p in people.values()),
+    )
+
+
+def continuity_table() -> None:
+    """Splits and wrong joins of visits on both sequences (TUD-Campus: 2.8 s, too short
+    for paths, but a check that the hand-overs join no two people)."""
+    print("\nvisit continuity (people followed >= 1 s / visits split off / wrongly joined):")
+    variants = {
+        "linked": {},
+        "gap link only": {"hidden_seconds": 0.0, "overlap_seconds": 0.0},
+        "raw": {"link_seconds": 0.0},
+    }
+    print(f"  {'sequence':<12} {'tracks':<24}" + "".join(f"{v:>16}" for v in variants))
+    for name, frame_size in (("PETS09-S2L1", FRAME_SIZE), ("TUD-Campus", (640, 480))):
+        sequence = load_sequence(name)
+        gt = load_gt_tracks(
+            sequence.folder / "gt" / "gt.txt",
+            sequence.fps,
+            len(sequence.frames),
+            with_dont_care=True,
+        )
+        runs = {"storesense": our_tracks(sequence.frames, sequence.fps)}
+        for peer, build in PEERS.items():
+            runs[peer] = rows_to_tracks(run_tracker(build, sequence)[0], sequence.fps)
+        for label, per_frame in runs.items():
+            cells = [
+                "{} / {} / {}".format(
+                    *visit_continuity(per_frame, gt, sequence.fps, frame_size, **link)
+                )
+                for link in variants.values()
+            ]
+            print(f"  {name:<12} {label:<24}" + "".join(f"{c:>16}" for c in cells))
 
 
 def journeys_of(layout: StoreLayout, events: list[Event]) -> JourneySummary:
@@ -293,6 +351,7 @@ def main() -> None:
             indent=2,
         )
     )
+    continuity_table()
     print(f"\nwritten {args.json}")
 
 

@@ -271,6 +271,33 @@ def test_overlap_hand_over_joins_the_events_of_the_young_track() -> None:
     assert off.visit_of(2) == "c:2" and off.links == 0
 
 
+def test_overlap_hand_over_not_between_people_walking_past_each_other() -> None:
+    # Id 1 walks right at 40 px/s; id 2 is born just ahead of it walking LEFT at 40 px/s,
+    # and id 1 vanishes: two people passing, not one person's new id.
+    linker = VisitLinker("c", frame_size=(768, 576))
+    for step in range(6):
+        linker.update(person(1, 100 + 20 * step, step * 0.5))
+    boxes = np.array([[240, 200, 280, 300], [200, 200, 240, 300]])
+    linker.update(Tracks(boxes, np.ones(2), np.array([2, 1]), np.zeros((2, 2)), timestamp=3.0))
+    for step in range(1, 8):  # at 3.5, id 2 is just where id 1 was heading (x = 240)
+        linker.update(person(2, 260 - 20 * step, 3.0 + 0.5 * step))
+    assert linker.visit_of(2) == "c:2" and linker.links == 0
+
+
+@pytest.mark.parametrize(("x", "continued"), [(700, False), (520, True)])
+def test_linker_carries_a_jumping_box_on_at_running_speed_at_most(
+    x: float, continued: bool
+) -> None:
+    # The box jumps 200 px in 0.5 s (4 box heights/s: onto someone else), then is lost
+    # for 1 s: the linker expects it at most 2 box heights/s further on (x = 500), not at
+    # x = 700 where 400 px/s would put it.
+    linker = VisitLinker("c", frame_size=(768, 576))
+    linker.update(person(1, 100, 0.0))
+    linker.update(person(1, 300, 0.5))
+    walk(linker, 2, [x], 1.5)
+    assert (linker.visit_of(2) == "c:1") is continued
+
+
 def test_linker_does_not_continue_a_track_that_left_through_the_border() -> None:
     linker = VisitLinker("c", link_seconds=4.0, link_distance=1.0, frame_size=(768, 576))
     t = walk(linker, 1, [700, 730, 750], 0.0)  # the box touches the right border

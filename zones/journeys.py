@@ -322,6 +322,14 @@ def summarise_journeys(
 
 
 # ------------------------------------------------------------------ linking
+MIN_SPEED_HEIGHTS_PER_SECOND = 0.25
+"""Slower than this (box heights per second) a track's direction is box jitter."""
+
+MAX_SPEED_HEIGHTS_PER_SECOND = 2.0
+"""The linker carries a lost track on at most this fast (box heights per second: a person
+running, about 3.5 m/s); a faster box moved by jumping onto someone else, not by walking."""
+
+
 @dataclass
 class _TrackEnd:
     visit: str
@@ -337,6 +345,14 @@ class _TrackEnd:
     """The key this track's first events carried when its visit was decided later."""
     settled: bool = False
     """Missing for ``overlap_seconds``: the overlap hand-over was tried."""
+
+
+def _opposed(a: _TrackEnd, b: _TrackEnd) -> bool:
+    """Both walking (faster than box jitter) in directions more than 90 degrees apart."""
+    floor = MIN_SPEED_HEIGHTS_PER_SECOND
+    if np.hypot(*a.velocity) < floor * a.height or np.hypot(*b.velocity) < floor * b.height:
+        return False
+    return float(np.dot(a.velocity, b.velocity)) < 0
 
 
 class VisitLinker:
@@ -364,7 +380,9 @@ class VisitLinker:
       neighbour). Once a track has been missing for ``overlap_seconds``, an id born at
       most ``overlap_seconds`` before its last sighting, still seen, not continuing
       anything itself, whose first feet after that sighting lie within ``link_distance``
-      box heights of where the old track was heading, continues its visit; its events
+      box heights of where the old track was heading, and not walking the opposite way
+      (both faster than a quarter box height per second, more than 90 degrees apart: two
+      people passing each other), continues its visit; its events
       from then on also carry ``visit_joins`` (its own first key), which
       :func:`visit_stays` uses to join its earlier events.
 
@@ -450,7 +468,11 @@ class VisitLinker:
                 track.history.pop(0)
             t0, x0, y0 = track.history[0]
             if now > t0:
-                track.velocity = np.array([(feet[row, 0] - x0), (feet[row, 1] - y0)]) / (now - t0)
+                velocity = np.array([(feet[row, 0] - x0), (feet[row, 1] - y0)]) / (now - t0)
+                # Faster than a person runs: the box jumped (onto someone else), not walked.
+                limit = MAX_SPEED_HEIGHTS_PER_SECOND * float(heights[row])
+                speed = float(np.hypot(*velocity))
+                track.velocity = velocity * (limit / speed) if speed > limit else velocity
             track.last_seen, track.feet, track.height = now, feet[row], float(heights[row])
             track.at_border = borders[row]
             track.settled = False
@@ -574,6 +596,8 @@ class VisitLinker:
                     continue
                 if not 0.5 <= candidate.height / track.height <= 2.0:
                     continue
+                if _opposed(track, candidate):
+                    continue  # two people walking past each other
                 # The young track's first sighting after the old one's last.
                 at, x, y = next(
                     (h for h in candidate.history if h[0] > track.last_seen),
