@@ -15,7 +15,9 @@ Then, in the same run, the tracks of
 * every tracker again with the journey-level linking off ("raw": the zone events
   chained per engine visit, only the zone engine's 1 s re-link), and ours with only the
   short-gap link (``link_hidden_seconds`` and ``link_overlap_seconds`` 0: the linker
-  before the hidden and overlap hand-overs), for a before/after in one run.
+  before the hidden and overlap hand-overs) and with the feet taken from the boxes as
+  detected ("feet as detected": no :class:`~storesense.zones.amodal.AmodalBoxes`
+  hidden-legs correction in the zone engine), for a before/after in one run.
 
 Scores per layout (``examples/journeys_*.yaml``): the transition error (sum of
 |ours - truth| over all pairs / total truth transitions), the path agreement
@@ -109,9 +111,11 @@ def journey_events(
     link: bool,
     relink: bool = True,
     gap_only: bool = False,
+    amodal: bool = True,
 ) -> list[Event]:
     """Events of the layout's camera for these tracks, visit ids stamped when ``link``
-    (only across short gaps when ``gap_only``)."""
+    (only across short gaps when ``gap_only``); ``amodal=False``: the zone engine takes
+    the feet from the boxes as given (no hidden-legs correction)."""
     data = layout.model_dump(mode="json")
     if not link:
         data["store"]["journeys"]["link_seconds"] = 0.0
@@ -123,6 +127,8 @@ def journey_events(
             camera["relink_seconds"] = 0.0
     layout = StoreLayout.model_validate(data)
     analytics = CameraAnalytics(layout, CAMERA, shelves=False, frame_size=FRAME_SIZE)
+    if not amodal:
+        analytics.zone_engine.amodal = None
     events: list[Event] = []
     frames = ((None, t) for t in tracks)
     from storesense.zones.summary import summarise_frames
@@ -267,11 +273,14 @@ def main() -> None:
             }
         }
         for label, per_frame in tracks.items():
-            variants = [("", True, False), (" (raw)", False, False)]
+            variants = [("", True, False, True), (" (raw)", False, False, True)]
             if label == "storesense":
-                variants.insert(1, (" (gap link only)", True, True))
-            for suffix, link, gap_only in variants:
-                events = journey_events(layout, per_frame, link=link, gap_only=gap_only)
+                variants.insert(1, (" (gap link only)", True, True, True))
+                variants.insert(1, (" (feet as detected)", True, False, False))
+            for suffix, link, gap_only, amodal in variants:
+                events = journey_events(
+                    layout, per_frame, link=link, gap_only=gap_only, amodal=amodal
+                )
                 ours = journeys_of(layout, events)
                 results[name][label + suffix] = {
                     "visits": ours.visits,
