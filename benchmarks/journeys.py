@@ -13,11 +13,23 @@ Then, in the same run, the tracks of
   ``benchmarks/tracking.py`` on the same cached detections) through exactly the same
   code after the tracker;
 * every tracker again with the journey-level linking off ("raw": the zone events
-  chained per engine visit, only the zone engine's 1 s re-link).
+  chained per engine visit, only the zone engine's 1 s re-link), and ours with only the
+  short-gap link (``link_hidden_seconds`` and ``link_overlap_seconds`` 0: the linker
+  before the hidden and overlap hand-overs) and with the feet taken from the boxes as
+  detected ("feet as detected": no :class:`~storesense.zones.amodal.AmodalBoxes`
+  hidden-legs correction in the zone engine), for a before/after in one run.
 
 Scores per layout (``examples/journeys_*.yaml``): the transition error (sum of
-|ours - truth| over all pairs / total truth transitions) and the path agreement
-(sum over paths of min(ours, truth) / max(our visits, true visits)).
+|ours - truth| over all pairs / total truth transitions), the path agreement
+(sum over paths of min(ours, truth) / max(our visits, true visits)) and the
+**per-person** transition error: each visit is given to the annotated person its boxes
+followed most (IoU >= 0.5), and the sum over people of |their visits' transitions - their
+true transitions| (a visit given to nobody: all its transitions) over the total truth.
+The store-wide transition error lets one person's extra A->B cancel another's missing
+A->B; the per-person one does not, so it shows what linking fragments does to each path.
+
+The layouts come in two folds, pooled separately: the four the linker's design was
+studied on (``DESIGN``) and the ones added afterwards (held out: ``aisles`` and ``shop``).
 
 Run: ``python benchmarks/journeys.py`` (~20 s; the detections are cached in
 ``benchmarks/results/`` by ``tracking_detections.py``).
@@ -26,14 +38,17 @@ Run: ``python benchmarks/journeys.py`` (~20 s; the detections are cached in
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from counting import _iou as box_iou
 from counting import load_gt_tracks
 from storesense.vision.detections import Detections, Tracks
 from storesense.vision.tracking import Tracker
@@ -42,9 +57,12 @@ from storesense.zones.config import StoreLayout, load_layout
 from storesense.zones.events import Event
 from storesense.zones.journeys import (
     JourneySummary,
+    VisitLinker,
+    exit_visits,
     path_agreement,
     summarise_journeys,
     transition_error,
+    visit_paths,
 )
 from tracking import PEERS, run_tracker
 from tracking_detections import RESULTS, load_sequence
@@ -52,6 +70,8 @@ from tracking_eval import TrackRow
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUTS = sorted((ROOT / "examples").glob("journeys_*.yaml"))
+DESIGN = ("bands", "grid", "islands", "quadrants")
+"""The layouts the journey linker's hand-overs were studied on; every other one is held out."""
 CAMERA = "cam1"
 FRAME_SIZE = (768, 576)
 SERVICE_SCORE_THRESHOLD = 0.1
@@ -85,23 +105,136 @@ def our_tracks(frames: list[Detections], fps: float) -> list[Tracks]:
 
 
 def journey_events(
-    layout: StoreLayout, tracks: list[Tracks], *, link: bool, relink: bool = True
+    layout: StoreLayout,
+    tracks: list[Tracks],
+    *,
+    link: bool,
+    relink: bool = True,
+    gap_only: bool = False,
+    amodal: bool = True,
 ) -> list[Event]:
-    """Events of the layout's camera for these tracks, visit ids stamped when ``link``."""
+    """Events of the layout's camera for these tracks, visit ids stamped when ``link``
+    (only across short gaps when ``gap_only``); ``amodal=False``: the zone engine takes
+    the feet from the boxes as given (no hidden-legs correction)."""
     data = layout.model_dump(mode="json")
     if not link:
         data["store"]["journeys"]["link_seconds"] = 0.0
+    if gap_only:
+        data["store"]["journeys"]["link_hidden_seconds"] = 0.0
+        data["store"]["journeys"]["link_overlap_seconds"] = 0.0
     if not relink:
         for camera in data["cameras"]:
             camera["relink_seconds"] = 0.0
     layout = StoreLayout.model_validate(data)
     analytics = CameraAnalytics(layout, CAMERA, shelves=False, frame_size=FRAME_SIZE)
+    if not amodal:
+        analytics.zone_engine.amodal = None
     events: list[Event] = []
     frames = ((None, t) for t in tracks)
     from storesense.api.runtime import summarise_frames
 
     summarise_frames(layout, CAMERA, frames, analytics, sink=events.append)
     return events
+
+
+def track_people(tracks: list[Tracks], gt: list[Tracks]) -> dict[int, Counter[int]]:
+    """Per track id, how many frames it followed each annotated person (IoU >= 0.5)."""
+    people: dict[int, Counter[int]] = defaultdict(Counter)
+    for ours, truth in zip(tracks, gt, strict=True):
+        if len(ours.track_id) == 0 or len(truth.track_id) == 0:
+            continue
+        iou = box_iou(ours.xyxy.astype(np.float64), truth.xyxy.astype(np.float64))
+        best = iou.argmax(axis=1)
+        for row, track_id in enumerate(ours.track_id.tolist()):
+            if iou[row, best[row]] >= 0.5:
+                people[int(track_id)][int(truth.track_id[best[row]])] += 1
+    return people
+
+
+def person_transition_error(
+    layout: StoreLayout,
+    events: list[Event],
+    truth_events: list[Event],
+    people: dict[int, Counter[int]],
+) -> float:
+    """Sum over annotated people of |transitions of the visits given to them - their true
+    transitions| (visits given to nobody count in full), over all true transitions."""
+    settings = layout.store.journeys
+    follows: dict[str, Counter[int]] = defaultdict(Counter)
+    for event, visit in exit_visits(events):
+        follows[visit].update(people.get(event.track_id, Counter()))
+    ours: dict[int | None, Counter[tuple[str, str]]] = defaultdict(Counter)
+    paths = visit_paths(events, settings.path_min_seconds, settings.path_gap_seconds)
+    for visit, path in paths.items():
+        person = follows[visit].most_common(1)[0][0] if follows[visit] else None
+        ours[person].update(itertools.pairwise(path))
+    truth: dict[int | None, Counter[tuple[str, str]]] = defaultdict(Counter)
+    true_paths = visit_paths(truth_events, settings.path_min_seconds, settings.path_gap_seconds)
+    for visit, path in true_paths.items():
+        truth[int(visit.rsplit(":", 1)[1])].update(itertools.pairwise(path))
+    total = sum(sum(pairs.values()) for pairs in truth.values())
+    wrong = 0
+    for person in set(ours) | set(truth):
+        mine, real = ours.get(person, Counter()), truth.get(person, Counter())
+        wrong += sum(abs(mine[pair] - real[pair]) for pair in set(mine) | set(real))
+    return wrong / total if total else 0.0
+
+
+def visit_continuity(
+    tracks: list[Tracks], gt: list[Tracks], fps: float, frame_size: tuple[int, int], **link: float
+) -> tuple[int, int, int]:
+    """People followed for at least 1 s, visits split off a person (a person with n visits
+    adds n - 1) and visits wrongly joined (a visit over n people adds n - 1), with the
+    :class:`VisitLinker` settings ``link`` (each track given to the person it followed most)."""
+    linker = VisitLinker("c", frame_size=frame_size, **link)
+    visit_of: dict[int, str] = {}
+    for frame in tracks:
+        linker.update(frame)
+        for track_id in frame.track_id.tolist():
+            visit_of[int(track_id)] = linker.visit_of(track_id)
+    visits: dict[int, set[str]] = defaultdict(set)
+    people: dict[str, set[int]] = defaultdict(set)
+    for track_id, followed in track_people(tracks, gt).items():
+        person, frames = followed.most_common(1)[0]
+        if frames >= fps:
+            visits[person].add(visit_of[track_id])
+            people[visit_of[track_id]].add(person)
+    return (
+        len(visits),
+        sum(len(v) - 1 for v in visits.values()),
+        sum(len(p) - 1 for p in people.values()),
+    )
+
+
+def continuity_table() -> None:
+    """Splits and wrong joins of visits on both sequences (TUD-Campus: 2.8 s, too short
+    for paths, but a check that the hand-overs join no two people)."""
+    print("\nvisit continuity (people followed >= 1 s / visits split off / wrongly joined):")
+    variants = {
+        "linked": {},
+        "gap link only": {"hidden_seconds": 0.0, "overlap_seconds": 0.0},
+        "raw": {"link_seconds": 0.0},
+    }
+    print(f"  {'sequence':<12} {'tracks':<24}" + "".join(f"{v:>16}" for v in variants))
+    for name, frame_size in (("PETS09-S2L1", FRAME_SIZE), ("TUD-Campus", (640, 480))):
+        sequence = load_sequence(name)
+        gt = load_gt_tracks(
+            sequence.folder / "gt" / "gt.txt",
+            sequence.fps,
+            len(sequence.frames),
+            with_dont_care=True,
+        )
+        runs = {"storesense": our_tracks(sequence.frames, sequence.fps)}
+        for peer, build in PEERS.items():
+            runs[peer] = rows_to_tracks(run_tracker(build, sequence)[0], sequence.fps)
+        for label, per_frame in runs.items():
+            cells = [
+                "{} / {} / {}".format(
+                    *visit_continuity(per_frame, gt, sequence.fps, frame_size, **link)
+                )
+                for link in variants.values()
+            ]
+            print(f"  {name:<12} {label:<24}" + "".join(f"{c:>16}" for c in cells))
 
 
 def journeys_of(layout: StoreLayout, events: list[Event]) -> JourneySummary:
@@ -126,11 +259,13 @@ def main() -> None:
     tracks: dict[str, list[Tracks]] = {"storesense": our_tracks(sequence.frames, fps)}
     for peer, build in PEERS.items():
         tracks[peer] = rows_to_tracks(run_tracker(build, sequence)[0], fps)
+    people = {label: track_people(per_frame, gt) for label, per_frame in tracks.items()}
     results: dict[str, dict[str, dict[str, float | int]]] = {}
     for layout_path in LAYOUTS:
         layout = load_layout(layout_path)
         name = layout_path.stem.removeprefix("journeys_")
-        truth = journeys_of(layout, journey_events(layout, gt, link=False, relink=False))
+        truth_events = journey_events(layout, gt, link=False, relink=False)
+        truth = journeys_of(layout, truth_events)
         results[name] = {
             "truth": {
                 "visits": truth.visits,
@@ -138,9 +273,16 @@ def main() -> None:
             }
         }
         for label, per_frame in tracks.items():
-            for link in (True, False):
-                ours = journeys_of(layout, journey_events(layout, per_frame, link=link))
-                results[name][label + ("" if link else " (raw)")] = {
+            variants = [("", True, False, True), (" (raw)", False, False, True)]
+            if label == "storesense":
+                variants.insert(1, (" (gap link only)", True, True, True))
+                variants.insert(1, (" (feet as detected)", True, False, False))
+            for suffix, link, gap_only, amodal in variants:
+                events = journey_events(
+                    layout, per_frame, link=link, gap_only=gap_only, amodal=amodal
+                )
+                ours = journeys_of(layout, events)
+                results[name][label + suffix] = {
                     "visits": ours.visits,
                     "transitions": sum(
                         n for row in ours.transitions.values() for n in row.values()
@@ -149,10 +291,13 @@ def main() -> None:
                         transition_error(ours.transitions, truth.transitions), 4
                     ),
                     "path_agreement": round(path_agreement(ours.paths, truth.paths), 4),
+                    "person_error": round(
+                        person_transition_error(layout, events, truth_events, people[label]), 4
+                    ),
                 }
     header = (
-        f"{'layout':<10} {'tracks':<30} {'visits':>6} {'trans':>6} {'trans err':>9} "
-        f"{'path agree':>10}"
+        f"{'layout':<10} {'tracks':<34} {'visits':>6} {'trans':>6} {'trans err':>9} "
+        f"{'path agree':>10} {'person err':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -160,33 +305,62 @@ def main() -> None:
         for label, row in rows.items():
             err = f"{row['transition_error']:9.1%}" if "transition_error" in row else " " * 9
             agree = f"{row['path_agreement']:10.1%}" if "path_agreement" in row else " " * 10
+            person = f"{row['person_error']:10.1%}" if "person_error" in row else ""
             print(
-                f"{name:<10} {label:<30} {row['visits']:6d} {row['transitions']:6d} {err} {agree}"
+                f"{name:<10} {label:<34} {row['visits']:6d} {row['transitions']:6d} {err} "
+                f"{agree} {person}"
             )
+    labels = [label for label in next(iter(results.values())) if label != "truth"]
+    folds = {
+        "design": [n for n in results if n in DESIGN],
+        "held out": [n for n in results if n not in DESIGN],
+        "all": list(results),
+    }
+    pooled: dict[str, dict[str, dict[str, float]]] = {}
+    for metric in ("transition_error", "person_error"):
+        pooled[metric] = {}
+        for fold, names in folds.items():
+            true_total = sum(int(results[n]["truth"]["transitions"]) for n in names)
+            if not names or true_total == 0:
+                continue
+            pooled[metric][fold] = {
+                label: sum(
+                    float(results[n][label][metric]) * int(results[n]["truth"]["transitions"])
+                    for n in names
+                )
+                / true_total
+                for label in labels
+            }
     mean = {
         label: float(np.mean([rows[label]["transition_error"] for rows in results.values()]))
-        for label in next(iter(results.values()))
-        if label != "truth"
+        for label in labels
     }
-    true_total = sum(int(rows["truth"]["transitions"]) for rows in results.values())
-    pooled = {
-        label: sum(
-            float(rows[label]["transition_error"]) * int(rows["truth"]["transitions"])
-            for rows in results.values()
+    for metric, title in (
+        ("transition_error", "transition error"),
+        ("person_error", "per-person transition error"),
+    ):
+        table = pooled[metric]
+        print(f"\n{title} pooled per fold (all errors / all true transitions):")
+        print(
+            f"  {'tracks':<34}"
+            + "".join(f"{fold + f' ({len(folds[fold])})':>16}" for fold in table)
         )
-        / true_total
-        for label in mean
-    }
-    print("\ntransition error over all layouts (mean of layouts / pooled: all errors / all truth):")
-    for label, value in sorted(mean.items(), key=lambda item: item[1]):
-        print(f"  {label:<30} {value:6.1%} / {pooled[label]:6.1%}")
+        for label in sorted(labels, key=lambda item: table["all"][item]):
+            print(f"  {label:<34}" + "".join(f"{table[fold][label]:16.1%}" for fold in table))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
-            {"layouts": results, "mean_transition_error": mean, "pooled_transition_error": pooled},
+            {
+                "layouts": results,
+                "folds": folds,
+                "mean_transition_error": mean,
+                "pooled_transition_error": pooled["transition_error"],
+                "pooled_person_error": pooled["person_error"],
+            },
             indent=2,
         )
     )
+    continuity_table()
     print(f"\nwritten {args.json}")
 
 

@@ -178,15 +178,124 @@ def test_linker_continues_a_track_lost_for_a_few_seconds_where_it_was_heading() 
 @pytest.mark.parametrize(
     ("gap", "x", "why"),
     [
-        (5.0, 360, "longer gap than link_seconds"),
+        (5.0, 360, "longer gap than link_seconds (hidden hand-over off)"),
         (1.0, 500, "too far from where it was heading"),
     ],
 )
 def test_linker_does_not_join_beyond_its_limits(gap: float, x: float, why: str) -> None:
-    linker = VisitLinker("c", link_seconds=4.0, link_distance=1.0, frame_size=(768, 576))
+    linker = VisitLinker(
+        "c", link_seconds=4.0, link_distance=1.0, frame_size=(768, 576), hidden_seconds=0
+    )
     t = walk(linker, 1, [100, 120, 140, 160], 0.0)
     walk(linker, 2, [x], t - 0.5 + gap)
     assert linker.visit_of(2) == "c:2", why
+
+
+def test_linker_continues_a_person_hidden_for_longer_when_nothing_competes() -> None:
+    linker = VisitLinker("c", frame_size=(768, 576))
+    t = walk(linker, 1, [300, 300, 300, 300], 0.0)  # standing at x = 300
+    walk(linker, 9, [600, 600], 0.0)  # someone else, far away, still there
+    # Hidden for 10 s (longer than link_seconds), back 40 px from where they stood.
+    walk(linker, 2, [340, 340], t + 10.0)
+    assert linker.visit_of(2) == "c:1"
+    # The same with the hidden hand-over off: a new visit.
+    off = VisitLinker("c", frame_size=(768, 576), hidden_seconds=0)
+    t = walk(off, 1, [300, 300, 300, 300], 0.0)
+    walk(off, 2, [340, 340], t + 10.0)
+    assert off.visit_of(2) == "c:2"
+
+
+def test_hidden_hand_over_only_when_nothing_competes() -> None:
+    # Two people stand 60 px apart and are both hidden; one new id comes back between
+    # where they were: either could be it, so it starts a new visit.
+    linker = VisitLinker("c", frame_size=(768, 576))
+    walk(linker, 1, [300, 300, 300], 0.0)
+    t = walk(linker, 2, [360, 360, 360], 0.0)
+    walk(linker, 3, [330, 330], t + 8.0)
+    assert linker.visit_of(3) == "c:3"
+    # Beyond hidden_seconds: a new visit too.
+    late = VisitLinker("c", frame_size=(768, 576), hidden_seconds=6.0)
+    t = walk(late, 1, [300, 300, 300], 0.0)
+    walk(late, 2, [320, 320], t + 8.0)
+    assert late.visit_of(2) == "c:2"
+
+
+def test_hidden_hand_over_not_for_someone_walking_in_at_the_border() -> None:
+    linker = VisitLinker("c", frame_size=(768, 576))
+    t = walk(linker, 1, [45, 45, 45], 0.0)  # box 25..65: inside the picture
+    walk(linker, 2, [30, 30], t + 8.0)  # box 10..50 touches the left border
+    assert linker.visit_of(2) == "c:2"
+
+
+def overlap_frames() -> list[Tracks]:
+    """Id 1 walks right at 40 px/s; id 2 is born 20 px ahead of where it is heading while
+    id 1 is still seen (at t = 3.0), then id 1 is never seen again."""
+    frames = [person(1, 100 + 20 * step, step * 0.5) for step in range(6)]
+    frames.append(
+        Tracks(
+            np.array([[200, 200, 240, 300], [180, 200, 220, 300]]),
+            np.ones(2),
+            np.array([2, 1]),
+            np.zeros((2, 2)),
+            timestamp=3.0,
+        )
+    )
+    frames += [person(2, 220 + 20 * step, 3.0 + 0.5 * step) for step in range(1, 8)]
+    return frames
+
+
+def test_overlap_hand_over_joins_the_events_of_the_young_track() -> None:
+    """The tracker starts id 2 on a person just before it drops their old id 1 (whose box
+    drifted onto a neighbour): once 1 has been gone for overlap_seconds, 2 continues its
+    visit, and 2's earlier events join it through ``visit_joins``."""
+    linker = VisitLinker("c", frame_size=(768, 576))
+    early: list[Event] = []
+    for frame in overlap_frames():
+        linker.update(frame)
+        if frame.timestamp == 3.0:
+            early = linker.stamp(stay(2, "b", 3.0, 0.0)[:1])  # id 2 enters "b" now
+            assert linker.visit_of(2) == "c:2"
+    assert linker.visit_of(2) == "c:1" and linker.links == 1
+    dwell = {"dwell_seconds": 3.5}
+    late = linker.stamp([Event.create(EventType.ZONE_EXIT, "s", "c", "b", 2, 6.5, dwell)])
+    assert early[0].attributes["visit_id"] == "c:2"
+    assert late[0].attributes == {**dwell, "visit_id": "c:1", "visit_joins": "c:2"}
+    events = stay(1, "a", 0.0, 2.5, visit_id="c:1") + early + late
+    # Someone else entering "b" at the same instant is not joined to the visit.
+    events += stay(5, "b", 3.0, 3.0, visit_id="c:5")
+    assert visit_paths(events) == {"c:1": ["a", "b"], "c:5": ["b"]}
+    # With the overlap hand-over off, id 2 stays a visit of its own.
+    off = VisitLinker("c", frame_size=(768, 576), overlap_seconds=0)
+    for frame in overlap_frames():
+        off.update(frame)
+    assert off.visit_of(2) == "c:2" and off.links == 0
+
+
+def test_overlap_hand_over_not_between_people_walking_past_each_other() -> None:
+    # Id 1 walks right at 40 px/s; id 2 is born just ahead of it walking LEFT at 40 px/s,
+    # and id 1 vanishes: two people passing, not one person's new id.
+    linker = VisitLinker("c", frame_size=(768, 576))
+    for step in range(6):
+        linker.update(person(1, 100 + 20 * step, step * 0.5))
+    boxes = np.array([[240, 200, 280, 300], [200, 200, 240, 300]])
+    linker.update(Tracks(boxes, np.ones(2), np.array([2, 1]), np.zeros((2, 2)), timestamp=3.0))
+    for step in range(1, 8):  # at 3.5, id 2 is just where id 1 was heading (x = 240)
+        linker.update(person(2, 260 - 20 * step, 3.0 + 0.5 * step))
+    assert linker.visit_of(2) == "c:2" and linker.links == 0
+
+
+@pytest.mark.parametrize(("x", "continued"), [(700, False), (520, True)])
+def test_linker_carries_a_jumping_box_on_at_running_speed_at_most(
+    x: float, continued: bool
+) -> None:
+    # The box jumps 200 px in 0.5 s (4 box heights/s: onto someone else), then is lost
+    # for 1 s: the linker expects it at most 2 box heights/s further on (x = 500), not at
+    # x = 700 where 400 px/s would put it.
+    linker = VisitLinker("c", frame_size=(768, 576))
+    linker.update(person(1, 100, 0.0))
+    linker.update(person(1, 300, 0.5))
+    walk(linker, 2, [x], 1.5)
+    assert (linker.visit_of(2) == "c:1") is continued
 
 
 def test_linker_does_not_continue_a_track_that_left_through_the_border() -> None:
@@ -199,6 +308,10 @@ def test_linker_does_not_continue_a_track_that_left_through_the_border() -> None
 def test_linker_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="link_seconds"):
         VisitLinker("c", link_seconds=-1)
+    with pytest.raises(ValueError, match="hidden_seconds"):
+        VisitLinker("c", hidden_seconds=float("inf"))
+    with pytest.raises(ValueError, match="overlap_seconds"):
+        VisitLinker("c", overlap_seconds=-0.5)
 
 
 def layout_data() -> dict[str, Any]:
@@ -244,6 +357,8 @@ def test_camera_events_carry_the_visit_id() -> None:
     [
         ({"path_min_seconds": -1}, "store.journeys.path_min_seconds"),
         ({"link_seconds": "inf"}, "store.journeys.link_seconds: must be a finite number"),
+        ({"link_hidden_seconds": -1}, "store.journeys.link_hidden_seconds"),
+        ({"link_overlap_seconds": "nan"}, "store.journeys.link_overlap_seconds"),
         ({"k_anonymity": -2}, "store.journeys.k_anonymity"),
         ({"funnels": [{"id": "f", "steps": ["nowhere"]}]}, "unknown zone 'nowhere'"),
         ({"funnels": [{"id": "f", "steps": ["kind:attic"]}]}, "unknown zone kind 'kind:attic'"),

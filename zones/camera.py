@@ -220,5 +220,7 @@ def visit_linker_for(
         camera_id,
         link_seconds=settings.link_seconds,
         link_distance=settings.link_distance,
+        hidden_seconds=settings.link_hidden_seconds,
+        overlap_seconds=settings.link_overlap_seconds,
         frame_size=frame_size,
     )

@@ -131,6 +131,12 @@ class JourneySettings(_Strict):
     same visit (0: only the zone engine's re-link)."""
     link_distance: float = Field(default=1.0, gt=0)
     """... within this many box heights of where the ended track was heading."""
+    link_hidden_seconds: float = Field(default=15.0, ge=0)
+    """A person hidden this long at most (standing behind someone) who comes back near where
+    they were continues their visit, when no other track competes (0: off)."""
+    link_overlap_seconds: float = Field(default=1.0, ge=0)
+    """A track born at most this long before another one vanished nearby continues it (the
+    tracker started a new id on the person before dropping the old one; 0: off)."""
     engaged_seconds: float = Field(default=10.0, ge=0)
     """Funnel: a visit is engaged once it stayed this long in one product zone."""
     exposure_seconds: float = Field(default=2.0, ge=0)
@@ -150,6 +156,8 @@ class JourneySettings(_Strict):
         "path_gap_seconds",
         "link_seconds",
         "link_distance",
+        "link_hidden_seconds",
+        "link_overlap_seconds",
         "engaged_seconds",
         "exposure_seconds",
         "attribution_seconds",

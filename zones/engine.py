@@ -36,6 +36,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 from storesense.vision.detections import Tracks
+from storesense.zones.amodal import AmodalBoxes
 from storesense.zones.config import ANCHOR_ORDER, StoreLayout
 from storesense.zones.events import Event, EventType
 from storesense.zones.geometry import LineSet, PolygonSet
@@ -161,6 +162,8 @@ class ZoneEngine:
         """Overrides every line's ``depth`` when set (see class doc)."""
         self.occlusion_aware = bool(occlusion_aware)
         """Hidden tracks stay in their zones where their motion says they are (see class doc)."""
+        self.amodal: AmodalBoxes | None = AmodalBoxes()
+        """Feet of people whose legs are hidden, from head and height (None: the boxes as given)."""
         self.frame_size: tuple[int, int] | None = frame_size
         """Picture width and height in pixels, when known (:class:`CameraAnalytics` sets it
         from the first image): a track last seen at the edge walked out, it is not hidden."""
@@ -471,6 +474,8 @@ class ZoneEngine:
         if now < self._last_time:
             raise ValueError(f"tracks.timestamp went backwards: {now} after {self._last_time}")
         previous_time, self._last_time = self._last_time, now
+        if self.amodal is not None:
+            tracks = self.amodal.update(tracks)
         events: list[Event] = []
         ids = tracks.track_id.tolist()
         if now > previous_time:

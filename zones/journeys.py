@@ -53,7 +53,11 @@ FloatArray = npt.NDArray[np.float64]
 VISIT_ATTRIBUTE = "visit_id"
 """The event attribute that carries a visit's key (set by :class:`VisitLinker`)."""
 
-LINK_ATTRIBUTES = frozenset({VISIT_ATTRIBUTE, "group_id"})
+JOINS_ATTRIBUTE = "visit_joins"
+"""Set on the events of a track whose visit was decided after its first events were
+stamped (:class:`VisitLinker`'s overlap hand-over): the key those first events carry."""
+
+LINK_ATTRIBUTES = frozenset({VISIT_ATTRIBUTE, JOINS_ATTRIBUTE, "group_id"})
 """Event attributes that tie events of one person together: shown to admin keys only."""
 
 _TAKEOVER_TOLERANCE_SECONDS = 0.0015
@@ -103,36 +107,52 @@ class _UnionFind:
             self.parent[drop] = keep
 
 
-def visit_stays(events: Iterable[Event]) -> dict[str, list[ZoneStay]]:
-    """Every visit's zone stays in entry order, keyed by visit (see :func:`visit_key`).
-
-    A ``zone_exit`` whose entry has no ``zone_enter`` of its own visit but matches one of
-    another visit in the same zone and camera (the zone engine's re-link handed the stay
-    over) joins the two visits.
-    """
+def _joined(events: Iterable[Event]) -> tuple[_UnionFind, list[tuple[Event, str, float]]]:
+    """The visits joined by hand-overs, and every ``zone_exit`` with its own key and entry."""
     enters: dict[tuple[str, str], list[tuple[float, str]]] = defaultdict(list)
     exits: list[tuple[Event, str, float]] = []
+    links = _UnionFind()
     for event in events:
+        joins = event.attributes.get(JOINS_ATTRIBUTE)
+        if joins:
+            links.union(visit_key(event), str(joins))
         if event.type == EventType.ZONE_ENTER:
             enters[(event.camera_id, event.target)].append((event.timestamp, visit_key(event)))
         elif event.type == EventType.ZONE_EXIT:
             dwell = float(event.attributes.get("dwell_seconds", 0.0))
             exits.append((event, visit_key(event), event.timestamp - dwell))
-    links = _UnionFind()
     for event, key, entered in exits:
         candidates = [
-            other
+            links.find(other)
             for at, other in enters.get((event.camera_id, event.target), ())
             if abs(at - entered) <= _TAKEOVER_TOLERANCE_SECONDS
         ]
-        if candidates and key not in candidates:
+        if candidates and links.find(key) not in candidates:
             links.union(key, min(candidates))
+    return links, exits
+
+
+def visit_stays(events: Iterable[Event]) -> dict[str, list[ZoneStay]]:
+    """Every visit's zone stays in entry order, keyed by visit (see :func:`visit_key`).
+
+    A ``zone_exit`` whose entry has no ``zone_enter`` of its own visit but matches one of
+    another visit in the same zone and camera (the zone engine's re-link handed the stay
+    over) joins the two visits, and so does an event's ``visit_joins`` attribute (the
+    linker decided a track's visit after its first events).
+    """
+    links, exits = _joined(events)
     stays: dict[str, list[ZoneStay]] = defaultdict(list)
     for event, key, entered in exits:
         stays[links.find(key)].append(ZoneStay(entered, event.timestamp, event.target))
     for visit in stays.values():
         visit.sort()
     return dict(stays)
+
+
+def exit_visits(events: Iterable[Event]) -> list[tuple[Event, str]]:
+    """Every ``zone_exit`` with the key of the visit :func:`visit_stays` files it under."""
+    links, exits = _joined(events)
+    return [(event, links.find(key)) for event, key, _ in exits]
 
 
 def merge_stays(stays: Sequence[ZoneStay], gap_seconds: float = 1.0) -> list[ZoneStay]:
@@ -302,6 +322,14 @@ def summarise_journeys(
 
 
 # ------------------------------------------------------------------ linking
+MIN_SPEED_HEIGHTS_PER_SECOND = 0.25
+"""Slower than this (box heights per second) a track's direction is box jitter."""
+
+MAX_SPEED_HEIGHTS_PER_SECOND = 2.0
+"""The linker carries a lost track on at most this fast (box heights per second: a person
+running, about 3.5 m/s); a faster box moved by jumping onto someone else, not by walking."""
+
+
 @dataclass
 class _TrackEnd:
     visit: str
@@ -312,20 +340,55 @@ class _TrackEnd:
     continued: bool = False
     at_border: bool = False
     history: list[tuple[float, float, float]] = field(default_factory=list)
+    first_seen: float = math.nan
+    joins: str = ""
+    """The key this track's first events carried when its visit was decided later."""
+    settled: bool = False
+    """Missing for ``overlap_seconds``: the overlap hand-over was tried."""
+
+
+def _opposed(a: _TrackEnd, b: _TrackEnd) -> bool:
+    """Both walking (faster than box jitter) in directions more than 90 degrees apart."""
+    floor = MIN_SPEED_HEIGHTS_PER_SECOND
+    if np.hypot(*a.velocity) < floor * a.height or np.hypot(*b.velocity) < floor * b.height:
+        return False
+    return float(np.dot(a.velocity, b.velocity)) < 0
 
 
 class VisitLinker:
-    """Visit ids for one camera's tracks, re-linking fragments over short gaps.
+    """Visit ids for one camera's tracks, re-linking fragments.
 
     Feed every frame's tracks (``update``) *before* stamping that frame's events
-    (``stamp``). A track id seen for the first time continues the visit of a track
-    that disappeared at most ``link_seconds`` earlier whose feet, carried on at its
-    last walking velocity, lie within ``link_distance`` box heights of the new feet
-    (nearest pairs first; a visit continues at most once). Tracks last seen within
-    ``border_px`` of the image border (``frame_size``) or heading out of the picture
-    are not continued: they left. Anything else starts a new visit, keyed
-    ``camera:first track id``. This usually covers the zone engine's own re-link (1 s,
-    half a box height); :func:`visit_stays` also joins any stay the engine hands over.
+    (``stamp``). Three hand-overs, each one-to-one (a visit continues at most once, nearest
+    pairs first), never from a track last seen within ``border_px`` of the image border
+    (``frame_size``) or heading out of the picture (it left), and only between boxes of
+    similar height (ratio 0.5 to 2):
+
+    * **gap**: a track id seen for the first time continues the visit of a track that
+      disappeared at most ``link_seconds`` earlier whose feet, carried on at its last
+      walking velocity, lie within ``link_distance`` box heights of the new feet;
+    * **hidden** (``hidden_seconds``, 0: off): a person hidden for longer (standing
+      behind someone) comes back near where they were. A new id born away from the
+      border continues a track that disappeared away from the border up to
+      ``hidden_seconds`` earlier when its feet lie within ``link_distance`` x
+      sqrt(gap / ``link_seconds``) box heights of where that track was last seen or was
+      heading (the uncertainty grows with the gap), and only when nothing competes: no
+      other ended track could be continued by that id, and no other new id could continue
+      that track;
+    * **overlap** (``overlap_seconds``, 0: off): the tracker sometimes starts a new id on
+      a person a moment *before* it drops their old one (the old box drifted onto a
+      neighbour). Once a track has been missing for ``overlap_seconds``, an id born at
+      most ``overlap_seconds`` before its last sighting, still seen, not continuing
+      anything itself, whose first feet after that sighting lie within ``link_distance``
+      box heights of where the old track was heading, and not walking the opposite way
+      (both faster than a quarter box height per second, more than 90 degrees apart: two
+      people passing each other), continues its visit; its events
+      from then on also carry ``visit_joins`` (its own first key), which
+      :func:`visit_stays` uses to join its earlier events.
+
+    Anything else starts a new visit, keyed ``camera:first track id``. This usually
+    covers the zone engine's own re-link (1 s, half a box height); :func:`visit_stays`
+    also joins any stay the engine hands over.
     """
 
     def __init__(
@@ -337,12 +400,16 @@ class VisitLinker:
         frame_size: tuple[int, int] | None = None,
         border_px: float = 16.0,
         velocity_window_seconds: float = 1.0,
+        hidden_seconds: float = 15.0,
+        overlap_seconds: float = 1.0,
     ) -> None:
         for name, value in (
             ("link_seconds", link_seconds),
             ("link_distance", link_distance),
             ("border_px", border_px),
             ("velocity_window_seconds", velocity_window_seconds),
+            ("hidden_seconds", hidden_seconds),
+            ("overlap_seconds", overlap_seconds),
         ):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
@@ -352,6 +419,8 @@ class VisitLinker:
         self.frame_size = frame_size
         self.border_px = float(border_px)
         self.velocity_window_seconds = float(velocity_window_seconds)
+        self.hidden_seconds = float(hidden_seconds) if link_seconds > 0 else 0.0
+        self.overlap_seconds = float(overlap_seconds) if link_seconds > 0 else 0.0
         self._tracks: dict[int, _TrackEnd] = {}
         self.links = 0
         """How many track ids continued an earlier visit."""
@@ -362,11 +431,16 @@ class VisitLinker:
         return known.visit if known is not None else f"{self.camera_id}:{int(track_id)}"
 
     def stamp(self, events: Iterable[Event]) -> list[Event]:
-        """The events with their visit's key in ``attributes["visit_id"]``."""
-        return [
-            replace(e, attributes={**e.attributes, VISIT_ATTRIBUTE: self.visit_of(e.track_id)})
-            for e in events
-        ]
+        """The events with their visit's key in ``attributes["visit_id"]`` (and
+        ``visit_joins`` for a track whose visit was decided after its first events)."""
+        stamped = []
+        for e in events:
+            extra = {VISIT_ATTRIBUTE: self.visit_of(e.track_id)}
+            known = self._tracks.get(int(e.track_id))
+            if known is not None and known.joins:
+                extra[JOINS_ATTRIBUTE] = known.joins
+            stamped.append(replace(e, attributes={**e.attributes, **extra}))
+        return stamped
 
     def update(self, tracks: Tracks) -> None:
         """One frame's tracks: new ids are linked or start visits; feet, box height and
@@ -376,9 +450,10 @@ class VisitLinker:
         xyxy = np.asarray(tracks.xyxy, np.float64).reshape(-1, 4)
         feet = np.column_stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, xyxy[:, 3]])
         heights = np.maximum(xyxy[:, 3] - xyxy[:, 1], 1.0)
+        borders = [self._at_border(box) for box in xyxy]
         new_rows = [row for row, i in enumerate(ids) if i not in self._tracks]
         if new_rows and self.link_seconds > 0:
-            self._link(new_rows, ids, feet, heights, now)
+            self._link(new_rows, ids, feet, heights, borders, now)
         for row, track_id in enumerate(ids):
             track = self._tracks.get(track_id)
             if track is None:
@@ -386,24 +461,46 @@ class VisitLinker:
                     f"{self.camera_id}:{track_id}", now, feet[row], np.zeros(2), heights[row]
                 )
                 self._tracks[track_id] = track
+            if track.first_seen != track.first_seen:
+                track.first_seen = now
             track.history.append((now, float(feet[row, 0]), float(feet[row, 1])))
             while track.history and track.history[0][0] < now - self.velocity_window_seconds:
                 track.history.pop(0)
             t0, x0, y0 = track.history[0]
             if now > t0:
-                track.velocity = np.array([(feet[row, 0] - x0), (feet[row, 1] - y0)]) / (now - t0)
+                velocity = np.array([(feet[row, 0] - x0), (feet[row, 1] - y0)]) / (now - t0)
+                # Faster than a person runs: the box jumped (onto someone else), not walked.
+                limit = MAX_SPEED_HEIGHTS_PER_SECOND * float(heights[row])
+                speed = float(np.hypot(*velocity))
+                track.velocity = velocity * (limit / speed) if speed > limit else velocity
             track.last_seen, track.feet, track.height = now, feet[row], float(heights[row])
-            if self.frame_size is not None:
-                width, height = self.frame_size
-                box = xyxy[row]
-                track.at_border = bool(
-                    box[0] <= self.border_px
-                    or box[2] >= width - self.border_px
-                    or box[3] >= height - self.border_px
-                )
-        horizon = now - self.link_seconds - 60.0
+            track.at_border = borders[row]
+            track.settled = False
+        if self.overlap_seconds > 0:
+            self._take_over(now)
+        horizon = now - max(self.link_seconds, self.hidden_seconds) - 60.0
         for track_id in [i for i, t in self._tracks.items() if t.last_seen < horizon]:
             del self._tracks[track_id]
+
+    def _at_border(self, box: FloatArray) -> bool:
+        if self.frame_size is None:
+            return False
+        width, height = self.frame_size
+        return bool(
+            box[0] <= self.border_px
+            or box[2] >= width - self.border_px
+            or box[3] >= height - self.border_px
+        )
+
+    def _walked_out(self, point: FloatArray) -> bool:
+        return self.frame_size is not None and not (
+            0 <= point[0] <= self.frame_size[0] and point[1] <= self.frame_size[1]
+        )
+
+    def _continue(self, old: _TrackEnd, new: _TrackEnd, joins: str = "") -> None:
+        old.continued = True
+        new.visit, new.joins = old.visit, joins
+        self.links += 1
 
     def _link(
         self,
@@ -411,43 +508,113 @@ class VisitLinker:
         ids: list[int],
         feet: FloatArray,
         heights: FloatArray,
+        borders: list[bool],
         now: float,
     ) -> None:
+        longest = max(self.link_seconds, self.hidden_seconds)
         ended = [
             (track_id, track)
             for track_id, track in self._tracks.items()
             if track_id not in ids
             and not track.continued
-            and 0 < now - track.last_seen <= self.link_seconds
+            and 0 < now - track.last_seen <= longest
             and not track.at_border
         ]
         if not ended:
             return
         cost = np.full((len(new_rows), len(ended)), np.inf)
+        hidden = np.zeros_like(cost, dtype=bool)
         for c, (_, track) in enumerate(ended):
             gap = now - track.last_seen
-            predicted = track.feet + track.velocity * gap
-            if self.frame_size is not None and not (
-                0 <= predicted[0] <= self.frame_size[0] and predicted[1] <= self.frame_size[1]
-            ):
+            heading = track.feet + track.velocity * min(gap, self.link_seconds)
+            if self._walked_out(heading):
                 continue  # it walked out of the picture
             for r, row in enumerate(new_rows):
-                scale = max(heights[row], track.height)
                 if not 0.5 <= heights[row] / track.height <= 2.0:
                     continue
-                distance = float(np.hypot(*(feet[row] - predicted))) / scale
-                if distance <= self.link_distance:
-                    cost[r, c] = distance
+                scale = max(heights[row], track.height)
+                if gap <= self.link_seconds:
+                    distance = float(np.hypot(*(feet[row] - heading))) / scale
+                    if distance <= self.link_distance:
+                        cost[r, c] = distance
+                elif not borders[row]:
+                    # Hidden for longer: where it was, or where it was heading.
+                    distance = (
+                        min(
+                            float(np.hypot(*(feet[row] - track.feet))),
+                            float(np.hypot(*(feet[row] - heading))),
+                        )
+                        / scale
+                    )
+                    if distance <= self.link_distance * math.sqrt(gap / self.link_seconds):
+                        cost[r, c] = distance
+                        hidden[r, c] = True
+        finite = np.isfinite(cost)
+        # A hidden hand-over only where nothing competes for either side.
+        alone = (finite.sum(axis=1, keepdims=True) == 1) & (finite.sum(axis=0, keepdims=True) == 1)
+        cost[hidden & ~alone] = np.inf
         for flat in np.argsort(cost, axis=None).tolist():
             r, c = divmod(flat, len(ended))
             if not math.isfinite(cost[r, c]):
                 break
             cost[r, :] = np.inf
             cost[:, c] = np.inf
-            old = ended[c][1]
-            old.continued = True
-            new_id = ids[new_rows[r]]
-            self._tracks[new_id] = _TrackEnd(
-                old.visit, now, feet[new_rows[r]], old.velocity.copy(), float(heights[new_rows[r]])
-            )
-            self.links += 1
+            row, old = new_rows[r], ended[c][1]
+            new = _TrackEnd(old.visit, now, feet[row], old.velocity.copy(), float(heights[row]))
+            self._tracks[ids[row]] = new
+            self._continue(old, new)
+
+    def _take_over(self, now: float) -> None:
+        """Overlap hand-over: once a track has been missing for ``overlap_seconds``, a young
+        id born at most ``overlap_seconds`` before it vanished continues its visit."""
+        ended = [
+            track
+            for track in self._tracks.values()
+            if not track.settled and now - track.last_seen >= self.overlap_seconds
+        ]
+        if not ended:
+            return
+        for track in ended:
+            track.settled = True
+        old = [track for track in ended if not track.continued and not track.at_border]
+        young = [
+            (track_id, track)
+            for track_id, track in self._tracks.items()
+            if now - track.last_seen < self.overlap_seconds
+            and track.visit == f"{self.camera_id}:{track_id}"
+            and not track.continued
+        ]
+        if not old or not young:
+            return
+        cost = np.full((len(young), len(old)), np.inf)
+        for c, track in enumerate(old):
+            for r, (_, candidate) in enumerate(young):
+                born = candidate.first_seen
+                if not (track.first_seen < born <= track.last_seen + 1e-9):
+                    continue
+                if born < track.last_seen - self.overlap_seconds:
+                    continue
+                if not 0.5 <= candidate.height / track.height <= 2.0:
+                    continue
+                if _opposed(track, candidate):
+                    continue  # two people walking past each other
+                # The young track's first sighting after the old one's last.
+                at, x, y = next(
+                    (h for h in candidate.history if h[0] > track.last_seen),
+                    candidate.history[-1],
+                )
+                heading = track.feet + track.velocity * (at - track.last_seen)
+                if self._walked_out(heading):
+                    continue
+                scale = max(candidate.height, track.height)
+                distance = float(np.hypot(x - heading[0], y - heading[1])) / scale
+                if distance <= self.link_distance:
+                    cost[r, c] = distance
+        for flat in np.argsort(cost, axis=None).tolist():
+            r, c = divmod(flat, len(old))
+            if not math.isfinite(cost[r, c]):
+                break
+            cost[r, :] = np.inf
+            cost[:, c] = np.inf
+            track_id, track = young[r]
+            self._continue(old[c], track, joins=f"{self.camera_id}:{track_id}")
