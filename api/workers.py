@@ -1068,7 +1068,9 @@ class WorkerSupervisor:
             store,
             settings,
             pipeline_factory,
-            engine_factory or StoreWideAnalytics(),  # cameras share one StoreVisits
+            # jredis: cameras share one StoreVisits, and through the store's live floor
+            # link (Redis; None on SQLite) with the store's other worker processes.
+            engine_factory or StoreWideAnalytics(store.live_floor(self.worker_name)),
             source_opener,
             optin,
             self.snapshots,
@@ -1129,6 +1131,10 @@ class WorkerSupervisor:
         if self._reporter is not None:
             self._reporter.join(timeout=10)
         self._publish_reports_quietly()
+        # jredis: stop sharing live floor tracks (StoreWideAnalytics.close).
+        close_engines = getattr(self._parts.engine_factory, "close", None)
+        if callable(close_engines):
+            close_engines()
 
     def publish_reports(self) -> None:
         """Publish every camera's status to the store, for replicas that run no workers."""

@@ -10,8 +10,12 @@ import abc
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from storesense.zones.events import Event, EventType
+
+if TYPE_CHECKING:
+    from storesense.api.store.live_floor import LiveFloorLink
 
 
 class StoreUnavailableError(RuntimeError):
@@ -257,6 +261,13 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete_api_key(self, key_id: str) -> bool: ...
+
+    # live floor tracks across processes (jredis) -----------------------------
+    def live_floor(self, worker: str) -> LiveFloorLink | None:
+        """A link that shares this process's cameras' live floor tracks with the other
+        worker processes of the store (see :mod:`storesense.api.store.live_floor`), signed
+        ``worker``; None for a store of one process (SQLite)."""
+        return None
 
     # health -----------------------------------------------------------------
     @abc.abstractmethod

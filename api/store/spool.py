@@ -22,6 +22,9 @@ Example:
     >>> import tempfile, pathlib
     >>> from storesense.api.store.sqlite import SQLiteStore
     >>> from storesense.zones.events import Event, EventType
+
+if TYPE_CHECKING:
+    from storesense.api.store.live_floor import LiveFloorLink
     >>> folder = pathlib.Path(tempfile.mkdtemp())
     >>> store = SpoolingStore(SQLiteStore(folder / "main.db", "s1"), folder / "spool.db")
     >>> store.write_events([Event.create(EventType.ZONE_ENTER, "s1", "cam1", "a", 1, 5.0)])
@@ -40,6 +43,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storesense.api.store.base import (
     ApiKeyRecord,
@@ -55,6 +59,9 @@ from storesense.api.store.base import (
 )
 from storesense.api.store.sqlite_connection import connect_sqlite
 from storesense.zones.events import Event, EventType
+
+if TYPE_CHECKING:
+    from storesense.api.store.live_floor import LiveFloorLink
 
 logger = logging.getLogger(__name__)
 
@@ -443,6 +450,10 @@ class SpoolingStore(Store):
 
     def delete_api_key(self, key_id: str) -> bool:
         return self.primary.delete_api_key(key_id)
+
+    def live_floor(self, worker: str) -> LiveFloorLink | None:
+        """The primary's (live floor tracks are ephemeral: never spooled)."""
+        return self.primary.live_floor(worker)
 
     def ping(self) -> bool:
         return self.primary.ping()
