@@ -32,8 +32,8 @@ store-wide visit key:
 **Across processes** (camera workers of one store on several boxes): each local camera's
 floor frame goes to ``on_frame`` (:class:`FloorFrame`: floor positions, track ids,
 visits; no image), and :meth:`StoreVisits.update_remote` takes the other processes'
-frames: their tracks keep the visits their own process gave them, and take part here in
-hand-overs, association and the count (``storesense.api.store.live_floor`` carries them
+frames: their tracks keep the visits their own process gave them (only that process
+splits or releases them), and take part here in hand-overs, association and the count (``storesense.api.store.live_floor`` carries them
 through Redis).
 
 ``count()`` is the store-wide occupancy: the people visible now in every camera updated
@@ -357,6 +357,8 @@ class StoreVisits:
         """One camera sees two tracks of one visit at once: they are two people. The one
         that walks on most steadily keeps it (see :meth:`_keeps_visit`); the others
         start visits of their own."""
+        if camera_id in self.remote_cameras:
+            return  # the camera's own process decides its tracks' visits
         by_key: dict[str, list[int]] = {}
         for track_id in track_ids:
             key = self._visit_of.get((camera_id, track_id))
@@ -404,8 +406,13 @@ class StoreVisits:
                     this_end, other_end = (camera_id, track_id), (other_id, sighting.track_id)
                     keeps = self._keeps_visit(this_end, other_end)
                     leaver = other_end if keeps else this_end
-                    if not self._split_off(*leaver, visit):
-                        self._split_off(*(other_end if leaver == this_end else this_end), visit)
+                    stayer = other_end if leaver == this_end else this_end
+                    if leaver[0] in self.remote_cameras:
+                        # Its own process splits it off, unless it began the visit.
+                        if f"{leaver[0]}:{leaver[1]}" == visit.key:
+                            self._split_off(*stayer, visit)
+                    elif not self._split_off(*leaver, visit):
+                        self._split_off(*stayer, visit)
                     break
 
     def _turn(self, camera_id: str, track_id: int) -> float | None:
@@ -427,7 +434,7 @@ class StoreVisits:
         """The camera's track leaves ``visit`` for a visit of its own (False when it began
         ``visit`` or does not hold it)."""
         own = f"{camera_id}:{track_id}"
-        if own == visit.key or own in self._visits:
+        if own == visit.key or own in self._visits or camera_id in self.remote_cameras:
             return False
         if self._visit_of.get((camera_id, track_id)) != visit.key:
             return False
@@ -487,6 +494,8 @@ class StoreVisits:
         it sees now and that did not begin it: that track leaves it for a visit of its own,
         unless it is older than ``partner`` (the other camera's track of the pair, which
         holds ``key``): then the pair is the newcomer."""
+        if camera_id in self.remote_cameras:
+            return  # the camera's own process decides its tracks' visits
         visit = self._visits.get(key)
         frame = self._frames.get(camera_id)
         holder = visit.by_camera.get(camera_id) if visit is not None else None
