@@ -1,6 +1,8 @@
 """One camera worker process of a store, for the two-process test of visits across processes.
 
 ``python tests/live_floor_camera.py REDIS_URL STORE_ID CAMERA TRACKS START_FILE SPEED OUT``
+(``REDIS_URL`` ``none``: no live floor link, each process on its own, the baseline of
+``benchmarks/store_visits_redis.py``)
 
 Runs CAMERA of the PETS09 split layout (``benchmarks/store_visits.py``) as the service's
 camera workers do (``StoreWideAnalytics`` with the Redis store's live floor link), on the
@@ -33,18 +35,19 @@ def main(argv: list[str]) -> None:
     speed = float(speed_text)
     frames = pickle.loads(Path(tracks_path).read_bytes())
     layout = split_layout()
-    store = RedisStore.from_url(url, store_id)
-    engines = StoreWideAnalytics(store.live_floor(f"test-{camera_id}"))
+    store = None if url == "none" else RedisStore.from_url(url, store_id)
+    engines = StoreWideAnalytics(None if store is None else store.live_floor(f"p-{camera_id}"))
     analytics = engines(layout, camera_id, "run", T0)
     visits = analytics.store_visits
-    assert visits is not None and engines.live_floor is not None
+    assert visits is not None
     Path(out + ".ready").write_text("ready")
     while not Path(start_file).exists():
         time.sleep(0.01)
     start = float(Path(start_file).read_text())
     counts: list[int] = []
     keys: list[dict[str, str]] = []
-    late = 0.0
+    late = update_s = 0.0
+    cpu_start = time.process_time()
     for f, tracks in enumerate(frames):
         due = start + f / (FPS * speed)
         wait = due - time.time()
@@ -52,21 +55,27 @@ def main(argv: list[str]) -> None:
             time.sleep(wait)
         else:
             late = max(late, -wait)
+        t = time.perf_counter()
         analytics.update(None, tracks)
+        update_s += time.perf_counter() - t
         counts.append(visits.count())
         keys.append({str(t): visits.visit_of(camera_id, int(t)) for t in tracks.track_id})
+    cpu_s = time.process_time() - cpu_start
     link = engines.live_floor
     engines.close()
-    store.close()
+    if store is not None:
+        store.close()
     result = {
         "counts": counts,
         "keys": keys,
-        "published": link.published,
-        "received": link.received,
-        "dropped": link.dropped,
-        "failures": link.failures,
+        "published": link.published if link else 0,
+        "received": link.received if link else 0,
+        "dropped": link.dropped if link else 0,
+        "failures": link.failures if link else 0,
         "remote_cameras": sorted(visits.remote_cameras),
         "most_late_s": late,
+        "update_s": update_s,
+        "cpu_s": cpu_s,
     }
     Path(out).write_text(json.dumps(result))
 
