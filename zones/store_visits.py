@@ -33,8 +33,8 @@ store-wide visit key:
 floor frame goes to ``on_frame`` (:class:`FloorFrame`: floor positions, track ids,
 visits; no image), and :meth:`StoreVisits.update_remote` takes the other processes'
 frames: their tracks keep the visits their own process gave them (only that process
-splits or releases them), and take part here in hand-overs, association and the count (``storesense.api.store.live_floor`` carries them
-through Redis).
+splits or releases them), and take part here in hand-overs, association and the count
+(``storesense.api.store.live_floor`` carries them through Redis).
 
 ``count()`` is the store-wide occupancy: the people visible now in every camera updated
 within ``max_age_seconds``, one per visit, people of different cameras within
