@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -98,7 +99,8 @@ class LiveFloorLink:
     store through Redis, and feeds theirs to this process's ``StoreVisits``.
 
     ``client``: a redis-py client (the store's); ``key_prefix``: the store's namespace
-    (``ss:{S}:``); ``worker``: this process's name (``host:pid``). :meth:`attach` a
+    (``ss:{S}:``); ``worker``: this process's name (``host:pid``; a random suffix
+    makes it unique). :meth:`attach` a
     ``StoreVisits`` (again after a layout change), :meth:`start` the thread,
     :meth:`stop` it. :meth:`exchange` is one round (the thread's, or a caller's).
     """
@@ -119,7 +121,8 @@ class LiveFloorLink:
             )
         self._client = client
         self._prefix = key_prefix + "floor:"
-        self.worker = worker
+        # Unique even where two processes share a name (containers all run as pid 1).
+        self.worker = f"{worker}/{uuid.uuid4().hex[:8]}"
         self.ttl_ms = max(1, round(ttl_s * 1000))
         self.poll_s = float(poll_s)
         self.retry_s = float(retry_s)
