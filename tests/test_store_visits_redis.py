@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from store_visits import VIEWS, crossings, run_split, track_split
 from store_visits_redis import figures, run_processes
+
+pytest_plugins = ["service_helpers"]
 
 SPEED = 2.0
 """The processes play the 7 fps footage twice as fast as real time (about 60 s)."""
@@ -220,3 +223,81 @@ def test_sqlite_stays_one_process(tmp_path: Path) -> None:
         engines.close()
     finally:
         store.close()
+
+
+# ----------------------------------------------------------------- in the service
+PETS_IMAGE_POINTS = [[50, 550], [718, 550], [524, 150], [244, 150]]
+PETS_FLOOR_POINTS = [[0, 0], [10, 0], [10, 15], [0, 15]]
+
+
+def test_worker_supervisors_of_two_boxes_share_visits_through_redis(
+    tmp_path: Path, pets09: Path, detector: Any, redis_url: str
+) -> None:
+    """Two worker supervisors (as on two boxes: ``serve --camera cam1`` and ``--camera
+    cam2``, each its own ``StoreWideAnalytics``) on one Redis store, both cameras showing
+    the same PETS09 clip on one floor plan: one visit id for one person in both
+    supervisors' events, and the store count publishes each person once."""
+    from service_helpers import cut_clip
+    from storesense.api.settings import ServiceSettings
+    from storesense.api.store.base import EventQuery
+    from storesense.api.store_wide import STORE_OCCUPANCY_KEY
+    from storesense.api.workers import CameraState, WorkerSupervisor, pipeline_factory_for
+
+    clip = cut_clip(pets09 / "PETS09-S2L1.avi", tmp_path / "clip.avi", 20)
+    store_id = f"boxes{uuid.uuid4().hex[:8]}"
+    homography = {"image_points": PETS_IMAGE_POINTS, "floor_points": PETS_FLOOR_POINTS}
+    whole = [[0, 0], [768, 0], [768, 576], [0, 576]]
+    layout = StoreLayout.model_validate(
+        {
+            "store": {"id": store_id, "timezone": "UTC"},
+            "cameras": [
+                {"id": c, "source": str(clip), "fps": 7, "homography": homography}
+                for c in ("cam1", "cam2")
+            ],
+            "zones": [
+                {"id": f"floor-{c}", "camera": c, "polygon": whole} for c in ("cam1", "cam2")
+            ],
+        }
+    )
+    settings = ServiceSettings(store_url=redis_url, realtime=True)
+    stores = [RedisStore.from_url(redis_url, store_id) for _ in range(2)]
+    supervisors = [
+        WorkerSupervisor(
+            layout,
+            box_store,
+            settings,
+            pipeline_factory=pipeline_factory_for(detector),
+            cameras=[camera_id],
+        )
+        for box_store, camera_id in zip(stores, ("cam1", "cam2"), strict=True)
+    ]
+    try:
+        for supervisor in supervisors:
+            supervisor.start(watch_layout=False)
+        wait_for(
+            lambda: all(
+                status.state == CameraState.FINISHED
+                for supervisor in supervisors
+                for status in supervisor.statuses().values()
+            ),
+            timeout=120,
+            what="both boxes' clips processed",
+        )
+        for supervisor in supervisors:
+            supervisor.stop()
+        events = stores[0].query_events(EventQuery(limit=10_000))
+        published = stores[0].get_occupancy()[1].get(STORE_OCCUPANCY_KEY)
+    finally:
+        for supervisor in supervisors:
+            supervisor.stop()
+        for box_store in stores:
+            box_store.close()
+    cameras_of: dict[str, set[str]] = {}
+    for event in events:
+        cameras_of.setdefault(event.attributes["visit_id"], set()).add(event.camera_id)
+    # Visits that both boxes' cameras carry: the person of one box is the other's.
+    assert any(cams == {"cam1", "cam2"} for cams in cameras_of.values()), cameras_of
+    people = {e.track_id for e in events if e.camera_id == "cam1"}
+    assert published is not None
+    # Each person once although both boxes see everyone.
+    assert published.count <= len(people)
