@@ -133,6 +133,7 @@ class LiveFloorLink:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._malformed: set[str] = set()
         self.published = 0
         """Local frames written to Redis."""
         self.dropped = 0
@@ -192,14 +193,19 @@ class LiveFloorLink:
             logger.info("live floor tracks shared again")
         self._failing = False
         self.published += len(pending)
-        for payload in replies[-1] if remote else []:
+        for camera_id, payload in zip(remote, replies[-1] if remote else [], strict=True):
             if not payload:
                 continue
             try:
                 worker, frame = decode_frame(payload)
+                if frame.camera_id != camera_id:
+                    raise ValueError(f"a frame of camera {frame.camera_id!r} in its key")
             except ValueError as exc:
-                logger.warning("%s", exc)
+                if camera_id not in self._malformed:  # once, not every round
+                    logger.warning("camera %s: %s", camera_id, exc)
+                self._malformed.add(camera_id)
                 continue
+            self._malformed.discard(camera_id)
             if worker != self.worker and frame.camera_id not in local:
                 visits.update_remote(frame)
                 self.received += 1
