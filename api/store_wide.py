@@ -9,8 +9,13 @@ with homographies (one floor plan), plus the people of cameras without one as th
 
 The count is published through the store's occupancy rows under
 :data:`STORE_OCCUPANCY_KEY` (so it shares their version and ETag) and served as the
-``store`` entry of ``GET /v1/occupancy``. Several worker processes (``--cameras``) each
-count only their own cameras: the last one to publish wins.
+``store`` entry of ``GET /v1/occupancy``.
+
+Several worker processes of one store (``--camera`` per box, one Redis store): the store's
+:class:`~storesense.api.store.live_floor.LiveFloorLink` (``live_floor``) shares every
+process's cameras' live floor tracks, so each process's ``StoreVisits`` holds all cameras
+of the store (visits continue from a camera of one box into a camera of another) and each
+publishes the same de-duplicated union count. On SQLite (one process) there is no link.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from storesense.zones.store_visits import StoreVisits
 
 if TYPE_CHECKING:
     from storesense.api.store.base import Store
+    from storesense.api.store.live_floor import LiveFloorLink
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +53,27 @@ class StoreWideAnalytics:
         (True, 0)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, live_floor: LiveFloorLink | None = None) -> None:
         self._lock = threading.Lock()
         self._layout: StoreLayout | None = None
         self._visits: StoreVisits | None = None
+        self.live_floor = live_floor
+        """Shares the cameras with the store's other worker processes (None: alone)."""
 
     def visits_for(self, layout: StoreLayout) -> StoreVisits:
         """The :class:`StoreVisits` of this layout (the same object for every camera)."""
         with self._lock:
             if self._visits is None or (self._layout is not layout and self._layout != layout):
                 self._layout, self._visits = layout, StoreVisits(layout)
+                if self.live_floor is not None:
+                    self.live_floor.attach(self._visits)
+                    self.live_floor.start()
             return self._visits
+
+    def close(self) -> None:
+        """Stop sharing live floor tracks (the worker supervisor stops)."""
+        if self.live_floor is not None:
+            self.live_floor.stop()
 
     def __call__(
         self, layout: StoreLayout, camera_id: str, run_id: str, time_origin: float
@@ -71,7 +87,8 @@ class StoreWideAnalytics:
         )
 
     def count(self) -> int | None:
-        """People in the store now over this process's cameras (None before any camera)."""
+        """People in the store now over this process's cameras and those shared by the
+        store's other processes (None before any camera)."""
         visits = self._visits
         return None if visits is None else visits.count()
 

@@ -155,6 +155,34 @@ def run_split(
     return store_visits, events, seen, ours, truth
 
 
+def seen_by_visits(
+    split_tracks: dict[str, list[Tracks]],
+    pets09: Path,
+    visits: dict[str, list[dict[int, str]]],
+) -> dict[int, list[tuple[int, float, str]]]:
+    """Per ground-truth person, the visit of the track matched to them (IoU >= 0.5) in each
+    frame, from each camera's visit of each track per frame (``visits[camera][frame]``), as
+    :func:`run_split` records them (e.g. from camera workers of separate processes)."""
+    gt = np.loadtxt(pets09 / "gt" / "gt.txt", delimiter=",")
+    seen: dict[int, list[tuple[int, float, str]]] = {}
+    for f in range(len(split_tracks["left"])):
+        rows = gt[gt[:, 0] == f + 1]
+        boxes = np.column_stack(
+            [rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]]
+        )
+        for camera_id, (x0, _) in VIEWS.items():
+            tracks = split_tracks[camera_id][f]
+            if not len(tracks) or not len(boxes):
+                continue
+            overlap = _iou(boxes, tracks.xyxy.astype(np.float64) + np.array([x0, 0, x0, 0]))
+            for i, j in zip(*linear_sum_assignment(-overlap), strict=True):
+                if overlap[i, j] >= 0.5:
+                    feet_x = float(boxes[i, 0] + boxes[i, 2]) / 2
+                    visit = visits[camera_id][f][int(tracks.track_id[j])]
+                    seen.setdefault(int(rows[i, 1]), []).append((f, feet_x, visit))
+    return seen
+
+
 def crossings(seen: dict[int, list[tuple[int, float, str]]]) -> tuple[int, int]:
     """(crossings, crossings that kept one visit): a person seen in one view's own part
     and next in the other's, matched at least every ``LINK_GAP_FRAMES`` on the way."""

@@ -129,9 +129,38 @@ def test_store_funnel_buckets_and_no_purchases_without_transactions() -> None:
     )
     assert [s.stage for s in whole.stages] == ["passersby", "entered", "engaged", "interacted"]
     assert [b.start for b in buckets] == [T0, T0 + 1800]
-    assert [[s.count for s in b.stages] for b in buckets] == [[6, 4, 3, 2], [0, 1, 0, 0]]
-    assert buckets[1].stages[1].rate is None  # after 0 passers-by
+    # Whoever came in also passed by (the street zone missed track 50): the stages nest.
+    assert [[s.count for s in b.stages] for b in buckets] == [[6, 4, 3, 2], [1, 1, 0, 0]]
+    assert buckets[1].stages[1].rate == 1.0
     assert buckets[1].bounce_rate == 1.0
+
+
+def test_store_funnel_stages_nest() -> None:
+    """Engaged could exceed entered when one counted door crossings and the other visits:
+    now every stage is a set of the previous stage's visits."""
+    layout = shop_layout()
+    events = funnel_stream()
+    # Track 1 goes out and in again: still one visit that entered.
+    events.append(event(EventType.LINE_CROSS, 1, "door", 50, direction="out"))
+    events.append(event(EventType.LINE_CROSS, 1, "door", 55, direction="in"))
+    # Tracks 20-24 were inside before the range (or their entry was missed): they linger
+    # in the aisle and one touches a shelf, with no entry seen.
+    for track in range(20, 25):
+        events += stay(track, "aisle", 30, 40)
+    events.append(event(EventType.SHELF_INTERACTION, 20, "aisle", 35))
+    # Track 4 touches a shelf after only 5 s in the aisle: touching is engaging.
+    events.append(event(EventType.ITEM_TAKEN, 4, "aisle", 22))
+    start = datetime.fromtimestamp(T0, UTC)
+    whole, buckets = store_funnel_buckets(
+        events, layout, start, start + timedelta(hours=1), timedelta(minutes=10)
+    )
+    counts = {s.stage: s.count for s in whole.stages}
+    assert counts == {"passersby": 6, "entered": 4, "engaged": 4, "interacted": 3}
+    assert whole.bounce_rate == 0.0
+    for funnel in [whole, *buckets]:
+        numbers = [s.count for s in funnel.stages]
+        assert numbers == sorted(numbers, reverse=True), numbers
+        assert all(s.rate is None or s.rate <= 1 for s in funnel.stages)
 
 
 def test_custom_funnel_counts_steps_in_order_within_the_window() -> None:

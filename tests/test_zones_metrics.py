@@ -205,3 +205,45 @@ def test_bad_parameters(kwargs: dict[str, object], message: str) -> None:
         compute_metrics([], LAYOUT, **args)
     with pytest.raises(ValueError, match="arrival rate"):
         littles_law(1.0, 0.0)
+
+
+def test_visit_duration_from_store_visits_when_cameras_share_a_floor_plan() -> None:
+    """Cameras on one floor plan: each visit's own time in the store, across cameras
+    (``store_visits``), not Little's law. The door camera loses every track between in and
+    out, so without the floor plan only Little's law is left."""
+    placed = LAYOUT.model_dump()
+    square = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    for x, camera in enumerate(placed["cameras"]):
+        camera["homography"] = {
+            "image_points": square,
+            "floor_points": [[x, 0], [x + 1, 0], [x + 1, 1], [x, 1]],
+        }
+    floor_plan = StoreLayout.model_validate(placed)
+
+    def seen(
+        kind: EventType, camera: str, target: str, track: int, at: float, **extra: object
+    ) -> Event:
+        attributes = {"visit_id": f"door-cam:{visit_of[track]}", **extra}
+        return Event.create(kind, "s", camera, target, track, T0.timestamp() + at, attributes)
+
+    # Tracks 1, 2 and 3 go in; 7 and 8 are two of them at the till (floor camera);
+    # 11, 12, 13 are the door camera's fresh tracks of them going out.
+    visit_of = {1: 1, 7: 1, 11: 1, 2: 2, 12: 2, 3: 3, 8: 3, 13: 3}
+    events = [
+        seen(EventType.LINE_CROSS, "door-cam", "door", 1, 0, direction="in"),
+        seen(EventType.ZONE_ENTER, "floor-cam", "till", 7, 20),
+        seen(EventType.ZONE_EXIT, "floor-cam", "till", 7, 100, dwell_seconds=80.0),
+        seen(EventType.LINE_CROSS, "door-cam", "door", 11, 120, direction="out"),
+        seen(EventType.LINE_CROSS, "door-cam", "door", 2, 30, direction="in"),
+        seen(EventType.LINE_CROSS, "door-cam", "door", 12, 60, direction="out"),
+        seen(EventType.LINE_CROSS, "door-cam", "door", 3, 200, direction="in"),
+        seen(EventType.ZONE_EXIT, "floor-cam", "till", 8, 260, dwell_seconds=40.0),
+        seen(EventType.LINE_CROSS, "door-cam", "door", 13, 290, direction="out"),
+    ]
+    window = {"start": T0, "end": T0 + timedelta(minutes=5), "bounce_seconds": 60}
+    metrics = compute_metrics(events, floor_plan, **window)
+    assert metrics.visit_duration_method == "store_visits"
+    assert metrics.visit_duration_seconds == pytest.approx((120 + 30 + 90) / 3, abs=1e-3)
+    assert metrics.bounce_rate == pytest.approx(1 / 3, abs=1e-3)  # the 30 s visit
+    fallback = compute_metrics(events, LAYOUT, **window)
+    assert fallback.visit_duration_method == "littles_law"

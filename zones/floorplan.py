@@ -316,6 +316,14 @@ class StoreOccupancy:
             floor = positions[on_floor]
         self._views[camera_id] = _CameraView(timestamp, floor, len(tracks))
 
+    def update_floor(
+        self, camera_id: str, timestamp: float, floor: FloatArray | None, count: int
+    ) -> None:
+        """A camera's latest view already on the floor plan (e.g. another process's camera):
+        ``timestamp`` on the shared clock, ``floor`` its people's feet (metres; None for a
+        camera without a homography) and ``count`` its people."""
+        self._views[camera_id] = _CameraView(float(timestamp), floor, int(count))
+
     def count(self, now: float | None = None) -> int:
         """People in the store at ``now`` (default: the latest update's time)."""
         if not self._views:

@@ -3,11 +3,14 @@
 Pure functions over :class:`~storesense.zones.events.Event` lists, on the visits of
 :mod:`storesense.zones.journeys` (staff tracks left out, as in the store metrics).
 
-* **store funnel** stages: ``passersby`` (visits entering a ``passerby`` zone) →
-  ``entered`` (footfall: ``in`` crossings of entrance lines, else entries into
-  ``entrance`` zones) → ``engaged`` (visits that stayed ``engaged_seconds`` in one
-  product zone: kind ``area``, ``shelf`` or ``display``) → ``interacted`` (visits with
-  a shelf interaction) → ``purchased`` (transactions, only when supplied). Each
+* **store funnel** stages, each a set of visits inside the previous one (they nest by
+  construction): ``entered`` (visits that crossed an entrance line inward, else entered
+  an ``entrance`` zone; a layout without either: every visit) → ``engaged`` (entered
+  visits that stayed ``engaged_seconds`` in one product zone, kind ``area``, ``shelf``
+  or ``display``, or touched a shelf) → ``interacted`` (engaged visits with a shelf
+  interaction); before them ``passersby`` (visits entering a ``passerby`` zone, and
+  every entered visit; 0 when the layout has no ``passerby`` zone) and after them
+  ``purchased`` (transactions, only when supplied: a till count, not visits). Each
   stage's rate is its count over the previous stage's; bounce = 1 - engaged / entered.
 * **custom funnel**: an ordered list of zone ids or ``kind:KIND``; a visit reaches
   step *i* when it entered steps 1..*i* in that order, step *i* at most
@@ -97,41 +100,53 @@ def store_funnel(
     kinds = {zone.id: zone.kind for zone in layout.zones}
     entrance_lines = {line.id for line in layout.lines if line.entrance}
     in_range = [e for e in events if start <= e.timestamp < end]
-    passersby = {
-        visit_key(e)
-        for e in in_range
-        if e.type == EventType.ZONE_ENTER and kinds.get(e.target) == ZoneKind.PASSERBY
-    }
+    # Each stage is a set of visits inside the previous stage's: the stages nest.
+    has_entrance = bool(entrance_lines) or ZoneKind.ENTRANCE in kinds.values()
     if entrance_lines:
-        entered = sum(
-            e.type == EventType.LINE_CROSS
+        entered = {
+            visit_key(e)
+            for e in in_range
+            if e.type == EventType.LINE_CROSS
             and e.target in entrance_lines
             and e.attributes.get("direction") == "in"
+        }
+    elif has_entrance:
+        entered = {
+            visit_key(e)
             for e in in_range
-        )
-    else:
-        entered = sum(
-            e.type == EventType.ZONE_ENTER and kinds.get(e.target) == ZoneKind.ENTRANCE
+            if e.type == EventType.ZONE_ENTER and kinds.get(e.target) == ZoneKind.ENTRANCE
+        }
+    else:  # every camera is inside the store
+        entered = {visit_key(e) for e in in_range}
+    passersby: set[str] = set()
+    if ZoneKind.PASSERBY in kinds.values():
+        passersby = entered | {
+            visit_key(e)
             for e in in_range
-        )
-    engaged = {
-        key
-        for key, stays in visit_stays(in_range).items()
-        if any(
-            kinds.get(s.zone) in PRODUCT_KINDS and s.seconds >= settings.engaged_seconds
-            for s in merge_stays(stays, settings.path_gap_seconds)
-        )
-    }
-    interacted = {visit_key(e) for e in in_range if e.type in INTERACTION_EVENTS}
+            if e.type == EventType.ZONE_ENTER and kinds.get(e.target) == ZoneKind.PASSERBY
+        }
+    interacting = {visit_key(e) for e in in_range if e.type in INTERACTION_EVENTS}
+    engaged = entered & (
+        interacting
+        | {
+            key
+            for key, stays in visit_stays(in_range).items()
+            if any(
+                kinds.get(s.zone) in PRODUCT_KINDS and s.seconds >= settings.engaged_seconds
+                for s in merge_stays(stays, settings.path_gap_seconds)
+            )
+        }
+    )
+    interacted = engaged & interacting
     counts: list[tuple[str, int]] = [
         ("passersby", len(passersby)),
-        ("entered", int(entered)),
+        ("entered", len(entered)),
         ("engaged", len(engaged)),
         ("interacted", len(interacted)),
     ]
     if transactions is not None:
         counts.append(("purchased", sum(n for t, n in transactions.items() if start <= t < end)))
-    bounce = None if not entered else round(max(0.0, 1 - len(engaged) / entered), 4)
+    bounce = None if not entered else round(1 - len(engaged) / len(entered), 4)
     return StoreFunnel(start, end, with_rates(counts), bounce)
 
 

@@ -9,9 +9,13 @@ Definitions (also in the README):
   entrance lines uses entries into ``entrance`` zones instead;
 * passers-by — distinct tracks entering ``passerby`` zones;
 * shopfront conversion — footfall / passers-by;
-* visit duration — per track (entrance-line ``in`` then ``out`` by the same track
-  of one camera); with no such pairs, Little's law: mean number inside /
-  arrival rate, the number inside rebuilt from entrance crossings;
+* visit duration — when every camera has a homography (one floor plan, store-wide
+  visits across cameras), each visit's own time in the store: its first to its last
+  sighting in the range's events over every camera (``store_visits``); else per track
+  (entrance-line ``in`` then ``out`` by the same track of one camera); with neither,
+  Little's law: mean number inside / arrival rate, the number inside rebuilt from
+  entrance crossings (``littles_law``: a steady-state estimate, unreliable over a range
+  of a few minutes or with a few arrivals, where it can read hours);
 * bounce rate — share of visits shorter than ``bounce_seconds``;
 * shelves — per ``kind: shelf`` zone: interactions, takes (``item_taken``), put-backs
   (``item_returned``), take rate = takes / interactions, put-back rate = put-backs / takes;
@@ -94,7 +98,7 @@ class StoreMetrics(BaseModel):
     bounce_rate: float | None
     visit_duration_seconds: float | None
     visit_duration_method: str | None
-    """``per_track`` or ``littles_law``."""
+    """``store_visits``, ``per_track`` or ``littles_law``."""
     dwell: dict[str, DwellStats]
     occupancy: dict[str, OccupancyStats]
     queues: dict[str, QueueStats]
@@ -295,11 +299,16 @@ def _metrics(
         }
     )
 
-    visits = _per_track_visits(in_range, entrance_lines)
     method: str | None = None
     visit_seconds: float | None = None
+    visits = _store_visit_durations(in_range, layout)
     if visits:
-        method, visit_seconds = "per_track", round(float(np.mean(visits)), 3)
+        method = "store_visits"
+    else:
+        visits = _per_track_visits(in_range, entrance_lines)
+        method = "per_track" if visits else None
+    if visits:
+        visit_seconds = round(float(np.mean(visits)), 3)
     elif footfall and entrance_lines:
         inside = sum(
             _time_weighted(timeline, t0, seen_until).mean
@@ -365,6 +374,24 @@ def _metrics(
         staff_tracks=staff_count,
         shelves=shelves,
     )
+
+
+def _store_visit_durations(events: list[Event], layout: StoreLayout) -> list[float]:
+    """Each store-wide visit's time in the store (from its first sighting in the events to
+    its last, over every camera: a zone stay from its enter, ``dwell_seconds`` before its
+    exit), when every camera of the layout has a homography: the cameras share one floor
+    plan and their events carry the visits of ``StoreVisits``, which continue from camera
+    to camera. Else none. Visits seen at a single moment (no duration) are left out."""
+    if not layout.cameras or any(c.homography is None for c in layout.cameras):
+        return []
+    spans: dict[str, tuple[float, float]] = {}
+    for e in events:
+        end = e.timestamp
+        begin = end - float(e.attributes.get("dwell_seconds", 0.0) or 0.0)
+        key = str(e.attributes.get("visit_id") or f"{e.camera_id}:{e.track_id}")
+        first, last = spans.get(key, (begin, end))
+        spans[key] = (min(first, begin), max(last, end))
+    return [last - first for first, last in spans.values() if last > first]
 
 
 def _per_track_visits(events: list[Event], entrance_lines: set[str]) -> list[float]:

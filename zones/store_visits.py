@@ -15,10 +15,11 @@ store-wide visit key:
   + 1.5 m per second of gap of the new feet (overlap hand-overs first, then nearest);
 * **overlap association**: two cameras that see one person at once (the same two
   tracks paired within ``merge_distance_m`` in consecutive updates; pairs beyond that
-  gate never steer the pairing) join their visits; the visit that began first keeps its
-  key. A track that holds one of the two visits in the pair's camera but is not the
-  paired track (a hand-over to the wrong track) lets go of it first, unless it is older
-  than the pair's track that holds that visit (then the pair is the newcomer);
+  gate never steer the pairing) join their visits; the visit that began first (then the
+  smaller key) keeps its key. A track that holds one of the two visits in the pair's
+  camera but is not the paired track (a hand-over to the wrong track) lets go of it
+  first, unless it is older than the pair's track that holds that visit (then the pair
+  is the newcomer);
 * else it starts a visit ``camera:track``;
 * **separation**: a visit never holds two tracks one camera sees at once, and a track
   whose visit another camera sees now more than twice ``merge_distance_m`` away (a
@@ -27,6 +28,13 @@ store-wide visit key:
   a track onto another person's course; while either is too young to tell, the older
   one). Two visits are never joined while one camera sees both, nor when one camera saw
   a track of each at once within the last ``link_seconds``.
+
+**Across processes** (camera workers of one store on several boxes): each local camera's
+floor frame goes to ``on_frame`` (:class:`FloorFrame`: floor positions, track ids,
+visits; no image), and :meth:`StoreVisits.update_remote` takes the other processes'
+frames: their tracks keep the visits their own process gave them (only that process
+splits or releases them), and take part here in hand-overs, association and the count
+(``storesense.api.store.live_floor`` carries them through Redis).
 
 ``count()`` is the store-wide occupancy: the people visible now in every camera updated
 within ``max_age_seconds``, one per visit, people of different cameras within
@@ -69,7 +77,7 @@ from storesense.zones.floorplan import StoreOccupancy, floor_positions
 from storesense.zones.journeys import VISIT_ATTRIBUTE
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from storesense.zones.events import Event
 
@@ -106,6 +114,24 @@ class _CameraFrame:
     track_ids: list[int]
     floor: FloatArray
     unplaced: int
+
+
+@dataclass(frozen=True)
+class FloorFrame:
+    """One camera's people on the floor plan at one moment, as camera workers of one store
+    on different processes share them (no image, no appearance): ``timestamp`` on the
+    shared clock (Unix seconds), each track's id, feet (metres), visit key and the time
+    that visit began; ``unplaced`` people of the camera not on the floor (all of them for
+    a camera without a homography, ``placed=False``)."""
+
+    camera_id: str
+    timestamp: float
+    track_ids: list[int]
+    floor: FloatArray
+    visits: list[str]
+    first_seen: list[float]
+    unplaced: int = 0
+    placed: bool = True
 
 
 class StoreVisits:
@@ -156,6 +182,11 @@ class StoreVisits:
         self._next_forget = -math.inf
         self._lock = threading.RLock()
         """Camera workers of one process update one instance from their own threads."""
+        self.on_frame: Callable[[FloorFrame], None] | None = None
+        """Called (under the lock, so it must not block) with each local camera's floor
+        frame after its update: how another process learns of this one's people."""
+        self.remote_cameras: set[str] = set()
+        """Cameras whose frames came from another process (:meth:`update_remote`)."""
         self.handovers = 0
         """How many tracks continued a visit begun by another track (any camera)."""
 
@@ -199,28 +230,55 @@ class StoreVisits:
         ids = [int(i) for i in tracks.track_id.tolist()]
         if camera.homography is None:
             self._frames[camera_id] = _CameraFrame(now, [], [], np.zeros((0, 2)), len(ids))
+            self._publish(camera_id, placed=False)
             return
         floor, on_floor = floor_positions(tracks, camera.homography)
         rows = [r for r in range(len(ids)) if on_floor[r]]
-        for r in rows:
-            first, _ = self._spans.get((camera_id, ids[r]), (now, now))
-            self._spans[(camera_id, ids[r])] = (first, now)
-            path = self._paths.setdefault((camera_id, ids[r]), deque())
+        self._update_floor(
+            camera_id, now, [ids[r] for r in rows], floor[rows].reshape(-1, 2), len(ids) - len(rows)
+        )
+        self._publish(camera_id, placed=True)
+
+    def _update_floor(
+        self,
+        camera_id: str,
+        now: float,
+        ids: list[int],
+        floor: FloatArray,
+        unplaced: int,
+        owner_keys: dict[int, tuple[str, float]] | None = None,
+    ) -> None:
+        """One camera's people on the floor at ``now``. ``owner_keys``: the visit of each
+        track and when that visit began, as decided by the process that runs the camera (a
+        remote camera): kept as they are, never handed over here."""
+        for r, track_id in enumerate(ids):
+            first, _ = self._spans.get((camera_id, track_id), (now, now))
+            self._spans[(camera_id, track_id)] = (first, now)
+            path = self._paths.setdefault((camera_id, track_id), deque())
             path.append((now, float(floor[r, 0]), float(floor[r, 1])))
             while path[0][0] < now - 2 * self.velocity_window_seconds:
                 path.popleft()
-        new_rows = [r for r in rows if (camera_id, ids[r]) not in self._visit_of]
+        if owner_keys is not None:
+            for r, track_id in enumerate(ids):
+                key, began = owner_keys.get(track_id, (f"{camera_id}:{track_id}", now))
+                self._visit_of[(camera_id, track_id)] = key
+                visit = self._visits.get(key)
+                if visit is None:
+                    self._visits[key] = _Visit(key, began, floor[r].copy(), began)
+                elif began < visit.first_seen:
+                    visit.first_seen = began
+        new_rows = [r for r in range(len(ids)) if (camera_id, ids[r]) not in self._visit_of]
         if new_rows:
             self._hand_over(camera_id, new_rows, ids, floor, now)
-        self._detach_duplicates(camera_id, [ids[r] for r in rows])
-        self._detach_diverged(camera_id, [ids[r] for r in rows], floor[rows].reshape(-1, 2))
+        self._detach_duplicates(camera_id, ids)
+        self._detach_diverged(camera_id, ids, floor)
         keys = []
-        for r in rows:
-            key = self._visit_of.setdefault((camera_id, ids[r]), f"{camera_id}:{ids[r]}")
+        for r, track_id in enumerate(ids):
+            key = self._visit_of.setdefault((camera_id, track_id), f"{camera_id}:{track_id}")
             visit = self._visits.get(key)
             if visit is None:
                 visit = self._visits[key] = _Visit(key, now, floor[r].copy(), now)
-            visit.by_camera[camera_id] = _Sighting(now, floor[r].copy(), ids[r])
+            visit.by_camera[camera_id] = _Sighting(now, floor[r].copy(), track_id)
             if now >= visit.last_seen:
                 visit.history.append((now, float(floor[r, 0]), float(floor[r, 1])))
                 while visit.history and visit.history[0][0] < now - self.velocity_window_seconds:
@@ -230,16 +288,77 @@ class StoreVisits:
                     visit.velocity = (floor[r] - np.array([x0, y0])) / (now - t0)
                 visit.last_seen, visit.floor = now, floor[r].copy()
             keys.append(key)
-        self._frames[camera_id] = _CameraFrame(
-            now, keys, [ids[r] for r in rows], floor[rows].reshape(-1, 2), len(ids) - len(rows)
-        )
-        self._associate(camera_id, [ids[r] for r in rows], floor[rows].reshape(-1, 2), now)
+        self._frames[camera_id] = _CameraFrame(now, keys, list(ids), floor, unplaced)
+        self._associate(camera_id, ids, floor, now)
         self._forget(now)
+
+    # ---------------------------------------------------------------- across processes
+    def _publish(self, camera_id: str, *, placed: bool) -> None:
+        """Hand this camera's latest floor frame to ``on_frame`` (a local camera)."""
+        if self.on_frame is None:
+            return
+        frame = self._frames[camera_id]
+        visits = [self._visit_of.get((camera_id, t), f"{camera_id}:{t}") for t in frame.track_ids]
+        self.on_frame(
+            FloorFrame(
+                camera_id,
+                frame.timestamp,
+                list(frame.track_ids),
+                frame.floor.copy(),
+                visits,
+                [
+                    self._visits[k].first_seen if k in self._visits else frame.timestamp
+                    for k in visits
+                ],
+                frame.unplaced,
+                placed=placed,
+            )
+        )
+
+    def update_remote(self, frame: FloorFrame) -> None:
+        """Another process's camera's latest floor frame (see :class:`FloorFrame`): its
+        tracks keep the visits their process gave them, take part in hand-overs and
+        overlap association here, and count in :meth:`count`. A frame no newer than the
+        camera's latest is ignored."""
+        with self._lock:
+            if frame.camera_id not in {c.id for c in self.layout.cameras}:
+                return
+            latest = self._frames.get(frame.camera_id)
+            if latest is not None and frame.timestamp <= latest.timestamp:
+                return
+            self.remote_cameras.add(frame.camera_id)
+            floor = np.asarray(frame.floor, np.float64).reshape(-1, 2)
+            self._occupancy.update_floor(
+                frame.camera_id,
+                frame.timestamp,
+                floor if frame.placed else None,
+                len(frame.track_ids) + frame.unplaced,
+            )
+            if not frame.placed:
+                self._frames[frame.camera_id] = _CameraFrame(
+                    frame.timestamp, [], [], np.zeros((0, 2)), frame.unplaced
+                )
+                return
+            self._update_floor(
+                frame.camera_id,
+                frame.timestamp,
+                [int(t) for t in frame.track_ids],
+                floor,
+                frame.unplaced,
+                {
+                    int(t): (key, began)
+                    for t, key, began in zip(
+                        frame.track_ids, frame.visits, frame.first_seen, strict=True
+                    )
+                },
+            )
 
     def _detach_duplicates(self, camera_id: str, track_ids: list[int]) -> None:
         """One camera sees two tracks of one visit at once: they are two people. The one
         that walks on most steadily keeps it (see :meth:`_keeps_visit`); the others
         start visits of their own."""
+        if camera_id in self.remote_cameras:
+            return  # the camera's own process decides its tracks' visits
         by_key: dict[str, list[int]] = {}
         for track_id in track_ids:
             key = self._visit_of.get((camera_id, track_id))
@@ -287,8 +406,13 @@ class StoreVisits:
                     this_end, other_end = (camera_id, track_id), (other_id, sighting.track_id)
                     keeps = self._keeps_visit(this_end, other_end)
                     leaver = other_end if keeps else this_end
-                    if not self._split_off(*leaver, visit):
-                        self._split_off(*(other_end if leaver == this_end else this_end), visit)
+                    stayer = other_end if leaver == this_end else this_end
+                    if leaver[0] in self.remote_cameras:
+                        # Its own process splits it off, unless it began the visit.
+                        if f"{leaver[0]}:{leaver[1]}" == visit.key:
+                            self._split_off(*stayer, visit)
+                    elif not self._split_off(*leaver, visit):
+                        self._split_off(*stayer, visit)
                     break
 
     def _turn(self, camera_id: str, track_id: int) -> float | None:
@@ -310,7 +434,7 @@ class StoreVisits:
         """The camera's track leaves ``visit`` for a visit of its own (False when it began
         ``visit`` or does not hold it)."""
         own = f"{camera_id}:{track_id}"
-        if own == visit.key or own in self._visits:
+        if own == visit.key or own in self._visits or camera_id in self.remote_cameras:
             return False
         if self._visit_of.get((camera_id, track_id)) != visit.key:
             return False
@@ -370,6 +494,8 @@ class StoreVisits:
         it sees now and that did not begin it: that track leaves it for a visit of its own,
         unless it is older than ``partner`` (the other camera's track of the pair, which
         holds ``key``): then the pair is the newcomer."""
+        if camera_id in self.remote_cameras:
+            return  # the camera's own process decides its tracks' visits
         visit = self._visits.get(key)
         frame = self._frames.get(camera_id)
         holder = visit.by_camera.get(camera_id) if visit is not None else None
@@ -393,14 +519,17 @@ class StoreVisits:
         ]
 
     def _join(self, a: str, b: str, now: float) -> None:
-        """One visit from two: the one that began first keeps its key."""
+        """One visit from two: the one that began first (then the smaller key: processes
+        that share cameras decide alike) keeps its key."""
         if a == b or a not in self._visits or b not in self._visits:
             return
         if any(a in frame.visits and b in frame.visits for frame in self._frames.values()):
             return  # one camera sees both now: two people
         if self._seen_together(a, b, now):
             return
-        first, second = sorted((self._visits[a], self._visits[b]), key=lambda v: v.first_seen)
+        first, second = sorted(
+            (self._visits[a], self._visits[b]), key=lambda v: (v.first_seen, v.key)
+        )
         for camera_id, sighting in second.by_camera.items():
             if camera_id not in first.by_camera or (
                 sighting.timestamp > first.by_camera[camera_id].timestamp

@@ -135,7 +135,9 @@ class WorkerSupervisor:
             store,
             settings,
             pipeline_factory,
-            engine_factory or StoreWideAnalytics(),  # cameras share one StoreVisits
+            # Cameras share one StoreVisits, and through the store's live floor link
+            # (Redis; None on SQLite) with the store's other worker processes.
+            engine_factory or StoreWideAnalytics(store.live_floor(self.worker_name)),
             source_opener,
             optin,
             self.snapshots,
@@ -190,6 +192,10 @@ class WorkerSupervisor:
         for worker in workers:
             worker.stop()
         self.reporter.stop()
+        # Stop sharing live floor tracks with the other processes (StoreWideAnalytics.close).
+        close_engines = getattr(self._parts.engine_factory, "close", None)
+        if callable(close_engines):
+            close_engines()
 
     def publish_reports(self) -> None:
         """Publish every camera's status to the store, for replicas that run no workers."""

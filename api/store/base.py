@@ -13,11 +13,14 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from storesense.zones.events import Event, EventType
 
 MAX_TOKEN_LENGTH = 128
+
+if TYPE_CHECKING:
+    from storesense.api.store.live_floor import LiveFloorLink
 
 
 class StoreUnavailableError(RuntimeError):
@@ -419,6 +422,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_audit_before(self, timestamp: float) -> int:
         """Retention: drop audit entries older than ``timestamp``; returns how many."""
+
+    # live floor tracks across processes (jredis) -----------------------------
+    def live_floor(self, worker: str) -> LiveFloorLink | None:
+        """A link that shares this process's cameras' live floor tracks with the other
+        worker processes of the store (see :mod:`storesense.api.store.live_floor`), signed
+        ``worker``; None for a store of one process (SQLite)."""
+        return None
 
     # health -----------------------------------------------------------------
     @abc.abstractmethod

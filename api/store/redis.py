@@ -26,6 +26,8 @@ key                   type      content
 ``ss:{S}:layout``     string    layout JSON
 ``ss:{S}:keys``       hash      key hash → API key record JSON (hashes only)
 ``ss:{S}:optin:…``    various   consent, check-ins, links, audit (:mod:`.redis_optin`)
+``ss:{S}:floor:<cam>``string    a camera's live floor tracks (JSON, ``PX`` a few
+                                seconds; :mod:`~storesense.api.store.live_floor`)
 ====================  ========  ===================================================
 
 A write is one Lua script (``HSETNX`` on the event hash decides whether the event
@@ -70,6 +72,7 @@ from storesense.api.store.base import (
     validate_events,
     validate_store_id,
 )
+from storesense.api.store.live_floor import LiveFloorLink
 from storesense.api.store.redis_errors import redis_errors
 from storesense.api.store.redis_optin import RedisOptInKeys
 from storesense.api.store.url import parse_store_url
@@ -684,6 +687,12 @@ class RedisStore(RedisOptInKeys, Store):
     def delete_api_key(self, key_id: str) -> bool:
         hashes = [r.key_hash for r in self.list_api_keys() if r.key_id == key_id]
         return bool(hashes) and int(self._client.hdel(self._k_keys, *hashes)) > 0
+
+    # live floor tracks across processes (jredis) ----------------------------------------
+    def live_floor(self, worker: str) -> LiveFloorLink:
+        """Shares live floor tracks under ``ss:{S}:floor:<camera>`` (see
+        :mod:`storesense.api.store.live_floor`)."""
+        return LiveFloorLink(self._client, self._prefix, worker)
 
     # health --------------------------------------------------------------------------------
     def ping(self) -> bool:

@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storesense.api.store.base import (
     ApiKeyRecord,
@@ -60,6 +61,9 @@ from storesense.api.store.base import (
 )
 from storesense.api.store.sqlite_connection import connect_sqlite
 from storesense.zones.events import Event, EventType
+
+if TYPE_CHECKING:
+    from storesense.api.store.live_floor import LiveFloorLink
 
 logger = logging.getLogger(__name__)
 
@@ -492,6 +496,10 @@ class SpoolingStore(Store):
 
     def delete_api_key(self, key_id: str) -> bool:
         return self.primary.delete_api_key(key_id)
+
+    def live_floor(self, worker: str) -> LiveFloorLink | None:
+        """The primary's (live floor tracks are ephemeral: never spooled)."""
+        return self.primary.live_floor(worker)
 
     def ping(self) -> bool:
         return self.primary.ping()
