@@ -193,7 +193,12 @@ class ServiceSettings(BaseSettings):
         "(cameras with a homography; also at stop and on a layout change)",
     )
     sse_queue_size: int = Field(256, ge=1, description="events buffered per SSE client")
-    sse_keepalive_s: float = Field(15.0, gt=0)
+    sse_keepalive_s: float = Field(
+        15.0,
+        gt=0,
+        description="seconds of silence after which an SSE stream sends a keep-alive comment "
+        "(so proxies and browsers keep the connection open)",
+    )
     sse_retry_ms: int = Field(
         3000, ge=100, le=600_000, description="reconnect delay suggested to SSE clients (retry:)"
     )

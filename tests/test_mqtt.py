@@ -7,6 +7,7 @@ The publisher is fed here the way camera workers feed it (its live-sink methods)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -394,3 +395,32 @@ def test_queue_keeps_newest_states_and_drops_oldest_events() -> None:
     taken, _ = queue.take()
     assert [m.payload for m in taken] == [b"4", b"3", b"4", b"5"]
     assert dropped == ["event"] * 3
+
+
+def test_line_counts_are_loaded_once_the_store_is_back(
+    mosquitto: MosquittoBroker,
+    start_publisher: Any,
+    new_redis_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr("storesense.api.mqtt.publisher.LINE_LOAD_RETRY_S", 0.2)
+    server = new_redis_server(persistent=True)
+    store = open_store(server.url, "shop")
+    now = time.time()
+    store.write_events([_event(EventType.LINE_CROSS, "door", 1, now - 60, direction="in")])
+    server.stop()  # the store is down when the publisher starts
+    recorder = Recorder(mosquitto.port)
+    topic = f"{PREFIX}/shop/lines/door/count"
+    with caplog.at_level(logging.WARNING, logger="storesense.api.mqtt.publisher"):
+        start_publisher(f"{mosquitto.url}/{PREFIX}", store=store)
+        wait_for(
+            lambda: sum("not loaded yet" in r.getMessage() for r in caplog.records) >= 2,
+            what="retries while the store is down",
+        )
+    assert not recorder.on(topic)  # nothing published from a store it could not read
+    server.start()
+    counted = wait_for(lambda: recorder.on(topic), what="today's line counts")[-1].json()
+    assert (counted["in"], counted["out"]) == (1, 0)
+    recorder.close()
+    store.close()

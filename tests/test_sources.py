@@ -322,3 +322,53 @@ def test_reconnect_policy_validates() -> None:
         ReconnectPolicy(factor=0.5)
     with pytest.raises(ValueError, match="max_retries"):
         ReconnectPolicy(max_retries=-1)
+
+
+def test_reconnect_waits_grow_to_the_cap_and_stop_after_max_retries(
+    mjpeg_server: list[_MJPEGServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    port = mjpeg_server[0].server_address[1]
+    policy = ReconnectPolicy(
+        initial_delay=0.02, factor=3, max_delay=0.1, max_retries=4, open_timeout=1
+    )
+    with (
+        caplog.at_level(logging.WARNING),
+        open_source(f"http://127.0.0.1:{port}/s.mjpg", camera_id="c", reconnect=policy) as source,
+    ):
+        iterator = iter(source)
+        next(iterator)
+        mjpeg_server[0].stop()
+        with pytest.raises(SourceError, match="after 4 reconnect attempts"):
+            for _ in iterator:
+                pass
+        assert source.reconnects == 0
+    retries = [r.getMessage() for r in caplog.records if "reconnect attempt" in r.getMessage()]
+    assert [m.split("reconnect ")[1] for m in retries] == [
+        "attempt 1 in 0.02 s",
+        "attempt 2 in 0.06 s",
+        "attempt 3 in 0.10 s",
+        "attempt 4 in 0.10 s",
+    ]
+
+
+def test_closing_a_stream_during_its_back_off_ends_it_quietly(
+    mjpeg_server: list[_MJPEGServer],
+) -> None:
+    port = mjpeg_server[0].server_address[1]
+    policy = ReconnectPolicy(initial_delay=30, max_delay=30, max_retries=None, open_timeout=1)
+    source = open_source(f"http://127.0.0.1:{port}/s.mjpg", camera_id="c", reconnect=policy)
+    iterator = iter(source)
+    next(iterator)
+    mjpeg_server[0].stop()
+    closer = threading.Timer(0.5, source.close)
+    closer.start()
+    started = time.monotonic()
+    assert list(iterator) == []  # no SourceError: closed, not given up
+    assert time.monotonic() - started < 10
+    closer.join()
+
+
+def test_reconnect_policy_delays_endless_or_none() -> None:
+    policy = ReconnectPolicy(initial_delay=0.1, factor=2, max_delay=1, max_retries=None)
+    assert list(islice(policy.delays(), 6)) == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert list(ReconnectPolicy(max_retries=0).delays()) == []

@@ -474,3 +474,94 @@ def test_lost_redis_connection_raises_store_unavailable(
         with pytest.raises(StoreUnavailableError, match="Redis unavailable"):
             call()
     store.close()
+
+
+# Public RedisStore members that never talk to Redis, or answer an outage themselves.
+_NO_REDIS_CALL = {"from_url", "client", "key", "close"}
+
+
+def _every_redis_call(store: RedisStore) -> dict[str, Callable[[], object]]:
+    """One call of every public store method that talks to Redis, with valid arguments."""
+    consent = ConsentRecord("m-1", "2024-05", T0)
+    checkin = CheckIn("m-1", Role.MEMBER, T0, "2024-05", "cam1", "kiosk")
+    link = TrackLink("m-1", Role.MEMBER, TrackKey("cam1", 7), "visit-1", T0)
+    cell = HeatmapCell("cam1", 1_699_999_200.0, 1, 2, 3.5)
+    key = ApiKeyRecord("k1", "till", "ab" * 32, frozenset({"read"}), T0)
+    return {
+        "write_events": lambda: store.write_events(make_events("s1", 3)),
+        "query_events": lambda: store.query_events(EventQuery()),
+        "delete_events_before": lambda: store.delete_events_before(T0),
+        "delete_events_with_attribute": lambda: store.delete_events_with_attribute("k", "v"),
+        "tail_events": lambda: store.tail_events("0"),
+        "count_events": lambda: store.count_events(T0, T0 + 60),
+        "event_facts": lambda: store.event_facts(T0, T0 + 60, frozenset(EventType)),
+        "events_version": store.events_version,
+        "create_consumer_group": lambda: store.create_consumer_group("g"),
+        "read_group": lambda: store.read_group("g", "c1"),
+        "ack": lambda: store.ack("g", ["1-0"]),
+        "set_occupancy": lambda: store.set_occupancy("cam1", {"aisle": 2}, T0),
+        "get_occupancy": store.get_occupancy,
+        "add_transactions": lambda: store.add_transactions({T0: 2}),
+        "get_transactions": lambda: store.get_transactions(T0, T0 + 60),
+        "add_heatmap": lambda: store.add_heatmap([cell]),
+        "get_heatmap": lambda: store.get_heatmap(T0 - 3600, T0),
+        "delete_heatmap_before": lambda: store.delete_heatmap_before(T0),
+        "put_camera_report": lambda: store.put_camera_report(CameraReport("cam1", "{}", T0)),
+        "get_camera_reports": store.get_camera_reports,
+        "get_layout": store.get_layout,
+        "put_layout": lambda: store.put_layout('{"store_id": "s1"}'),
+        "put_api_key": lambda: store.put_api_key(key),
+        "find_api_key": lambda: store.find_api_key("ab" * 32),
+        "list_api_keys": store.list_api_keys,
+        "delete_api_key": lambda: store.delete_api_key("k1"),
+        "optin_subject_key": store.optin_subject_key,
+        "record_consent": lambda: store.record_consent(consent),
+        "consents": lambda: store.consents("m-1"),
+        "add_checkin": lambda: store.add_checkin(checkin),
+        "checkins": store.checkins,
+        "add_link": lambda: store.add_link(link),
+        "links": store.links,
+        "erase_member": lambda: store.erase_member("m-1"),
+        "append_audit": lambda: store.append_audit(AuditEntry(T0, "system", "read", "s")),
+        "audit_log": store.audit_log,
+        "delete_checkins_before": lambda: store.delete_checkins_before(T0),
+        "delete_consents_before": lambda: store.delete_consents_before(T0),
+        "delete_audit_before": lambda: store.delete_audit_before(T0),
+    }
+
+
+def test_every_store_method_on_a_stopped_redis_raises_store_unavailable(
+    new_redis_server: Callable[..., RedisServer],
+) -> None:
+    """A Redis outage is a 503 (``StoreUnavailableError``) everywhere, never a raw
+    redis exception (a 500)."""
+    server = new_redis_server()
+    store = RedisStore.from_url(server.url, "s1", socket_timeout=1.0, connect_timeout=0.3)
+    calls = _every_redis_call(store)
+    public = {
+        name
+        for cls in (Store, RedisStore, *RedisStore.__mro__)
+        for name in vars(cls)
+        if not name.startswith("_") and callable(getattr(RedisStore, name, None))
+    } - {"ping"}
+    assert sorted(public - _NO_REDIS_CALL - calls.keys()) == []  # a new method needs a call here
+    for call in calls.values():  # all of them work on a running Redis
+        call()
+    subject_key = store.optin_subject_key()
+    server.stop()
+    assert store.ping() is False
+    assert store.optin_subject_key() == subject_key  # read once, then kept
+    cold = RedisStore.from_url(server.url, "s1", socket_timeout=1.0, connect_timeout=0.3)
+    mapped: dict[str, object] = {}
+    for name, call in _every_redis_call(cold).items():
+        try:
+            call()
+        except StoreUnavailableError as exc:
+            mapped[name] = "Redis unavailable" in str(exc)
+        except Exception as exc:
+            mapped[name] = f"{type(exc).__module__}.{type(exc).__name__}: {exc}"
+        else:
+            mapped[name] = "no error"
+    assert {name: result for name, result in mapped.items() if result is not True} == {}
+    store.close()
+    cold.close()

@@ -229,9 +229,23 @@ def test_a_line_gets_its_in_side_from_the_third_click(setup_page: Page, editor: 
     setup_page.get_by_test_id("shape-id").fill("entrance")
     ends_and_inside = click_image(setup_page, [(100, 100), (100, 400), (40, 250)])
     setup_page.get_by_test_id("line-entrance").check()
+    setup_page.get_by_label("Min side s").fill("0.8")
+    setup_page.get_by_label("Min side s").dispatch_event("change")
+    depth = setup_page.get_by_test_id("line-depth")
+    expect(depth).to_have_attribute("placeholder", "default")  # unset: the model's default
+    depth.fill("1.5")  # more than the box height: the server says why, nothing is saved
+    depth.dispatch_event("change")
+    setup_page.get_by_test_id("save-layout").click()
+    expect(setup_page.get_by_test_id("layout-errors")).to_contain_text("depth")
+    expect(setup_page.locator("#message")).to_contain_text("Not saved")
+    assert "entrance" not in {line["id"] for line in saved_layout(editor)["lines"]}
+    setup_page.get_by_test_id("line-depth").fill("0.1")
+    setup_page.get_by_test_id("line-depth").dispatch_event("change")
     save(setup_page)
     lines = {line["id"]: line for line in saved_layout(editor)["lines"]}
     assert lines["entrance"]["entrance"] is True
+    assert lines["entrance"]["min_side_seconds"] == 0.8
+    assert lines["entrance"]["depth"] == 0.1
     assert_close(lines["entrance"]["points"], ends_and_inside[:2])
     assert_close([lines["entrance"]["inside"]], ends_and_inside[2:])
     setup_page.get_by_test_id("flip-in-side").click()

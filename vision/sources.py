@@ -28,6 +28,7 @@ from types import TracebackType
 import cv2
 import numpy as np
 import numpy.typing as npt
+import tenacity
 from storesense.vision.frames import Frame
 
 logger = logging.getLogger(__name__)
@@ -46,11 +47,11 @@ class SourceError(RuntimeError):
 
 @dataclass(frozen=True)
 class ReconnectPolicy:
-    """Exponential back-off for a network stream that drops.
+    """Exponential back-off for a network stream that drops (run by ``tenacity``).
 
-    Delays are ``initial_delay * factor**k`` capped at ``max_delay``; after
-    ``max_retries`` failed attempts in a row the source raises :class:`SourceError`
-    (``None`` retries forever).
+    The wait before reconnect attempt ``k`` (1-based) is ``initial_delay * factor**(k-1)``
+    capped at ``max_delay``; after ``max_retries`` failed attempts in a row the source
+    raises :class:`SourceError` (``None`` retries forever).
 
     Example:
         >>> list(ReconnectPolicy(initial_delay=0.5, factor=2, max_delay=3, max_retries=4).delays())
@@ -76,11 +77,32 @@ class ReconnectPolicy:
         if self.open_timeout <= 0:
             raise ValueError(f"open_timeout must be > 0, got {self.open_timeout}")
 
+    @property
+    def wait(self) -> tenacity.wait.wait_base:
+        """The wait before an attempt, from its ``attempt_number`` (tenacity's strategy)."""
+        return tenacity.wait_exponential(
+            multiplier=self.initial_delay, exp_base=self.factor, max=self.max_delay
+        )
+
+    @property
+    def stop(self) -> tenacity.stop.stop_base:
+        """Stop after ``max_retries`` failed attempts in a row (never when ``None``)."""
+        if self.max_retries is None:
+            return tenacity.stop_never
+        return tenacity.stop_after_attempt(self.max_retries)
+
     def delays(self) -> Iterator[float]:
-        attempt = 0
-        while self.max_retries is None or attempt < self.max_retries:
-            yield float(min(self.max_delay, self.initial_delay * self.factor**attempt))
+        """The waits before the reconnect attempts, in order (endless without ``max_retries``)."""
+        wait, attempt = self.wait, 1
+        while self.max_retries is None or attempt <= self.max_retries:
+            state = tenacity.RetryCallState(tenacity.Retrying(), None, (), {})
+            state.attempt_number = attempt
+            yield float(wait(state))
             attempt += 1
+
+
+class _Closed(Exception):
+    """The source was closed while it waited to reconnect."""
 
 
 def _check_rate(name: str, value: float | None) -> None:
@@ -403,24 +425,53 @@ class StreamSource(FrameSource):
 
     def _reopen(self) -> cv2.VideoCapture | None:
         """A fresh capture, one frame already grabbed, after back-off; ``None`` if closed."""
-        for attempt, delay in enumerate(self.reconnect.delays(), start=1):
-            logger.warning(
-                "%s: stream dropped; reconnect attempt %d in %.2f s", self.name, attempt, delay
-            )
-            if self._closed.wait(delay):
-                return None
-            capture = self._try_open()
-            if capture is not None:
-                ok = capture.grab()
-                if ok:
-                    self.reconnects += 1
-                    logger.warning("%s: reconnected after %d attempt(s)", self.name, attempt)
-                    return capture
-                capture.release()
-        raise SourceError(
+        if self.reconnect.max_retries == 0:
+            raise self._gave_up()
+        retrying = tenacity.Retrying(
+            # The policy's wait comes before every attempt, the first one included.
+            before=self._wait_before_attempt,
+            wait=tenacity.wait_none(),
+            stop=self.reconnect.stop,
+            retry=tenacity.retry_if_result(lambda capture: capture is None),
+            retry_error_callback=self._give_up,
+        )
+        try:
+            capture = retrying(self._reconnect_once)  # never None: tenacity retries or raises
+        except _Closed:
+            return None
+        self.reconnects += 1
+        attempts = retrying.statistics["attempt_number"]
+        logger.warning("%s: reconnected after %d attempt(s)", self.name, attempts)
+        return capture
+
+    def _wait_before_attempt(self, state: tenacity.RetryCallState) -> None:
+        delay = self.reconnect.wait(state)
+        logger.warning(
+            "%s: stream dropped; reconnect attempt %d in %.2f s",
+            self.name,
+            state.attempt_number,
+            delay,
+        )
+        if self._closed.wait(delay):
+            raise _Closed
+
+    def _reconnect_once(self) -> cv2.VideoCapture | None:
+        capture = self._try_open()
+        if capture is None:
+            return None
+        if not capture.grab():
+            capture.release()
+            return None
+        return capture
+
+    def _gave_up(self) -> SourceError:
+        return SourceError(
             f"stream {self.name} dropped and did not come back after "
             f"{self.reconnect.max_retries} reconnect attempts"
         )
+
+    def _give_up(self, _state: tenacity.RetryCallState) -> None:
+        raise self._gave_up()
 
     def _decoded(self) -> Iterator[tuple[Callable[[], npt.NDArray[np.uint8] | None], float | None]]:
         capture = self._capture if self._capture is not None else self._try_open()

@@ -28,6 +28,7 @@ from datetime import date, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import tenacity
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from storesense.api import telemetry
 from storesense.api.mqtt.config import MqttOptions
@@ -53,6 +54,12 @@ CLIENT_QUEUE = 200
 POLL_S = 1.0
 """How often camera states and layout changes are looked at."""
 LINE_LOAD_RETRY_S = 5.0
+"""Seconds between tries to load today's line counts while the store is unavailable."""
+
+
+class _Stopped(Exception):
+    """The publisher was stopped while it waited to retry."""
+
 
 StatusSource = Callable[[], Mapping[str, Any]]
 """``camera id -> CameraStatus`` (anything with ``state`` and ``restarts``)."""
@@ -249,20 +256,32 @@ class MqttPublisher:
 
     def _load_lines(self) -> None:
         """Today's crossings so far from the store (once; retried while it is unavailable)."""
-        while not self._stop.is_set():
-            try:
-                self._load_lines_once()
-            except StoreUnavailableError as exc:
-                logger.warning("MQTT: today's line counts not loaded yet (%s); retrying", exc)
-                if self._stop.wait(LINE_LOAD_RETRY_S):
-                    return
-                continue
-            except Exception:
-                logger.exception("MQTT: loading today's line counts failed; counting from now")
-            self._lines_loaded.set()
-            for line_id in list(self._lines):
-                self._queue_line(line_id)
-            return
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(StoreUnavailableError),
+            wait=tenacity.wait_fixed(LINE_LOAD_RETRY_S),
+            stop=tenacity.stop_when_event_set(self._stop),
+            sleep=self._wait_or_stop,
+            before_sleep=lambda state: logger.warning(
+                "MQTT: today's line counts not loaded yet (%s); retrying",
+                state.outcome.exception() if state.outcome is not None else None,
+            ),
+            reraise=True,
+        )
+        try:
+            if self._stop.is_set():
+                return
+            retrying(self._load_lines_once)
+        except (StoreUnavailableError, _Stopped):
+            return  # stopped while the store was down
+        except Exception:
+            logger.exception("MQTT: loading today's line counts failed; counting from now")
+        self._lines_loaded.set()
+        for line_id in list(self._lines):
+            self._queue_line(line_id)
+
+    def _wait_or_stop(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped
 
     def _load_lines_once(self) -> None:
         if self._store is None or not self._lines:

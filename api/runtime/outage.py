@@ -1,5 +1,8 @@
 """A camera's events on their way to the store, kept in memory through a store outage.
 
+Hand-written back-off: it is checked on every frame and must never block, so it is a
+``retry_at`` timestamp, not a sleeping retry loop (tenacity).
+
 Bounded (``outage_buffer_events``: the oldest go first, counted in
 ``storesense_events_dropped_total``); while the store is down it is retried with a
 doubling back-off, not on every frame; an event the store refuses is dropped (logged),

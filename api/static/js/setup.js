@@ -418,7 +418,13 @@ function renderProps() {
       render();
     });
     fields.append(el("label", {}, "Entrance (footfall)", entrance), selectField(obj, "anchor", "Anchor", ANCHORS, "bottom_center"),
-      numberField(obj, "min_side_seconds", "Min side s"), el("label", {}, "In side", flip));
+      numberField(obj, "min_side_seconds", "Min side s"),
+      numberField(obj, "depth", "Depth (box heights)", undefined, {
+        max: "1",
+        title: "Hysteresis band around the line, a fraction of the person's box height (default 0.04; 0 counts every side change)",
+        dataset: { testid: "line-depth" },
+      }),
+      el("label", {}, "In side", flip));
   } else {
     fields.append(el("p", { className: "muted" }, "People whose feet fall in a mask are ignored (posters, mannequins)."));
   }
