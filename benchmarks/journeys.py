@@ -31,6 +31,10 @@ A->B; the per-person one does not, so it shows what linking fragments does to ea
 The layouts come in two folds, pooled separately: the four the linker's design was
 studied on (``DESIGN``) and the ones added afterwards (held out: ``aisles`` and ``shop``).
 
+``--step K`` keeps every K-th frame of the video, its detections and its annotations
+(7 fps / K on PETS09, capture times kept): a camera sampled more sparsely, where a stay
+is measured in coarser steps; truth, ours and the peers all see the same frames.
+
 Run: ``python benchmarks/journeys.py`` (~20 s; the detections are cached in
 ``benchmarks/results/`` by ``tracking_detections.py``).
 """
@@ -38,6 +42,7 @@ Run: ``python benchmarks/journeys.py`` (~20 s; the detections are cached in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -65,7 +70,7 @@ from storesense.zones.journeys import (
     visit_paths,
 )
 from tracking import PEERS, run_tracker
-from tracking_detections import RESULTS, load_sequence
+from tracking_detections import RESULTS, SequenceDetections, load_sequence
 from tracking_eval import TrackRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +81,22 @@ CAMERA = "cam1"
 FRAME_SIZE = (768, 576)
 SERVICE_SCORE_THRESHOLD = 0.1
 """The detector's default score threshold (what ``storesense serve`` and ``count`` use)."""
+
+
+def sampled(name: str, step: int = 1) -> tuple[SequenceDetections, list[Tracks]]:
+    """A sequence's detections and annotations on every ``step``-th frame (from the first),
+    at ``fps / step``: frame i of the result is frame i x step of the video, at its time."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    sequence = load_sequence(name)
+    gt = load_gt_tracks(
+        sequence.folder / "gt" / "gt.txt",
+        sequence.fps,
+        len(sequence.frames),
+        with_dont_care=True,
+    )
+    fewer = dataclasses.replace(sequence, fps=sequence.fps / step, frames=sequence.frames[::step])
+    return fewer, gt[::step]
 
 
 def rows_to_tracks(rows: list[TrackRow], fps: float) -> list[Tracks]:
@@ -206,7 +227,7 @@ def visit_continuity(
     )
 
 
-def continuity_table() -> None:
+def continuity_table(step: int = 1) -> None:
     """Splits and wrong joins of visits on both sequences (TUD-Campus: 2.8 s, too short
     for paths, but a check that the hand-overs join no two people)."""
     print("\nvisit continuity (people followed >= 1 s / visits split off / wrongly joined):")
@@ -217,13 +238,7 @@ def continuity_table() -> None:
     }
     print(f"  {'sequence':<12} {'tracks':<24}" + "".join(f"{v:>16}" for v in variants))
     for name, frame_size in (("PETS09-S2L1", FRAME_SIZE), ("TUD-Campus", (640, 480))):
-        sequence = load_sequence(name)
-        gt = load_gt_tracks(
-            sequence.folder / "gt" / "gt.txt",
-            sequence.fps,
-            len(sequence.frames),
-            with_dont_care=True,
-        )
+        sequence, gt = sampled(name, step)
         runs = {"storesense": our_tracks(sequence.frames, sequence.fps)}
         for peer, build in PEERS.items():
             runs[peer] = rows_to_tracks(run_tracker(build, sequence)[0], sequence.fps)
@@ -249,13 +264,19 @@ def journeys_of(layout: StoreLayout, events: list[Event]) -> JourneySummary:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, default=RESULTS / "journeys.json")
-    args = parser.parse_args()
-    sequence = load_sequence("PETS09-S2L1")
-    fps = sequence.fps
-    gt = load_gt_tracks(
-        sequence.folder / "gt" / "gt.txt", fps, len(sequence.frames), with_dont_care=True
+    parser.add_argument("--json", type=Path, default=None, help="default: results/journeys.json")
+    parser.add_argument(
+        "--step", type=int, default=1, help="keep every STEP-th frame (default 1: all)"
     )
+    args = parser.parse_args()
+    if args.step < 1:
+        parser.error(f"--step must be >= 1, got {args.step}")
+    if args.json is None:
+        suffix = "" if args.step == 1 else f"_step{args.step}"
+        args.json = RESULTS / f"journeys{suffix}.json"
+    sequence, gt = sampled("PETS09-S2L1", args.step)
+    fps = sequence.fps
+    print(f"PETS09-S2L1 at {fps:g} fps (every {args.step} frame(s))\n")
     tracks: dict[str, list[Tracks]] = {"storesense": our_tracks(sequence.frames, fps)}
     for peer, build in PEERS.items():
         tracks[peer] = rows_to_tracks(run_tracker(build, sequence)[0], fps)
@@ -360,7 +381,7 @@ def main() -> None:
             indent=2,
         )
     )
-    continuity_table()
+    continuity_table(args.step)
     print(f"\nwritten {args.json}")
 
 
