@@ -31,6 +31,11 @@ A->B; the per-person one does not, so it shows what linking fragments does to ea
 The layouts come in two folds, pooled separately: the four the linker's design was
 studied on (``DESIGN``) and the ones added afterwards (held out: ``aisles`` and ``shop``).
 
+The **noise floor** at the end: the truth against itself with every annotated box moved
+by independent Gaussian noise of sigma px per frame (x and y, 3 seeds): how much of the
+transition error a feet point that far from the annotation costs through the path rule
+alone (a stay near ``path_min_seconds`` flips either way), whatever the tracker.
+
 ``--step K`` keeps every K-th frame of the video, its detections and its annotations
 (7 fps / K on PETS09, capture times kept): a camera sampled more sparsely, where a stay
 is measured in coarser steps; truth, ours and the peers all see the same frames.
@@ -252,6 +257,62 @@ def continuity_table(step: int = 1) -> None:
             print(f"  {name:<12} {label:<24}" + "".join(f"{c:>16}" for c in cells))
 
 
+FLOOR_SIGMAS_PX = (2.0, 4.0)
+FLOOR_SEEDS = 3
+
+
+def jittered(tracks: list[Tracks], sigma: float, seed: int) -> list[Tracks]:
+    """The tracks with every box moved by N(0, sigma) px in x and y, drawn per box."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for frame in tracks:
+        xyxy = np.asarray(frame.xyxy, np.float64).copy()
+        shift = rng.normal(0.0, sigma, (len(xyxy), 2))
+        xyxy[:, [0, 2]] += shift[:, :1]
+        xyxy[:, [1, 3]] += shift[:, 1:]
+        out.append(dataclasses.replace(frame, xyxy=xyxy))
+    return out
+
+
+def noise_floor(
+    gt: list[Tracks], layouts: dict[str, StoreLayout]
+) -> dict[str, list[dict[str, float]]]:
+    """Transition error of the truth against the truth with jittered boxes, per fold
+    (printed; returned as {sigma: [{fold: error} per seed]})."""
+    truth = {
+        name: journeys_of(layout, journey_events(layout, gt, link=False, relink=False))
+        for name, layout in layouts.items()
+    }
+    totals = {
+        n: sum(v for row in t.transitions.values() for v in row.values()) for n, t in truth.items()
+    }
+    print("\nnoise floor: the truth against itself with its boxes jittered by N(0, sigma) px:")
+    print(f"  {'sigma':<8} {'seed':<6}{'design':>10}{'held out':>10}{'all':>10}")
+    folds = {
+        "design": [n for n in layouts if n in DESIGN],
+        "held out": [n for n in layouts if n not in DESIGN],
+        "all": list(layouts),
+    }
+    floor: dict[str, list[dict[str, float]]] = {}
+    for sigma in FLOOR_SIGMAS_PX:
+        for seed in range(FLOOR_SEEDS):
+            noisy = jittered(gt, sigma, seed)
+            wrong = {}
+            for name, layout in layouts.items():
+                ours = journeys_of(layout, journey_events(layout, noisy, link=False, relink=False))
+                wrong[name] = (
+                    transition_error(ours.transitions, truth[name].transitions) * totals[name]
+                )
+            errors = {
+                fold: round(sum(wrong[n] for n in names) / total, 4)
+                for fold, names in folds.items()
+                if (total := sum(totals[n] for n in names))
+            }
+            floor.setdefault(f"{sigma:g}", []).append(errors)
+            print(f"  {sigma:<8g} {seed:<6}" + "".join(f"{e:10.1%}" for e in errors.values()))
+    return floor
+
+
 def journeys_of(layout: StoreLayout, events: list[Event]) -> JourneySummary:
     settings = layout.store.journeys
     return summarise_journeys(
@@ -368,6 +429,7 @@ def main() -> None:
         )
         for label in sorted(labels, key=lambda item: table["all"][item]):
             print(f"  {label:<34}" + "".join(f"{table[fold][label]:16.1%}" for fold in table))
+    floor = noise_floor(gt, {p.stem.removeprefix("journeys_"): load_layout(p) for p in LAYOUTS})
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -377,6 +439,7 @@ def main() -> None:
                 "mean_transition_error": mean,
                 "pooled_transition_error": pooled["transition_error"],
                 "pooled_person_error": pooled["person_error"],
+                "noise_floor": floor,
             },
             indent=2,
         )
