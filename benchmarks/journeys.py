@@ -31,6 +31,15 @@ A->B; the per-person one does not, so it shows what linking fragments does to ea
 The layouts come in two folds, pooled separately: the four the linker's design was
 studied on (``DESIGN``) and the ones added afterwards (held out: ``aisles`` and ``shop``).
 
+The **noise floor** at the end: the truth against itself with every annotated box moved
+by independent Gaussian noise of sigma px per frame (x and y, 3 seeds): how much of the
+transition error a feet point that far from the annotation costs through the path rule
+alone (a stay near ``path_min_seconds`` flips either way), whatever the tracker.
+
+``--step K`` keeps every K-th frame of the video, its detections and its annotations
+(7 fps / K on PETS09, capture times kept): a camera sampled more sparsely, where a stay
+is measured in coarser steps; truth, ours and the peers all see the same frames.
+
 Run: ``python benchmarks/journeys.py`` (~20 s; the detections are cached in
 ``benchmarks/results/`` by ``tracking_detections.py``).
 """
@@ -38,6 +47,7 @@ Run: ``python benchmarks/journeys.py`` (~20 s; the detections are cached in
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -65,7 +75,7 @@ from storesense.zones.journeys import (
     visit_paths,
 )
 from tracking import PEERS, run_tracker
-from tracking_detections import RESULTS, load_sequence
+from tracking_detections import RESULTS, SequenceDetections, load_sequence
 from tracking_eval import TrackRow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,6 +86,22 @@ CAMERA = "cam1"
 FRAME_SIZE = (768, 576)
 SERVICE_SCORE_THRESHOLD = 0.1
 """The detector's default score threshold (what ``storesense serve`` and ``count`` use)."""
+
+
+def sampled(name: str, step: int = 1) -> tuple[SequenceDetections, list[Tracks]]:
+    """A sequence's detections and annotations on every ``step``-th frame (from the first),
+    at ``fps / step``: frame i of the result is frame i x step of the video, at its time."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    sequence = load_sequence(name)
+    gt = load_gt_tracks(
+        sequence.folder / "gt" / "gt.txt",
+        sequence.fps,
+        len(sequence.frames),
+        with_dont_care=True,
+    )
+    fewer = dataclasses.replace(sequence, fps=sequence.fps / step, frames=sequence.frames[::step])
+    return fewer, gt[::step]
 
 
 def rows_to_tracks(rows: list[TrackRow], fps: float) -> list[Tracks]:
@@ -206,7 +232,7 @@ def visit_continuity(
     )
 
 
-def continuity_table() -> None:
+def continuity_table(step: int = 1) -> None:
     """Splits and wrong joins of visits on both sequences (TUD-Campus: 2.8 s, too short
     for paths, but a check that the hand-overs join no two people)."""
     print("\nvisit continuity (people followed >= 1 s / visits split off / wrongly joined):")
@@ -217,13 +243,7 @@ def continuity_table() -> None:
     }
     print(f"  {'sequence':<12} {'tracks':<24}" + "".join(f"{v:>16}" for v in variants))
     for name, frame_size in (("PETS09-S2L1", FRAME_SIZE), ("TUD-Campus", (640, 480))):
-        sequence = load_sequence(name)
-        gt = load_gt_tracks(
-            sequence.folder / "gt" / "gt.txt",
-            sequence.fps,
-            len(sequence.frames),
-            with_dont_care=True,
-        )
+        sequence, gt = sampled(name, step)
         runs = {"storesense": our_tracks(sequence.frames, sequence.fps)}
         for peer, build in PEERS.items():
             runs[peer] = rows_to_tracks(run_tracker(build, sequence)[0], sequence.fps)
@@ -235,6 +255,62 @@ def continuity_table() -> None:
                 for link in variants.values()
             ]
             print(f"  {name:<12} {label:<24}" + "".join(f"{c:>16}" for c in cells))
+
+
+FLOOR_SIGMAS_PX = (2.0, 4.0)
+FLOOR_SEEDS = 3
+
+
+def jittered(tracks: list[Tracks], sigma: float, seed: int) -> list[Tracks]:
+    """The tracks with every box moved by N(0, sigma) px in x and y, drawn per box."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for frame in tracks:
+        xyxy = np.asarray(frame.xyxy, np.float64).copy()
+        shift = rng.normal(0.0, sigma, (len(xyxy), 2))
+        xyxy[:, [0, 2]] += shift[:, :1]
+        xyxy[:, [1, 3]] += shift[:, 1:]
+        out.append(dataclasses.replace(frame, xyxy=xyxy))
+    return out
+
+
+def noise_floor(
+    gt: list[Tracks], layouts: dict[str, StoreLayout]
+) -> dict[str, list[dict[str, float]]]:
+    """Transition error of the truth against the truth with jittered boxes, per fold
+    (printed; returned as {sigma: [{fold: error} per seed]})."""
+    truth = {
+        name: journeys_of(layout, journey_events(layout, gt, link=False, relink=False))
+        for name, layout in layouts.items()
+    }
+    totals = {
+        n: sum(v for row in t.transitions.values() for v in row.values()) for n, t in truth.items()
+    }
+    print("\nnoise floor: the truth against itself with its boxes jittered by N(0, sigma) px:")
+    print(f"  {'sigma':<8} {'seed':<6}{'design':>10}{'held out':>10}{'all':>10}")
+    folds = {
+        "design": [n for n in layouts if n in DESIGN],
+        "held out": [n for n in layouts if n not in DESIGN],
+        "all": list(layouts),
+    }
+    floor: dict[str, list[dict[str, float]]] = {}
+    for sigma in FLOOR_SIGMAS_PX:
+        for seed in range(FLOOR_SEEDS):
+            noisy = jittered(gt, sigma, seed)
+            wrong = {}
+            for name, layout in layouts.items():
+                ours = journeys_of(layout, journey_events(layout, noisy, link=False, relink=False))
+                wrong[name] = (
+                    transition_error(ours.transitions, truth[name].transitions) * totals[name]
+                )
+            errors = {
+                fold: round(sum(wrong[n] for n in names) / total, 4)
+                for fold, names in folds.items()
+                if (total := sum(totals[n] for n in names))
+            }
+            floor.setdefault(f"{sigma:g}", []).append(errors)
+            print(f"  {sigma:<8g} {seed:<6}" + "".join(f"{e:10.1%}" for e in errors.values()))
+    return floor
 
 
 def journeys_of(layout: StoreLayout, events: list[Event]) -> JourneySummary:
@@ -249,13 +325,19 @@ def journeys_of(layout: StoreLayout, events: list[Event]) -> JourneySummary:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, default=RESULTS / "journeys.json")
-    args = parser.parse_args()
-    sequence = load_sequence("PETS09-S2L1")
-    fps = sequence.fps
-    gt = load_gt_tracks(
-        sequence.folder / "gt" / "gt.txt", fps, len(sequence.frames), with_dont_care=True
+    parser.add_argument("--json", type=Path, default=None, help="default: results/journeys.json")
+    parser.add_argument(
+        "--step", type=int, default=1, help="keep every STEP-th frame (default 1: all)"
     )
+    args = parser.parse_args()
+    if args.step < 1:
+        parser.error(f"--step must be >= 1, got {args.step}")
+    if args.json is None:
+        suffix = "" if args.step == 1 else f"_step{args.step}"
+        args.json = RESULTS / f"journeys{suffix}.json"
+    sequence, gt = sampled("PETS09-S2L1", args.step)
+    fps = sequence.fps
+    print(f"PETS09-S2L1 at {fps:g} fps (every {args.step} frame(s))\n")
     tracks: dict[str, list[Tracks]] = {"storesense": our_tracks(sequence.frames, fps)}
     for peer, build in PEERS.items():
         tracks[peer] = rows_to_tracks(run_tracker(build, sequence)[0], fps)
@@ -347,6 +429,7 @@ def main() -> None:
         )
         for label in sorted(labels, key=lambda item: table["all"][item]):
             print(f"  {label:<34}" + "".join(f"{table[fold][label]:16.1%}" for fold in table))
+    floor = noise_floor(gt, {p.stem.removeprefix("journeys_"): load_layout(p) for p in LAYOUTS})
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -356,11 +439,12 @@ def main() -> None:
                 "mean_transition_error": mean,
                 "pooled_transition_error": pooled["transition_error"],
                 "pooled_person_error": pooled["person_error"],
+                "noise_floor": floor,
             },
             indent=2,
         )
     )
-    continuity_table()
+    continuity_table(args.step)
     print(f"\nwritten {args.json}")
 
 
