@@ -316,6 +316,11 @@ def test_store_wide_floor_zones_are_served_like_zones_with_the_etag(store: Store
             "zones[0].id: '@store': ids starting with @ are reserved",
         ),
         (
+            {"id": "f", "floor_polygon": [[0, 0], [1, 0], [1, 1]]},
+            [{"id": "@store"}, {"id": "a"}],
+            "cameras[0].id: '@store': ids starting with @ are reserved",
+        ),
+        (
             {"id": "f", "floor_polygon": [[0, 0], [1, 1], [1, 0], [0, 1]]},
             None,
             "zones[0].floor_polygon: self-intersecting",

@@ -325,6 +325,13 @@ def _side_sign(points: npt.ArrayLike, inside: npt.ArrayLike) -> int:
     return 1 if (bx - ax) * (iy - ay) - (by - ay) * (ix - ax) > 0 else -1
 
 
+def _not_reserved(value: str) -> str:
+    """Zone and camera ids starting with ``@`` name the service's own occupancy rows."""
+    if value.startswith("@"):
+        raise ValueError(f"{value!r}: ids starting with @ are reserved (e.g. @store)")
+    return value
+
+
 def _finite(value: float) -> float:
     if not np.isfinite(value):
         raise ValueError(f"must be a finite number, got {value}")
@@ -365,6 +372,11 @@ class CameraConfig(_Strict):
     detector_input_size: int | None = Field(default=None, ge=128, le=1280, multiple_of=32)
     """Square detector input in pixels for this camera (e.g. 320 for a camera close to
     people: about 0.65x the CPU of 416); ``null`` keeps the model's own (416)."""
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        return _not_reserved(value)
 
     @field_validator("fps", mode="before")
     @classmethod
@@ -487,9 +499,7 @@ class ZoneConfig(_Strict):
     @field_validator("id")
     @classmethod
     def _not_reserved(cls, value: str) -> str:
-        if value.startswith("@"):
-            raise ValueError(f"{value!r}: ids starting with @ are reserved (e.g. @store)")
-        return value
+        return _not_reserved(value)
 
     @field_validator("polygon", "floor_polygon")
     @classmethod
