@@ -167,7 +167,9 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
                 for c in ("cam1", "cam2")
             ],
             "zones": [
-                {"id": f"floor-{c}", "camera": c, "polygon": whole} for c in ("cam1", "cam2")
+                *({"id": f"floor-{c}", "camera": c, "polygon": whole} for c in ("cam1", "cam2")),
+                # A store-wide floor zone over the whole plaza both cameras see.
+                {"id": "plaza", "floor_polygon": PETS_FLOOR_POINTS},
             ],
         }
     )
@@ -193,6 +195,7 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
                 lambda: (s := client.get("/v1/occupancy").json()["store"])["updated_at"] and s,
                 what="the store-wide count",
             )
+            plaza = client.get("/v1/zones/plaza/occupancy").json()
         events = store.query_events(EventQuery(limit=10_000))
     finally:
         store.close()
@@ -203,6 +206,9 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
     people = {e.track_id for e in events if e.camera_id == "cam1"}
     # Each person once although both cameras see everyone.
     assert 1 <= published["count"] <= len(people)
+    # The store-wide floor zone too, published by the workers beside the store count.
+    assert plaza["camera"] is None and 1 <= plaza["count"] <= len(people)
+    assert plaza["updated_at"] == published["updated_at"]
 
 
 # ------------------------------------------------------------ store-wide floor zones
