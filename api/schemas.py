@@ -34,7 +34,10 @@ class _Out(BaseModel):
 
 class ZoneOccupancyOut(_Out):
     zone: str
-    camera: str
+    camera: str | None = Field(
+        description="the camera the zone is drawn in; null for a store-wide floor zone "
+        "(counted over every camera with a homography, each person once)"
+    )
     count: int = Field(ge=0)
     approaching: int = Field(
         0, ge=0, description="people predicted to enter the zone within its approach_seconds"

@@ -9,7 +9,10 @@ with homographies (one floor plan), plus the people of cameras without one as th
 
 The count is published through the store's occupancy rows under
 :data:`STORE_OCCUPANCY_KEY` (so it shares their version and ETag) and served as the
-``store`` entry of ``GET /v1/occupancy``.
+``store`` entry of ``GET /v1/occupancy``. The layout's store-wide floor zones (zones
+without a camera) are counted on the same de-duplicated floor and published beside it
+(rows of the camera :data:`STORE_OCCUPANCY_KEY`, one per zone id), so they are served in
+``GET /v1/occupancy`` and ``GET /v1/zones/{id}/occupancy`` like any zone.
 
 Several worker processes of one store (``--camera`` per box, one Redis store): the store's
 :class:`~storesense.api.store.live_floor.LiveFloorLink` (``live_floor``) shares every
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING
 from storesense.api.store.base import StoreUnavailableError
 from storesense.zones.camera import CameraAnalytics
 from storesense.zones.config import StoreLayout
-from storesense.zones.store_visits import StoreVisits
+from storesense.zones.store_visits import StoreVisits, StoreWideCounts
 
 if TYPE_CHECKING:
     from storesense.api.store.base import Store
@@ -94,20 +97,24 @@ class StoreWideAnalytics:
 
 
 def publish_store_count(
-    store: Store, engine: object, timestamp: float, last: int | None
-) -> int | None:
-    """Publish the store-wide count of ``engine``'s shared :class:`StoreVisits` when it
-    changed from ``last``; returns the count published (``last`` for an engine that shares
-    none, or while the store is unavailable: the next frame tries again)."""
+    store: Store, engine: object, timestamp: float, last: StoreWideCounts | None
+) -> StoreWideCounts | None:
+    """Publish the store-wide count and the store-wide floor zones' counts of ``engine``'s
+    shared :class:`StoreVisits` when they changed from ``last``, as the occupancy rows of
+    the camera :data:`STORE_OCCUPANCY_KEY` (one write: one version); returns the counts
+    published (``last`` for an engine that shares none, or while the store is unavailable:
+    the next frame tries again)."""
     visits = getattr(engine, "store_visits", None)
     if not isinstance(visits, StoreVisits):
         return last
-    count = visits.count()
-    if count == last:
+    counts = visits.counts()
+    if counts == last:
         return last
     try:
-        store.set_occupancy(STORE_OCCUPANCY_KEY, {STORE_OCCUPANCY_KEY: count}, timestamp)
+        store.set_occupancy(
+            STORE_OCCUPANCY_KEY, {STORE_OCCUPANCY_KEY: counts.count, **counts.zones}, timestamp
+        )
     except StoreUnavailableError:
         logger.warning("store unavailable, store-wide occupancy not published")
         return last
-    return count
+    return counts

@@ -13,7 +13,11 @@ floor plan of ``examples/pets09.yaml``. Both run through
   can do with these tracks;
 * person-frames whose visit another person holds at the same time (over-merging);
 * store-wide occupancy against the ground truth's people (feet below y = 150) in the
-  union of the views.
+  union of the views;
+* the store-wide floor zone ``plaza`` (no camera: floor x 2-8 m, y 1-13 m, across both
+  views and their overlap) against the ground truth's people whose feet (through the
+  full frame's homography) are in it, beside the sum of each camera's own people in it
+  (what per-camera zones give: people in the overlap twice).
 
 Run: ``python benchmarks/store_visits.py`` (about 2 minutes: two detector passes).
 ``tests/test_store_visits.py`` asserts the same figures.
@@ -22,18 +26,21 @@ Run: ``python benchmarks/store_visits.py`` (about 2 minutes: two detector passes
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+import shapely
 from scipy.optimize import linear_sum_assignment
 from storesense.vision.detections import Tracks
 from storesense.vision.tracking import Tracker
 from storesense.zones.camera import CameraAnalytics
-from storesense.zones.config import StoreLayout
+from storesense.zones.config import Homography, StoreLayout
 from storesense.zones.events import Event
+from storesense.zones.floorplan import floor_positions
 from storesense.zones.journeys import VisitLinker
 from storesense.zones.store_visits import StoreVisits
 
@@ -48,6 +55,13 @@ FLOOR_TOP_PX = 150
 """The ground truth annotates people whose feet are below this image row."""
 LINK_GAP_FRAMES = 21
 """A crossing is scored when the person was matched at least every 3 s through it."""
+FLOOR_ZONES = {
+    "plaza": [[2.0, 1.0], [8.0, 1.0], [8.0, 13.0], [2.0, 13.0]],
+    "overlap": [[4.0, 1.0], [6.0, 1.0], [6.0, 14.0], [4.0, 14.0]],
+}
+"""Store-wide floor zones (metres): ``plaza`` across both views and their overlap (the
+tests assert it), ``overlap`` the strip both cameras see (printed as a second check)."""
+FLOOR_ZONE = "plaza"
 
 
 def split_layout() -> StoreLayout:
@@ -76,6 +90,8 @@ def split_layout() -> StoreLayout:
                     "camera": "right",
                     "floor_polygon": [[7, 0], [10, 0], [10, 12], [7, 12]],
                 },
+                # Store-wide floor zones (no camera) across both views.
+                *({"id": z, "floor_polygon": p} for z, p in FLOOR_ZONES.items()),
             ],
         }
     )
@@ -115,10 +131,13 @@ def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[
 
 
 def run_split(
-    split_tracks: dict[str, list[Tracks]], pets09: Path
+    split_tracks: dict[str, list[Tracks]],
+    pets09: Path,
+    zone_counts: list[dict[str, int]] | None = None,
 ) -> tuple[StoreVisits, list[Event], dict[int, list[tuple[int, float, str]]], list[int], list[int]]:
     """Both cameras through CameraAnalytics sharing one StoreVisits; per ground-truth
-    person, the visit of the track matched to them (IoU >= 0.5) in each frame."""
+    person, the visit of the track matched to them (IoU >= 0.5) in each frame. Each
+    frame's counts of the store-wide floor zones go to ``zone_counts``."""
     layout = split_layout()
     store_visits = StoreVisits(layout)
     analytics = {
@@ -138,7 +157,10 @@ def run_split(
             [rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]]
         )
         truth.append(int((boxes[:, 3] >= FLOOR_TOP_PX).sum()))
-        ours.append(store_visits.count())
+        now = store_visits.counts()
+        ours.append(now.count)
+        if zone_counts is not None:
+            zone_counts.append(now.zones)
         for camera_id, (x0, _) in VIEWS.items():
             tracks = split_tracks[camera_id][f]
             if not len(tracks) or not len(boxes):
@@ -181,6 +203,42 @@ def seen_by_visits(
                     visit = visits[camera_id][f][int(tracks.track_id[j])]
                     seen.setdefault(int(rows[i, 1]), []).append((f, feet_x, visit))
     return seen
+
+
+def floor_zone_truth(pets09: Path, frames: int, zone_id: str = FLOOR_ZONE) -> list[int]:
+    """Per frame, the ground truth's people whose feet (bottom-centre of the annotated box,
+    below y = 150, through the full frame's homography) are in the floor zone."""
+    homography = Homography(image_points=IMAGE_POINTS, floor_points=FLOOR_POINTS)
+    zone = shapely.Polygon(FLOOR_ZONES[zone_id])
+    gt = np.loadtxt(pets09 / "gt" / "gt.txt", delimiter=",")
+    truth = []
+    for f in range(frames):
+        rows = gt[gt[:, 0] == f + 1]
+        rows = rows[rows[:, 3] + rows[:, 5] >= FLOOR_TOP_PX]
+        feet = np.column_stack([rows[:, 2] + rows[:, 4] / 2, rows[:, 3] + rows[:, 5]])
+        floor = homography.to_floor(feet)
+        truth.append(int(np.count_nonzero(shapely.contains_xy(zone, floor[:, 0], floor[:, 1]))))
+    return truth
+
+
+def per_camera_zone_sum(
+    split_tracks: dict[str, list[Tracks]], zone_id: str = FLOOR_ZONE
+) -> list[int]:
+    """Per frame, each camera's own people in the floor zone added up: what zones of one
+    camera each give (a person in the overlap counts twice)."""
+    layout = split_layout()
+    zone = shapely.Polygon(FLOOR_ZONES[zone_id])
+    sums = []
+    for f in range(len(split_tracks["left"])):
+        total = 0
+        for camera_id in VIEWS:
+            homography = layout.camera(camera_id).homography
+            assert homography is not None
+            floor, on_floor = floor_positions(split_tracks[camera_id][f], homography)
+            floor = floor[on_floor]
+            total += int(np.count_nonzero(shapely.contains_xy(zone, floor[:, 0], floor[:, 1])))
+        sums.append(total)
+    return sums
 
 
 def crossings(seen: dict[int, list[tuple[int, float, str]]]) -> tuple[int, int]:
@@ -257,7 +315,9 @@ def main() -> None:
 
     os.environ.setdefault("STORESENSE_MODEL_MIRROR", str(SHARED / "models"))
     detector = Detector.from_model("yolox-nano")
-    _, _, seen, ours, truth = run_split(track_split(PETS, detector), PETS)
+    split_tracks = track_split(PETS, detector)
+    zone_ours: list[dict[str, int]] = []
+    _, _, seen, ours, truth = run_split(split_tracks, PETS, zone_ours)
     total, kept = crossings(seen)
     shared, person_frames = shared_person_frames(seen)
     one_total, one_kept = one_camera_crossings(PETS, detector)
@@ -272,6 +332,35 @@ def main() -> None:
     print(
         f"store-wide occupancy: {sum(ours)} vs truth {sum(truth)} person-frames ({bias:+.1%}), "
         f"mean error {error:.2f} people a frame"
+    )
+    for zone_id in FLOOR_ZONES:
+        zone_truth = floor_zone_truth(PETS, len(zone_ours), zone_id)
+        store_wide = [frame[zone_id] for frame in zone_ours]
+        summed = per_camera_zone_sum(split_tracks, zone_id)
+        for name, series in (("store-wide zone", store_wide), ("per-camera sum ", summed)):
+            bias = sum(series) / sum(zone_truth) - 1
+            error = float(np.mean(np.abs(np.array(series) - np.array(zone_truth))))
+            print(
+                f"floor zone {zone_id!r}, {name}: {sum(series)} vs truth {sum(zone_truth)} "
+                f"person-frames ({bias:+.1%}), mean error {error:.2f} people a frame"
+            )
+    # The cost a camera worker pays each frame: count() (before) against counts() (the count
+    # and every floor zone, one merge), both timed at every frame of a replay.
+    visits = StoreVisits(split_layout())
+    cost = {"count()": 0.0, "counts()": 0.0}
+    calls = {"count()": visits.count, "counts()": visits.counts}
+    for f in range(len(split_tracks["left"])):
+        for camera_id in VIEWS:
+            visits.update(camera_id, split_tracks[camera_id][f])
+        for name in sorted(calls, reverse=f % 2 == 1):
+            start = time.perf_counter()
+            calls[name]()
+            cost[name] += time.perf_counter() - start
+    frames = len(split_tracks["left"])
+    print(
+        f"per frame: count() {cost['count()'] / frames * 1e6:.0f} us, counts() with "
+        f"{len(FLOOR_ZONES)} floor zones {cost['counts()'] / frames * 1e6:.0f} us "
+        f"(x{cost['counts()'] / cost['count()']:.2f})"
     )
 
 

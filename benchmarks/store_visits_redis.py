@@ -12,7 +12,8 @@ each with its own ``StoreVisits``, playing the real detector's and tracker's tra
 
 Reported for each: crossings from one view's own part into the other's that kept one
 visit, person-frames sharing a visit with another person, each process's store-wide
-count against the one-process count and the ground truth, and the camera thread's
+count (and its store-wide floor zone's) against the one-process count and the ground
+truth, and the camera thread's
 cost: the time in ``CameraAnalytics.update`` and the process's CPU time, link over
 baseline.
 
@@ -38,10 +39,12 @@ from typing import Any
 import numpy as np
 import redis
 from store_visits import (
+    FLOOR_ZONE,
     PETS,
     SHARED,
     VIEWS,
     crossings,
+    floor_zone_truth,
     run_split,
     seen_by_visits,
     shared_person_frames,
@@ -97,7 +100,8 @@ def run_processes(
 def figures(
     split_tracks: dict[str, list[Tracks]], out: dict[str, dict[str, Any]], pets09: Path
 ) -> dict[str, Any]:
-    """Crossings kept, shared person-frames and each process's count series."""
+    """Crossings kept, shared person-frames and each process's count series (store-wide
+    and the store-wide floor zone's)."""
     visits = {c: [{int(t): v for t, v in frame.items()} for frame in out[c]["keys"]] for c in VIEWS}
     seen = seen_by_visits(split_tracks, pets09, visits)
     total, kept = crossings(seen)
@@ -108,6 +112,7 @@ def figures(
         "shared": shared,
         "person_frames": person_frames,
         "counts": {c: np.array(out[c]["counts"]) for c in VIEWS},
+        "zone_counts": {c: np.array(out[c]["zone_counts"]) for c in VIEWS},
     }
 
 
@@ -128,9 +133,12 @@ def main() -> None:
         raise SystemExit("error: redis-server is not installed")
     os.environ.setdefault("STORESENSE_MODEL_MIRROR", str(SHARED / "models"))
     split_tracks = track_split(PETS, Detector.from_model("yolox-nano"))
-    _, _, one_seen, one_counts, truth = run_split(split_tracks, PETS)
+    one_zones: list[dict[str, int]] = []
+    _, _, one_seen, one_counts, truth = run_split(split_tracks, PETS, one_zones)
+    one_zone = [frame[FLOOR_ZONE] for frame in one_zones]
     one_total, one_kept = crossings(one_seen)
     one = np.array(one_counts)
+    zone_truth = floor_zone_truth(PETS, len(one_zone))
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         server = subprocess.Popen(
@@ -173,6 +181,12 @@ def main() -> None:
                 f"(one process {one.sum()}, truth {sum(truth)}, "
                 f"{counts.sum() / sum(truth) - 1:+.1%}); mean |difference| to one process "
                 f"{np.mean(np.abs(counts - one)):.2f}"
+            )
+            zone = f["zone_counts"][camera_id]
+            zone_bias = zone.sum() / sum(zone_truth) - 1
+            print(
+                f"    floor zone {FLOOR_ZONE!r}: {zone.sum()} person-frames (one process "
+                f"{sum(one_zone)}, truth {sum(zone_truth)}, {zone_bias:+.1%})"
             )
             frames = len(counts)
             update_ms = 1000 * out[camera_id]["update_s"] / frames

@@ -9,7 +9,8 @@ camera workers do (``StoreWideAnalytics`` with the Redis store's live floor link
 tracks pickled in TRACKS (the real detector's and tracker's, per frame). Writes
 ``OUT.ready`` once set up, waits for START_FILE (the shared wall-clock start), then plays
 the frames at SPEED times 7 fps on a clock shared with the other process and writes OUT
-(JSON): per frame the store-wide count and each track's visit, and the link's figures.
+(JSON): per frame the store-wide count, the store-wide floor zone's count and each track's
+visit, and the link's figures.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from store_visits import FPS, split_layout
+from store_visits import FLOOR_ZONE, FPS, split_layout
 from storesense.api.store.redis import RedisStore
 from storesense.api.store_wide import StoreWideAnalytics
 
@@ -45,6 +46,7 @@ def main(argv: list[str]) -> None:
         time.sleep(0.01)
     start = float(Path(start_file).read_text())
     counts: list[int] = []
+    zone_counts: list[int] = []
     keys: list[dict[str, str]] = []
     late = update_s = 0.0
     cpu_start = time.process_time()
@@ -58,7 +60,9 @@ def main(argv: list[str]) -> None:
         t = time.perf_counter()
         analytics.update(None, tracks)
         update_s += time.perf_counter() - t
-        counts.append(visits.count())
+        now = visits.counts()
+        counts.append(now.count)
+        zone_counts.append(now.zones[FLOOR_ZONE])
         keys.append({str(t): visits.visit_of(camera_id, int(t)) for t in tracks.track_id})
     cpu_s = time.process_time() - cpu_start
     link = engines.live_floor
@@ -67,6 +71,7 @@ def main(argv: list[str]) -> None:
         store.close()
     result = {
         "counts": counts,
+        "zone_counts": zone_counts,
         "keys": keys,
         "published": link.published if link else 0,
         "received": link.received if link else 0,

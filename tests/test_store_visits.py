@@ -24,8 +24,11 @@ from storesense.zones.store_visits import StoreVisits
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from store_visits import (
+    FLOOR_ZONE,
     VIEWS,
     crossings,
+    floor_zone_truth,
+    per_camera_zone_sum,
     run_split,
     shared_person_frames,
     split_layout,
@@ -67,6 +70,23 @@ def test_people_keep_one_visit_across_two_cameras(
     assert spanning
     paths = visit_paths(events)
     assert any(set(paths.get(v, [])) == {"west", "east"} for v in spanning)
+
+
+def test_a_store_wide_floor_zone_across_both_views_counts_the_people_in_it(
+    split_tracks: dict[str, list[Tracks]], pets09: Path
+) -> None:
+    """The layout's store-wide floor zone (no camera, floor x 2-8 m across both views and
+    their overlap) against the ground truth's people whose feet are in it."""
+    zone_counts: list[dict[str, int]] = []
+    run_split(split_tracks, pets09, zone_counts)
+    ours = [frame[FLOOR_ZONE] for frame in zone_counts]
+    truth = floor_zone_truth(pets09, len(ours))
+    assert sum(truth) > 1000  # the plaza's middle is busy
+    assert abs(sum(ours) / sum(truth) - 1) <= 0.05, (sum(ours), sum(truth))
+    assert np.mean(np.abs(np.array(ours) - np.array(truth))) < 0.5
+    # Each camera's people in it added up count the overlap's people twice.
+    summed = per_camera_zone_sum(split_tracks)
+    assert sum(summed) / sum(truth) - 1 > 0.15, (sum(summed), sum(truth))
 
 
 def test_store_visits_rejects_bad_settings() -> None:

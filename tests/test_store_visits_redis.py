@@ -35,7 +35,7 @@ from storesense.zones.store_visits import FloorFrame, StoreVisits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from store_visits import VIEWS, crossings, run_split, track_split
+from store_visits import FLOOR_ZONE, VIEWS, crossings, floor_zone_truth, run_split, track_split
 from store_visits_redis import figures, run_processes
 
 pytest_plugins = ["service_helpers"]
@@ -65,7 +65,10 @@ def test_two_worker_processes_keep_one_visit_and_count_the_union(
     found = figures(split_tracks, out, pets09)
     total, kept = found["crossings"], found["kept"]
     shared, person_frames = found["shared"], found["person_frames"]
-    _, _, one_seen, one_counts, truth = run_split(split_tracks, pets09)
+    one_zones: list[dict[str, int]] = []
+    _, _, one_seen, one_counts, truth = run_split(split_tracks, pets09, one_zones)
+    one_zone = [frame[FLOOR_ZONE] for frame in one_zones]
+    zone_truth = floor_zone_truth(pets09, len(one_zone))
     one_total, one_kept = crossings(one_seen)
     print(
         f"\ntwo processes: {kept} of {total} crossings kept one visit (one process: "
@@ -88,6 +91,11 @@ def test_two_worker_processes_keep_one_visit_and_count_the_union(
         assert abs(counts.sum() / one.sum() - 1) <= 0.02
         assert off_one < 0.35
         assert abs(counts.sum() / sum(truth) - 1) <= 0.05
+        # The store-wide floor zone across both processes' views: each process counts it
+        # on the union of both cameras, as one process does, within 5 % of the truth.
+        zone = found["zone_counts"][camera_id]
+        assert abs(zone.sum() / sum(one_zone) - 1) <= 0.02
+        assert abs(zone.sum() / sum(zone_truth) - 1) <= 0.05
 
 
 # ---------------------------------------------------------------- the link itself
@@ -238,10 +246,10 @@ def test_worker_supervisors_of_two_boxes_share_visits_through_redis(
     the same PETS09 clip on one floor plan: one visit id for one person in both
     supervisors' events, and the store count publishes each person once."""
     from service_helpers import cut_clip
+    from storesense.api.runtime import CameraState, WorkerSupervisor, pipeline_factory_for
     from storesense.api.settings import ServiceSettings
     from storesense.api.store.base import EventQuery
     from storesense.api.store_wide import STORE_OCCUPANCY_KEY
-    from storesense.api.runtime import CameraState, WorkerSupervisor, pipeline_factory_for
 
     clip = cut_clip(pets09 / "PETS09-S2L1.avi", tmp_path / "clip.avi", 20)
     store_id = f"boxes{uuid.uuid4().hex[:8]}"

@@ -23,6 +23,7 @@ from storesense.api.store_wide import (
 )
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout
+from storesense.zones.store_visits import StoreWideCounts
 
 pytest_plugins = ["service_helpers"]
 
@@ -105,11 +106,13 @@ def test_publishing_writes_only_changes_of_the_store_count(tmp_path: Path) -> No
         engine.update(None, _people(0.0, 20, 70))
         published = publish_store_count(store, engine, T0, None)
         version, rows = store.get_occupancy()
-        assert published == 2 and rows[STORE_OCCUPANCY_KEY].count == 2
-        assert publish_store_count(store, engine, T0 + 1, published) == 2
+        assert published is not None and published.count == 2
+        assert rows[STORE_OCCUPANCY_KEY].count == 2
+        assert publish_store_count(store, engine, T0 + 1, published) is published
         assert store.get_occupancy()[0] == version  # unchanged count: no new version
         # An engine without shared store visits publishes nothing.
-        assert publish_store_count(store, object(), T0, 5) == 5
+        last = StoreWideCounts(5, {})
+        assert publish_store_count(store, object(), T0, last) is last
     finally:
         store.close()
 
@@ -164,7 +167,9 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
                 for c in ("cam1", "cam2")
             ],
             "zones": [
-                {"id": f"floor-{c}", "camera": c, "polygon": whole} for c in ("cam1", "cam2")
+                *({"id": f"floor-{c}", "camera": c, "polygon": whole} for c in ("cam1", "cam2")),
+                # A store-wide floor zone over the whole plaza both cameras see.
+                {"id": "plaza", "floor_polygon": PETS_FLOOR_POINTS},
             ],
         }
     )
@@ -190,6 +195,7 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
                 lambda: (s := client.get("/v1/occupancy").json()["store"])["updated_at"] and s,
                 what="the store-wide count",
             )
+            plaza = client.get("/v1/zones/plaza/occupancy").json()
         events = store.query_events(EventQuery(limit=10_000))
     finally:
         store.close()
@@ -200,3 +206,180 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
     people = {e.track_id for e in events if e.camera_id == "cam1"}
     # Each person once although both cameras see everyone.
     assert 1 <= published["count"] <= len(people)
+    # The store-wide floor zone too, published by the workers beside the store count.
+    assert plaza["camera"] is None and 1 <= plaza["count"] <= len(people)
+    assert plaza["updated_at"] == published["updated_at"]
+
+
+# ------------------------------------------------------------ store-wide floor zones
+def _overlapping(zones: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Camera ``a`` sees floor x 0-1 m, ``b`` x 0.5-1.5 m (100 px = 1 m, feet at y 0.5 m);
+    store-wide floor zones ``middle`` (x 0.6-1.0, seen by both) and ``east`` (x 1.1-1.5,
+    only ``b``)."""
+
+    def camera(camera_id: str, x: float) -> dict[str, Any]:
+        floor = [[x, 0], [x + 1, 0], [x + 1, 1], [x, 1]]
+        return {"id": camera_id, "homography": {"image_points": SQUARE, "floor_points": floor}}
+
+    return {
+        "store": {"id": "s"},
+        "cameras": [camera("a", 0.0), camera("b", 0.5)],
+        "zones": zones
+        if zones is not None
+        else [
+            {"id": "middle", "floor_polygon": [[0.6, 0], [1.0, 0], [1.0, 1], [0.6, 1]]},
+            {"id": "east", "floor_polygon": [[1.1, 0], [1.5, 0], [1.5, 1], [1.1, 1]]},
+            {"id": "a-view", "camera": "a", "polygon": SQUARE},
+        ],
+    }
+
+
+def test_a_person_in_the_overlap_counts_once_in_a_store_wide_floor_zone() -> None:
+    layout = StoreLayout.model_validate(_overlapping())
+    assert [z.id for z in layout.store_zones] == ["middle", "east"]
+    assert [z.id for z in layout.zones_of("a")] == ["a-view"] and not layout.zones_of("b")
+    engines = StoreWideAnalytics()
+    a, b = engines(layout, "a", "run", T0), engines(layout, "b", "run", T0)
+    assert b.store_visits is not None
+    for i in range(3):
+        # Floor x 0.8 m: image x 80 in a and 30 in b. Floor x 1.3 m: only b (image x 80).
+        a.update(None, _people(0.1 * i, 80))
+        b.update(None, _people(0.1 * i, 32, 80, first_id=9))
+    counts = b.store_visits.counts()
+    # Both cameras see the person in the middle: one person there, not two.
+    assert counts.count == 2 and counts.zones == {"middle": 1, "east": 1}
+    # The person in the middle walks out of it (to floor x 0.2 m, only a sees them).
+    a.update(None, _people(0.3, 20))
+    b.update(None, _people(0.3, 80, first_id=10))
+    assert b.store_visits.counts().zones == {"middle": 0, "east": 1}
+
+
+def test_store_wide_floor_zones_are_served_like_zones_with_the_etag(store: Store) -> None:
+    from storesense.api.auth import new_key
+
+    layout = StoreLayout.model_validate({**_overlapping(), "store": {"id": store.store_id}})
+    key, record = new_key("lobby screen", ["display"])
+    store.put_api_key(record)
+    headers = {"X-API-Key": key}
+    engines = StoreWideAnalytics()
+    a, b = engines(layout, "a", "run", T0), engines(layout, "b", "run", T0)
+    for i in range(3):
+        a.update(None, _people(0.1 * i, 80))
+        b.update(None, _people(0.1 * i, 32, 80, first_id=9))
+    with TestClient(create_app(SETTINGS, store, layout)) as client:
+        assert client.get("/v1/zones/middle/occupancy").status_code == 401
+        first = client.get("/v1/occupancy", headers=headers)
+        assert first.json()["zones"]["middle"]["count"] == 0
+        published = publish_store_count(store, b, T0, None)
+        assert published is not None and published.zones == {"middle": 1, "east": 1}
+        # Unchanged counts: nothing written, no new version.
+        version = store.get_occupancy()[0]
+        assert publish_store_count(store, a, T0 + 1, published) is published
+        assert store.get_occupancy()[0] == version
+
+        def changed() -> httpx.Response | None:
+            r = client.get(
+                "/v1/occupancy", headers={**headers, "If-None-Match": first.headers["etag"]}
+            )
+            return r if r.status_code == 200 else None
+
+        body = wait_for(changed, what="the store-wide zones published")
+        zones = body.json()["zones"]
+        assert body.json()["store"]["count"] == 2
+        assert {z: zones[z]["count"] for z in zones} == {"middle": 1, "east": 1, "a-view": 0}
+        assert zones["middle"]["camera"] is None and zones["a-view"]["camera"] == "a"
+        one = client.get("/v1/zones/middle/occupancy", headers=headers)
+        assert one.status_code == 200 and one.headers["etag"] == body.headers["etag"]
+        assert one.json() == {**zones["middle"], "approaching": 0, "updated_at": T0}
+        again = client.get(
+            "/v1/zones/middle/occupancy", headers={**headers, "If-None-Match": one.headers["etag"]}
+        )
+        assert again.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("zone", "cameras", "message"),
+    [
+        (
+            {"id": "f", "floor_polygon": [[0, 0], [1, 0], [1, 1]]},
+            [{"id": "plain"}],
+            "zones[0].camera: omitted, so 'f' is a store-wide floor zone, but no camera has a "
+            "homography",
+        ),
+        (
+            {"id": "f", "polygon": [[0, 0], [100, 0], [100, 100]]},
+            None,
+            "zones[0]: polygon is in one camera's pixels: give that camera",
+        ),
+        (
+            {"id": "f", "kind": "shelf", "floor_polygon": [[0, 0], [1, 0], [1, 1]]},
+            None,
+            "zones[0]: kind 'shelf' needs one camera's view",
+        ),
+        (
+            {"id": "@store", "camera": "a", "polygon": [[0, 0], [100, 0], [100, 100]]},
+            None,
+            "zones[0].id: '@store': ids starting with @ are reserved",
+        ),
+        (
+            {"id": "f", "floor_polygon": [[0, 0], [1, 0], [1, 1]]},
+            [{"id": "@store"}, {"id": "a"}],
+            "cameras[0].id: '@store': ids starting with @ are reserved",
+        ),
+        (
+            {"id": "f", "floor_polygon": [[0, 0], [1, 1], [1, 0], [0, 1]]},
+            None,
+            "zones[0].floor_polygon: self-intersecting",
+        ),
+    ],
+)
+def test_store_wide_floor_zones_are_validated(
+    zone: dict[str, Any], cameras: list[dict[str, Any]] | None, message: str
+) -> None:
+    from storesense.zones.config import LayoutError, parse_layout
+
+    data = _overlapping([zone])
+    if cameras is not None:
+        data["cameras"] = cameras
+    with pytest.raises(LayoutError) as raised:
+        parse_layout(data)
+    assert str(raised.value).startswith(message), str(raised.value)
+
+
+def test_a_bad_store_wide_zone_is_422_from_the_api(store: Store) -> None:
+    layout = StoreLayout.model_validate(layout_dict(store.store_id))
+    body = layout_dict(store.store_id)
+    body["zones"].append({"id": "hall", "floor_polygon": [[0, 0], [5, 0], [5, 5]]})
+    with TestClient(create_app(SETTINGS, store, layout)) as client:
+        response = client.put("/v1/layout", json=body)
+        assert response.status_code == 422, response.text
+        errors = response.json()["errors"]
+        assert any(
+            e["path"] == "zones[2].camera" and "no camera has a homography" in e["message"]
+            for e in errors
+        ), errors
+        body["cameras"][0]["homography"] = {
+            "image_points": PETS_IMAGE_POINTS,
+            "floor_points": PETS_FLOOR_POINTS,
+        }
+        assert client.put("/v1/layout", json=body).status_code == 200
+        served = client.get("/v1/occupancy").json()["zones"]["hall"]
+        assert served["camera"] is None and served["count"] == 0
+
+
+def test_a_person_hidden_in_a_store_wide_floor_zone_stays_counted_while_lost() -> None:
+    """Every camera loses a person standing in ``middle`` (hidden behind someone): the zone
+    keeps them for the camera's ``lost_after_seconds`` (2 s), then lets them go; the store
+    count does not hold them."""
+    layout = StoreLayout.model_validate(_overlapping())
+    visits = StoreWideAnalytics()(layout, "a", "run", T0).store_visits
+    assert visits is not None
+    for i in range(5):
+        visits.update("a", _people(0.1 * i, 80))
+        visits.update("b", _people(0.1 * i, 32, first_id=9))
+    assert visits.counts().zones["middle"] == 1
+    for t, inside in ((1.0, 1), (2.3, 1), (2.5, 0)):
+        visits.update("a", _people(t))
+        visits.update("b", _people(t))
+        now = visits.counts()
+        assert (now.count, now.zones["middle"]) == (0, inside), t

@@ -325,6 +325,13 @@ def _side_sign(points: npt.ArrayLike, inside: npt.ArrayLike) -> int:
     return 1 if (bx - ax) * (iy - ay) - (by - ay) * (ix - ax) > 0 else -1
 
 
+def _not_reserved(value: str) -> str:
+    """Zone and camera ids starting with ``@`` name the service's own occupancy rows."""
+    if value.startswith("@"):
+        raise ValueError(f"{value!r}: ids starting with @ are reserved (e.g. @store)")
+    return value
+
+
 def _finite(value: float) -> float:
     if not np.isfinite(value):
         raise ValueError(f"must be a finite number, got {value}")
@@ -365,6 +372,11 @@ class CameraConfig(_Strict):
     detector_input_size: int | None = Field(default=None, ge=128, le=1280, multiple_of=32)
     """Square detector input in pixels for this camera (e.g. 320 for a camera close to
     people: about 0.65x the CPU of 416); ``null`` keeps the model's own (416)."""
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        return _not_reserved(value)
 
     @field_validator("fps", mode="before")
     @classmethod
@@ -450,14 +462,23 @@ LINE_DEPTH = 0.04
 height (``python benchmarks/counting.py --anchor-noise`` measures it on TUD-Campus)."""
 
 
+_CAMERA_ONLY_KINDS = frozenset({ZoneKind.SHELF, ZoneKind.STAFF_ONLY})
+"""Kinds that need one camera's tracks or image (a shelf's face, staff time per track)."""
+
+
 class ZoneConfig(_Strict):
     id: str = Field(min_length=1)
-    camera: str
+    camera: str | None = None
+    """The camera whose view the zone is drawn in. Omitted: a **store-wide floor zone**,
+    drawn in ``floor_polygon`` metres and counted on the merged floor of every camera with
+    a homography (a person seen by two overlapping cameras once); live occupancy only
+    (``approaching`` 0, no enter/exit events: see the floor-plan guide)."""
     kind: ZoneKind = ZoneKind.AREA
     polygon: list[Point] | None = None
     """Image pixels."""
     floor_polygon: list[Point] | None = None
-    """Floor metres (needs the camera's homography); used when ``polygon`` is absent."""
+    """Floor metres (needs the camera's homography, or any camera's for a store-wide zone);
+    used when ``polygon`` is absent."""
     anchor: Anchor = Anchor.BOTTOM_CENTER
     min_inside_seconds: NonNegative = 0.0
     """Inside this long before an entry counts (hysteresis; the entry keeps the time the
@@ -475,6 +496,11 @@ class ZoneConfig(_Strict):
     """``staff_only`` zones: a track inside this long in total is staff."""
     shelf: ShelfZoneOptions | None = None
 
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        return _not_reserved(value)
+
     @field_validator("polygon", "floor_polygon")
     @classmethod
     def _valid_polygon(cls, points: list[Point] | None) -> list[Point] | None:
@@ -482,8 +508,18 @@ class ZoneConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_shape(self) -> ZoneConfig:
+        if self.camera is None and self.polygon is not None:
+            raise ValueError(
+                "polygon is in one camera's pixels: give that camera, or draw a store-wide "
+                "zone (no camera) as floor_polygon in metres"
+            )
         if (self.polygon is None) == (self.floor_polygon is None):
             raise ValueError("give exactly one of polygon (pixels) or floor_polygon (metres)")
+        if self.camera is None and self.kind in _CAMERA_ONLY_KINDS:
+            raise ValueError(
+                f"kind {self.kind.value!r} needs one camera's view: give the zone a camera "
+                "(a zone without one is a store-wide floor zone)"
+            )
         if self.kind == ZoneKind.SHELF and self.shelf is None:
             object.__setattr__(self, "shelf", ShelfZoneOptions())
         return self
@@ -565,12 +601,15 @@ class StoreLayout(_Strict):
         )
         for group, placed_items in placed:
             for index, item in enumerate(placed_items):
+                if item.camera is None:
+                    continue  # a store-wide floor zone (lines always name a camera)
                 if item.camera not in cameras:
                     problems.append(
                         f"{group}[{index}].camera: unknown camera {item.camera!r} (known: {known})"
                     )
+        problems += self._store_zone_problems()
         for index, zone in enumerate(self.zones):
-            camera = cameras.get(zone.camera)
+            camera = cameras.get(zone.camera) if zone.camera is not None else None
             if zone.floor_polygon is None or camera is None:
                 continue
             if camera.homography is None:
@@ -604,6 +643,18 @@ class StoreLayout(_Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _store_zone_problems(self) -> list[str]:
+        """Store-wide floor zones (no camera) need a floor: a camera with a homography."""
+        store_wide = [i for i, zone in enumerate(self.zones) if zone.camera is None]
+        if not store_wide or any(camera.homography is not None for camera in self.cameras):
+            return []
+        return [
+            f"zones[{index}].camera: omitted, so {self.zones[index].id!r} is a store-wide "
+            "floor zone, but no camera has a homography (no floor plan to count it on): give "
+            "a camera a homography, or name the zone's camera"
+            for index in store_wide
+        ]
 
     def _funnel_problems(self) -> list[str]:
         zone_ids = {zone.id for zone in self.zones}
@@ -640,7 +691,13 @@ class StoreLayout(_Strict):
         raise ValueError(f"unknown line {line_id!r}")
 
     def zones_of(self, camera_id: str) -> list[ZoneConfig]:
+        """The zones drawn in this camera's view (store-wide floor zones are in none)."""
         return [zone for zone in self.zones if zone.camera == camera_id]
+
+    @property
+    def store_zones(self) -> list[ZoneConfig]:
+        """Store-wide floor zones: no camera, counted on the merged floor of all cameras."""
+        return [zone for zone in self.zones if zone.camera is None]
 
     def lines_of(self, camera_id: str) -> list[LineConfig]:
         return [line for line in self.lines if line.camera == camera_id]
@@ -649,6 +706,8 @@ class StoreLayout(_Strict):
         """The zone's polygon in image pixels (floor polygons mapped through the homography)."""
         if zone.polygon is not None:
             return np.asarray(zone.polygon, np.float64)
+        if zone.camera is None:
+            raise ValueError(f"zone {zone.id!r} is store-wide: it has no image polygon")
         homography = self.camera(zone.camera).homography
         assert homography is not None and zone.floor_polygon is not None
         return homography.to_image(zone.floor_polygon)

@@ -326,14 +326,25 @@ class StoreOccupancy:
 
     def count(self, now: float | None = None) -> int:
         """People in the store at ``now`` (default: the latest update's time)."""
+        unplaced, placed = self.people(now)
+        return unplaced + len(placed)
+
+    def people(self, now: float | None = None) -> tuple[int, FloatArray]:
+        """The people in the store at ``now``: how many of cameras without a homography,
+        and where each other person stands on the floor (N, 2 metres; a person seen by
+        several cameras once, at the mean of their feet)."""
         if not self._views:
-            return 0
+            return 0, np.zeros((0, 2))
         if now is None:
             now = max(view.timestamp for view in self._views.values())
         fresh = [v for v in self._views.values() if now - v.timestamp <= self.max_age_seconds]
         unplaced = sum(v.count for v in fresh if v.floor is None)
         placed = [v for v in fresh if v.floor is not None]
-        return unplaced + len(self._merge(placed))
+        groups = self._merge(placed)
+        if not groups:
+            return unplaced, np.zeros((0, 2))
+        points = np.concatenate([v.floor for v in placed if v.floor is not None])
+        return unplaced, np.array([points[group].mean(axis=0) for group in groups])
 
     def _merge(self, views: Sequence[_CameraView]) -> list[list[int]]:
         """Groups of people (indices into the stacked points), one group per person."""

@@ -39,7 +39,10 @@ splits or releases them), and take part here in hand-overs, association and the 
 ``count()`` is the store-wide occupancy: the people visible now in every camera updated
 within ``max_age_seconds``, one per visit, people of different cameras within
 ``merge_distance_m`` of each other counted once. Cameras without a homography cannot
-be placed: their tracks keep ``camera:track`` and count as they are.
+be placed: their tracks keep ``camera:track`` and count as they are. ``counts()`` adds the
+people in each store-wide floor zone of the layout (a zone without a camera): those of
+the same de-duplicated people whose floor position (the mean of their feet over the
+cameras that see them) lies in the zone.
 
 Example:
     >>> import numpy as np
@@ -70,6 +73,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from scipy.optimize import linear_sum_assignment
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout
@@ -114,6 +118,14 @@ class _CameraFrame:
     track_ids: list[int]
     floor: FloatArray
     unplaced: int
+
+
+@dataclass(frozen=True)
+class StoreWideCounts:
+    """People in the store now (``count``) and in each store-wide floor zone (``zones``)."""
+
+    count: int
+    zones: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,11 @@ class StoreVisits:
             time_tolerance_seconds=time_tolerance_seconds,
             max_age_seconds=max_age_seconds,
         )
+        self._floor_zones: list[tuple[str, shapely.Polygon]] = []
+        for zone in layout.store_zones:
+            shape = shapely.Polygon(zone.floor_polygon)
+            shapely.prepare(shape)
+            self._floor_zones.append((zone.id, shape))
         self._next_forget = -math.inf
         self._lock = threading.RLock()
         """Camera workers of one process update one instance from their own threads."""
@@ -638,3 +655,49 @@ class StoreVisits:
         once (:class:`~storesense.zones.floorplan.StoreOccupancy` over the same updates)."""
         with self._lock:
             return self._occupancy.count(now)
+
+    def counts(self, now: float | None = None) -> StoreWideCounts:
+        """:meth:`count` and the people in each store-wide floor zone, from one merge of
+        the cameras' people (each person once, placed at the mean of their feet). A zone
+        also keeps a person every camera lost (hidden behind someone) where their last
+        floor velocity carries them, as a camera's zones do: for the ``lost_after_seconds``
+        of the camera that saw them last (its ``occupancy_hold_seconds`` when it is not
+        ``occlusion_aware``)."""
+        with self._lock:
+            unplaced, floor = self._occupancy.people(now)
+            placed = np.vstack([floor, self._hidden(now)]) if self._floor_zones else floor
+        x, y = placed[:, 0], placed[:, 1]
+        zones = {
+            zone_id: int(np.count_nonzero(shapely.contains_xy(shape, x, y)))
+            for zone_id, shape in self._floor_zones
+        }
+        return StoreWideCounts(unplaced + len(floor), zones)
+
+    def _hidden(self, now: float | None) -> FloatArray:
+        """Where the visits no fresh camera sees now but one saw lately are (N, 2 metres)."""
+        if not self._frames:
+            return np.zeros((0, 2))
+        if now is None:
+            now = max(frame.timestamp for frame in self._frames.values())
+        seen = {
+            key
+            for frame in self._frames.values()
+            if now - frame.timestamp <= self.max_age_seconds
+            for key in frame.visits
+        }
+        points = []
+        for key, visit in self._visits.items():
+            unseen = now - visit.last_seen
+            if key in seen or unseen <= 0 or not visit.by_camera:
+                continue
+            last = max(visit.by_camera, key=lambda c: visit.by_camera[c].timestamp)
+            camera = self.layout.camera(last)
+            hold = camera.lost_after_seconds if camera.occlusion_aware else 0.0
+            if unseen > max(hold, camera.occupancy_hold_seconds):
+                continue
+            velocity = visit.velocity
+            speed = float(np.hypot(*velocity))
+            if speed > WALKING_SPEED_M_S:
+                velocity = velocity * (WALKING_SPEED_M_S / speed)
+            points.append(visit.floor + velocity * unseen)
+        return np.array(points).reshape(-1, 2)

@@ -42,10 +42,13 @@ class _Snapshot:
 def zone_polygons(layout: object) -> dict[str, dict[str, BaseGeometry]]:
     """Camera id → zone id → image polygon of a ``zones.config.StoreLayout``.
 
-    Zones drawn on the floor plan are projected into their camera's image.
+    Zones drawn on the floor plan are projected into their camera's image; store-wide
+    floor zones (no camera) are in no image and left out.
     """
     zones: dict[str, dict[str, BaseGeometry]] = {}
     for zone in layout.zones:  # type: ignore[attr-defined]
+        if zone.camera is None:
+            continue
         polygon = shapely.Polygon(layout.image_polygon(zone))  # type: ignore[attr-defined]
         zones.setdefault(zone.camera, {})[zone.id] = polygon
     return zones

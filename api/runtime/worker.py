@@ -40,6 +40,7 @@ from storesense.api.store_wide import publish_store_count
 from storesense.vision.frames import Frame
 from storesense.zones.config import CameraConfig, StoreLayout
 from storesense.zones.events import Event
+from storesense.zones.store_visits import StoreWideCounts
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class StoreSink:
         self._heatmap: LiveHeatmap | None = None
         self._heatmap_due = time.monotonic() + self._settings.heatmap_publish_s
         self._last_occupancy: tuple[dict[str, int], dict[str, int]] | None = None
-        self._store_count: int | None = None
+        self._store_count: StoreWideCounts | None = None
         self._last_frame_time: float | None = None
         self._zones_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "zones")
         self._store_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "store")
