@@ -166,11 +166,21 @@ class ServiceSettings(BaseSettings):
     store_id: str | None = Field(
         None, min_length=1, description="store name inside the back-end; default: layout store.id"
     )
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    host: str = Field(
+        "127.0.0.1",
+        description="address the HTTP API listens on; off loopback it refuses to start "
+        "without API keys",
+    )
+    port: int = Field(
+        8000, ge=0, le=65535, description="TCP port of the HTTP API (0: any free one)"
+    )
     api_keys_file: Path | None = Field(None, description="JSON/YAML list of hashed keys")
-    run_api: bool = True
-    run_workers: bool = True
+    run_api: bool = Field(True, description="serve the HTTP API (false: `--no-api`, workers only)")
+    run_workers: bool = Field(
+        True,
+        description="run the camera workers (false: `--no-workers`, an API replica); "
+        "at least one of run_api and run_workers",
+    )
     k_anonymity: int = Field(
         0, ge=0, description="suppress exported buckets counting fewer than k people; 0 = off"
     )
@@ -258,7 +268,9 @@ class ServiceSettings(BaseSettings):
         description="serve: onnxruntime execution provider: cpu, cuda (then CPU), auto (the "
         "best available) or an onnxruntime provider name (e.g. OpenVINOExecutionProvider)",
     )
-    backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+    backoff: BackoffSettings = Field(
+        default_factory=BackoffSettings, description="restart delays of a failing camera worker"
+    )
     optin: OptInSettings | None = Field(
         None, description="privacy: retention, opt-in hooks (None = defaults: 30 days, no hooks)"
     )

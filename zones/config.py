@@ -104,6 +104,7 @@ class FunnelConfig(_Strict):
     """A custom funnel: visits reaching each step in order within ``within_seconds``."""
 
     id: str = Field(min_length=1)
+    """The funnel's name, unique among ``funnels``; served at ``/v1/funnels/{id}``."""
     steps: list[str] = Field(min_length=1, max_length=20)
     """Zone ids or zone kinds (``kind:shelf``), in order."""
     within_seconds: float = Field(default=600.0, gt=0)
@@ -150,6 +151,7 @@ class JourneySettings(_Strict):
     group_together_seconds: float = Field(default=3.0, ge=0)
     """... who then stay that close for this long form one group (a buying unit)."""
     funnels: list[FunnelConfig] = Field(default_factory=list)
+    """Custom funnels besides the built-in one (none by default)."""
 
     @field_validator(
         "path_min_seconds",
@@ -182,7 +184,11 @@ class JourneySettings(_Strict):
 
 class StoreInfo(_Strict):
     id: str = Field(min_length=1)
+    """The store's name; also its name inside the store back-end unless the service's
+    ``store_id`` says otherwise."""
     timezone: str = "UTC"
+    """IANA time zone (e.g. ``Europe/London``) in which dates and day boundaries of the
+    metrics, journeys and MQTT daily counts are taken."""
     journeys: JourneySettings = Field(default_factory=lambda: JourneySettings())
     """Paths, funnels, displays and groups (defaults shown in the journeys guide)."""
 
@@ -204,7 +210,9 @@ class Homography(_Strict):
     """Image pixels → floor metres from ≥4 point pairs (``cv2.findHomography``)."""
 
     image_points: list[Point]
+    """Image pixels ``[x, y]`` of at least 4 points on the floor."""
     floor_points: list[Point]
+    """The same points' floor positions in metres, in the same order."""
 
     @model_validator(mode="after")
     def _enough_pairs(self) -> Homography:
@@ -340,6 +348,7 @@ def _finite(value: float) -> float:
 
 class CameraConfig(_Strict):
     id: str = Field(min_length=1)
+    """The camera's name, unique in the layout (``--camera ID``); must not start with ``@``."""
     source: str | None = None
     """Video file (relative to the layout file's folder), URL or device."""
     fps: float | None = Field(default=None, ge=MIN_FPS, le=MAX_FPS)
@@ -351,6 +360,8 @@ class CameraConfig(_Strict):
     masks: list[list[Point]] = Field(default_factory=list)
     """Image polygons where detections are ignored (mannequins, posters)."""
     homography: Homography | None = None
+    """Image → floor mapping; needed for floor zones and lines, floor heatmaps, metre
+    distances and store-wide floor zones (``null``: pixels only)."""
     lost_after_seconds: float = Field(default=2.0, gt=0)
     """A track unseen this long is treated as gone (if the tracker did not say so)."""
     occupancy_hold_seconds: float = Field(default=0.5, ge=0)
@@ -468,18 +479,27 @@ _CAMERA_ONLY_KINDS = frozenset({ZoneKind.SHELF, ZoneKind.STAFF_ONLY})
 
 class ZoneConfig(_Strict):
     id: str = Field(min_length=1)
+    """The zone's name, unique among zones (the ``target`` of its events); must not start
+    with ``@``."""
     camera: str | None = None
     """The camera whose view the zone is drawn in. Omitted: a **store-wide floor zone**,
     drawn in ``floor_polygon`` metres and counted on the merged floor of every camera with
     a homography (a person seen by two overlapping cameras once); live occupancy only
     (``approaching`` 0, no enter/exit events: see the floor-plan guide)."""
     kind: ZoneKind = ZoneKind.AREA
+    """What the zone is for: ``area`` (plain), ``entrance`` (entries are footfall when the
+    layout has no entrance line), ``passerby`` (pavement outside, for shopfront conversion),
+    ``queue`` (length and wait metrics), ``shelf`` (reach interactions, see ``shelf``),
+    ``staff_only`` (marks staff) or ``display`` (exposures). ``shelf`` and ``staff_only``
+    need a camera."""
     polygon: list[Point] | None = None
     """Image pixels."""
     floor_polygon: list[Point] | None = None
     """Floor metres (needs the camera's homography, or any camera's for a store-wide zone);
     used when ``polygon`` is absent."""
     anchor: Anchor = Anchor.BOTTOM_CENTER
+    """Which point of a person's box must be inside: the feet (``bottom_center``), the
+    box centre or the top of the box (``top_center``)."""
     min_inside_seconds: NonNegative = 0.0
     """Inside this long before an entry counts (hysteresis; the entry keeps the time the
     person first stepped in; live occupancy counts them only from then)."""
@@ -495,6 +515,7 @@ class ZoneConfig(_Strict):
     staff_after_seconds: NonNegative = 60.0
     """``staff_only`` zones: a track inside this long in total is staff."""
     shelf: ShelfZoneOptions | None = None
+    """``kind: shelf`` settings; filled with their defaults for a shelf zone without them."""
 
     @field_validator("id")
     @classmethod
@@ -534,8 +555,11 @@ class Coordinates(StrEnum):
 
 class LineConfig(_Strict):
     id: str = Field(min_length=1)
+    """The line's name, unique among lines (the ``target`` of its crossing events)."""
     camera: str
+    """The camera whose view the line is drawn in (one of ``cameras[].id``)."""
     points: tuple[Point, Point]
+    """The line's two distinct end points, in ``coordinates``."""
     inside: Point
     """Any point on the side that counts as "in"."""
     coordinates: Coordinates = Coordinates.IMAGE
@@ -543,6 +567,8 @@ class LineConfig(_Strict):
     entrance: bool = False
     """In-crossings of entrance lines are footfall."""
     anchor: Anchor = Anchor.BOTTOM_CENTER
+    """Which point of a person's box crosses the line: the feet (``bottom_center``), the
+    box centre or the top of the box (``top_center``)."""
     min_side_seconds: NonNegative = 0.5
     """A crossing counts once the person stays on the new side this long (a box that
     jitters across the line and back is not a crossing); 0 counts every side change."""
@@ -575,9 +601,13 @@ class LineConfig(_Strict):
 
 class StoreLayout(_Strict):
     store: StoreInfo
+    """The store's name, time zone and journey settings."""
     cameras: list[CameraConfig] = Field(min_length=1)
+    """At least one camera; ids are unique."""
     zones: list[ZoneConfig] = Field(default_factory=list)
+    """Areas counted for entries, exits, dwell and occupancy; ids are unique."""
     lines: list[LineConfig] = Field(default_factory=list)
+    """Lines counted for in/out crossings; ids are unique."""
 
     @model_validator(mode="after")
     def _cross_references(self) -> StoreLayout:

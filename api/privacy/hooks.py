@@ -396,7 +396,9 @@ class HookSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, description="built-in, entry-point name or module:attr")
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments passed to the hook's factory"
+    )
 
     @field_validator("name")
     @classmethod

@@ -83,7 +83,10 @@ class OptInSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
+    retention: RetentionPolicy = Field(
+        default_factory=RetentionPolicy,
+        description="how long events, check-ins, consents and audit entries are kept",
+    )
     visit_gap_s: float = Field(
         default=120.0,
         ge=0,

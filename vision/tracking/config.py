@@ -66,9 +66,15 @@ class TrackerConfig(BaseModel):
     output_box: Literal["detection", "filtered"] = "filtered"
     """Report the matched detection box or the Kalman posterior box."""
     measurement_std: float = Field(default=0.15, gt=0.0, le=10.0)
+    """Kalman filter: standard deviation of the detector's box noise, as a fraction of the
+    box height (higher trusts detections less and smooths more)."""
     acceleration_std: float = Field(default=0.5, gt=0.0, le=1000.0)
+    """Kalman filter: white-noise acceleration of the box centre, in box heights per
+    second squared (higher follows changes of pace and direction faster)."""
     size_acceleration_std: float = Field(default=0.1, gt=0.0, le=1000.0)
+    """Kalman filter: the same for the box's width and height (people change size slowly)."""
     initial_velocity_std: float = Field(default=1.0, gt=0.0, le=1000.0)
+    """Kalman filter: uncertainty of a new track's speed, in box heights per second."""
 
     @field_validator("*")
     @classmethod
