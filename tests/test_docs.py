@@ -91,6 +91,31 @@ def test_configuration_reference_lists_every_field_of_the_models(site: Path) -> 
                 assert f"<code>{name}</code>" in page, f"{model.__name__}.{name}"
 
 
+def test_every_field_of_the_configuration_reference_has_a_description() -> None:
+    from storesense.api.settings import ServiceSettings
+    from storesense.zones.config import StoreLayout
+
+    config_reference = _hooks_module("config_reference")
+    missing = []
+    for root in (StoreLayout, ServiceSettings):
+        models = _models_under(root)
+        assert len(models) >= 5, models
+        for model in models:
+            docs = config_reference.attribute_docstrings(model)
+            for name, field in model.model_fields.items():
+                if not (field.description or docs.get(name, "")).strip():
+                    missing.append(f"{model.__module__}.{model.__name__}.{name}")
+    assert not missing, (
+        f"fields without a description (Field(description=...) or docstring): {missing}"
+    )
+
+
+def test_configuration_reference_shows_field_descriptions(site: Path) -> None:
+    page = (site / "reference" / "configuration" / "index.html").read_text()
+    assert "TCP port of the HTTP API" in page
+    assert "white-noise acceleration of the box centre" in page
+
+
 def test_http_reference_lists_every_operation_of_the_openapi_schema(site: Path) -> None:
     schema = json.loads((site / "reference" / "openapi.json").read_text())
     page = (site / "reference" / "http-api" / "index.html").read_text()
