@@ -326,7 +326,7 @@ def test_camera_means_a_layout_camera_id_in_every_command() -> None:
 def _bad_layouts(tmp_path: Path) -> dict[str, Path]:
     broken = layout_dict("structshop")
     broken["zones"][1]["polygon"] = [[0, 0], [1, 1]]
-    del broken["zones"][0]["camera"]
+    broken["zones"][0]["kind"] = "aisle-of-dreams"
     files = {
         "fields": tmp_path / "fields.yaml",
         "syntax": tmp_path / "syntax.yaml",
@@ -362,7 +362,7 @@ def test_layout_errors_read_the_same_in_count_serve_and_keys(
     if problem == "fields":
         prefix = f"storesense: error: layout {path}: "
         fields = {line.removeprefix(prefix).split(": ")[0] for line in lines}
-        assert fields >= {"zones[0].camera", "zones[1].polygon"}
+        assert fields >= {"zones[0].kind", "zones[1].polygon"}
 
 
 def test_demo_installs_the_runtime_only_and_the_tests_everything() -> None:
