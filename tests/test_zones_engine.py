@@ -553,19 +553,31 @@ WALK_UP = [(200.0, 130.0 - 14 * k, 210.0 - 15 * k) for k in range(6)]
 
 
 @pytest.mark.parametrize(
-    ("line_depth", "path", "expected"),
+    ("line_depth", "amodal", "path", "expected"),
     [
-        (0.0, HIDDEN_LEGS, ["out", "in"]),  # every side change: the occluder makes a pair
-        (None, HIDDEN_LEGS, []),  # the band widens by the 15 px the box lost: no crossing
-        (None, WALK_UP, ["out"]),  # a real crossing of a shrinking box still counts once
+        # every side change, boxes as detected: the occluder makes a pair
+        (0.0, False, HIDDEN_LEGS, ["out", "in"]),
+        # every side change, but the hidden-legs floor point puts the feet back: no crossing
+        (0.0, True, HIDDEN_LEGS, []),
+        # boxes as detected: the band widens by the 15 px the box lost: no crossing
+        (None, False, HIDDEN_LEGS, []),
+        (None, True, HIDDEN_LEGS, []),
+        # a real crossing of a shrinking box still counts once
+        (None, False, WALK_UP, ["out"]),
+        (None, True, WALK_UP, ["out"]),
     ],
 )
 def test_hidden_legs_are_not_a_crossing(
-    line_depth: float | None, path: list[tuple[float, float, float]], expected: list[str]
+    line_depth: float | None,
+    amodal: bool,
+    path: list[tuple[float, float, float]],
+    expected: list[str],
 ) -> None:
     engine = ZoneEngine(
         layout_with({"approach_seconds": 0}, HORIZONTAL), "c", line_depth=line_depth
     )
+    if not amodal:
+        engine.amodal = None
     events = run(engine, [boxes_at([row], k * 0.2) for k, row in enumerate(path)])
     events += engine.finish(len(path) * 0.2)
     assert [e.attributes["direction"] for e in of(events, EventType.LINE_CROSS)] == expected
