@@ -143,6 +143,8 @@ def test_one_walker_is_tracked_the_same_with_regions_and_the_whole_frame_is_refr
         boxes_w.append(whole.process(frame).xyxy)
     assert regions.region_runs >= 20 and whole.region_runs == 0
     assert regions.full_runs >= 6  # the whole frame at least once a second (6 s)
+    assert regions.detector_runs == regions.region_runs + regions.full_runs
+    assert regions.detector_runs + regions.gated_frames == 52
     assert [len(b) for b in boxes_r[10:]] == [len(b) for b in boxes_w[10:]]
     assert all(len(b) == 1 for b in boxes_w[10:])
     paired = [iou_matrix(a, b)[0, 0] for a, b in zip(boxes_r[10:], boxes_w[10:], strict=True)]
