@@ -257,7 +257,7 @@ class CameraPipeline:
             self.gate.detected(image_frame.timestamp)
         region = None
         if self.gate is not None and prepared.motion is not None:
-            region = self._region(prepared.frame, prepared.motion)
+            region = self._region(prepared.frame, prepared.motion, settled)
             if region is None:
                 self._last_full = image_frame.timestamp
         detections = self.detect(prepared, region)
@@ -270,14 +270,18 @@ class CameraPipeline:
         self._last_tracks = tracks
         return tracks
 
-    def _region(self, frame: Frame, motion: Motion) -> tuple[tuple[int, int, int, int], int] | None:
+    def _region(
+        self, frame: Frame, motion: Motion, settled: bool
+    ) -> tuple[tuple[int, int, int, int], int] | None:
         """The crop and model size for this detection, or ``None`` for the whole frame:
         the whole frame at least every refresh period (someone the motion detector
-        missed, standing still, is found there), after a restart of the background,
+        missed, standing still, is found there), while the tracker is not settled (a
+        new track waits for its confirmation, or a tracked person was missed: looked
+        for on the whole frame, as without regions), after a restart of the background,
         and when the motion and the tracked people do not fit a smaller model."""
         assert self.gate is not None
         config = self.gate.config
-        if not config.region_input_sizes or self._last_full is None:
+        if not config.region_input_sizes or self._last_full is None or not settled:
             return None
         if motion.moving and len(motion.regions) == 0:
             return None  # the background restarted: no regions to go by
