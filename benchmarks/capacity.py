@@ -118,7 +118,7 @@ class ThreadCpu:
     """Per-kind CPU seconds of the threads over a window; threads that start or end
     inside it are caught by sampling every ``period`` seconds."""
 
-    def __init__(self, period: float = 0.25) -> None:
+    def __init__(self, period: float = 2.0) -> None:
         self._first = thread_cpu()
         self._last = dict(self._first)
         self._stop = threading.Event()
@@ -312,6 +312,7 @@ def run_row(
     warmup: float,
     tensors: list[npt.NDArray[np.float32]],
     shapes: dict[str, Any],
+    prefetch: int = 2,
 ) -> Row:
     from storesense.api.settings import ServiceSettings
     from storesense.api.store import open_store
@@ -322,7 +323,9 @@ def run_row(
     tag = f"{clip_name}-{engine.name}-{'gate' if gate else 'all'}-{cameras}-{time.monotonic_ns()}"
     layout = parse_layout(layout_for(tag, clips, cameras, gate, shapes))
     store = open_store(f"sqlite:///{folder / (tag + '.db')}", tag)
-    settings = ServiceSettings(realtime=True, loop_sources=True, status_print_s=0)
+    settings = ServiceSettings(
+        realtime=True, loop_sources=True, status_print_s=0, decode_prefetch=prefetch
+    )
     factory = pipeline_factory_for(engine.target)
     pipelines: list[Any] = []
 
@@ -457,6 +460,12 @@ def main() -> int:
         "--quiet-people", type=float, default=20.0, help="quiet clip: seconds of people"
     )
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=2,
+        help="serve's decode_prefetch (0: decode on the camera thread, no decode thread)",
+    )
+    parser.add_argument(
         "--no-counts", dest="counts", action="store_false", help="skip the gate on/off counts"
     )
     args = parser.parse_args()
@@ -514,7 +523,7 @@ def main() -> int:
                     for cameras in camera_counts:
                         row = run_row(
                             folder, clip_name, clip_paths[clip_name], engine, cameras,
-                            gate, args.seconds, args.warmup, tensors, shapes,
+                            gate, args.seconds, args.warmup, tensors, shapes, args.prefetch,
                         )  # fmt: skip
                         rows.append(row)
                         print(
