@@ -266,6 +266,20 @@ def metric(name: str, labels: dict[str, str]) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+WALL_STAGES = ("preprocess", "postprocess", "tracker", "zones", "store")
+
+
+def stage_seconds(camera_ids: list[str]) -> dict[str, float]:
+    """Wall seconds recorded so far per stage (``storesense_stage_seconds``), all cameras."""
+    return {
+        stage: sum(
+            metric("storesense_stage_seconds_sum", {"camera": c, "stage": stage})
+            for c in camera_ids
+        )
+        for stage in WALL_STAGES
+    }
+
+
 def camera_totals(camera_ids: list[str]) -> tuple[float, float, float]:
     processed = sum(metric("storesense_frames_processed_total", {"camera": c}) for c in camera_ids)
     dropped = sum(
@@ -295,6 +309,9 @@ class Row:
     """Share of the detector runs made on a crop (region-gated detection)."""
     threads_ms: dict[str, float] | None = None
     """CPU-ms a processed frame by kind of thread (``THREAD_KINDS``)."""
+    stages_ms: dict[str, float] | None = None
+    """Wall ms a processed frame per stage (``WALL_STAGES``; includes waits for the GIL,
+    and the store its disk syncs: not CPU)."""
 
     @property
     def ratio(self) -> float:
@@ -340,13 +357,13 @@ def run_row(
     try:
         time.sleep(warmup)
         processed0, dropped0, detected0 = camera_totals(camera_ids)
-        runs0 = region_runs(pipelines)
+        runs0, stages0 = region_runs(pipelines), stage_seconds(camera_ids)
         cpu0, wall0, by_thread = cpu_seconds(), time.perf_counter(), ThreadCpu()
         time.sleep(seconds)
         processed1, dropped1, detected1 = camera_totals(camera_ids)
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
         split = by_thread.stop()
-        runs1 = region_runs(pipelines)
+        runs1, stages1 = region_runs(pipelines), stage_seconds(camera_ids)
     finally:
         supervisor.stop()
         store.close()
@@ -365,6 +382,9 @@ def run_row(
         cores=cpu / wall,
         region=(runs1[0] - runs0[0]) / max(1, runs1[1] - runs0[1]),
         threads_ms={k: 1000.0 * v / max(1.0, processed) for k, v in split.items()},
+        stages_ms={
+            k: 1000.0 * (stages1[k] - stages0[k]) / max(1.0, processed) for k in WALL_STAGES
+        },
     )
 
 
@@ -534,6 +554,11 @@ def main() -> int:
                             f"{row.region:>6.0%} {split_text(row):>20}",
                             flush=True,
                         )
+                        if row.stages_ms:
+                            print(
+                                "       wall ms/fr by stage: "
+                                + ", ".join(f"{k} {v:.2f}" for k, v in row.stages_ms.items())
+                            )
             close = getattr(engine.target, "close", None)
             if callable(close):
                 close()
