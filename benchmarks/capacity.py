@@ -486,6 +486,12 @@ def main() -> int:
         help="serve's decode_prefetch (0: decode on the camera thread, no decode thread)",
     )
     parser.add_argument(
+        "--cv2-threads",
+        type=int,
+        default=None,
+        help="cv2.setNumThreads for the process (default: OpenCV's own, one a core)",
+    )
+    parser.add_argument(
         "--no-counts", dest="counts", action="store_false", help="skip the gate on/off counts"
     )
     args = parser.parse_args()
@@ -497,6 +503,8 @@ def main() -> int:
         modes = args.inference.split(",")
     except (ValueError, KeyError) as exc:
         parser.error(f"bad list: {exc}")
+    if args.cv2_threads is not None:
+        cv2.setNumThreads(args.cv2_threads)
     if not PETS.is_file():
         print(f"missing {PETS}: the benchmark needs ../shared", file=sys.stderr)
         return 2
@@ -526,7 +534,8 @@ def main() -> int:
         shapes = bench_shapes()
         print(
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
-            f"clips paced at {FPS:g} fps, {args.seconds:g} s a row after {args.warmup:g} s"
+            f"clips paced at {FPS:g} fps, {args.seconds:g} s a row after {args.warmup:g} s; "
+            f"OpenCV threads {cv2.getNumThreads()}"
         )
         header = (
             f"{'clip':<6} {'inference':<9} {'gate':<4} {'cams':>4} {'wanted fps':>10} "
