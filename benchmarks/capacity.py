@@ -193,14 +193,20 @@ def bench_shapes() -> dict[str, Any]:
 
 
 def layout_for(
-    tag: str, clips: list[Path], cameras: int, gate: bool, shapes: dict[str, Any]
+    tag: str,
+    clips: list[Path],
+    cameras: int,
+    gate: bool,
+    shapes: dict[str, Any],
+    regions: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """N cameras on ``clips`` (in turn), each with the bench layout's 10 zones and 10 lines."""
     cams, zones, lines = [], [], []
     for i in range(cameras):
         camera_id = f"{tag}-c{i}"
         clip = clips[i % len(clips)]
-        cams.append({"id": camera_id, "source": str(clip), "fps": FPS, "motion": {"enabled": gate}})
+        motion = {"enabled": gate, "region_input_sizes": list(regions)}
+        cams.append({"id": camera_id, "source": str(clip), "fps": FPS, "motion": motion})
         for zone in shapes["zones"]:
             zones.append({**zone, "id": f"{camera_id}-{zone['id']}", "camera": camera_id})
         for line in shapes["lines"]:
@@ -330,6 +336,7 @@ def run_row(
     tensors: list[npt.NDArray[np.float32]],
     shapes: dict[str, Any],
     prefetch: int = 2,
+    regions: tuple[int, ...] = (),
 ) -> Row:
     from storesense.api.settings import ServiceSettings
     from storesense.api.store import open_store
@@ -338,7 +345,7 @@ def run_row(
 
     detector_ms = detector_only_ms(engine, tensors, 3.0)
     tag = f"{clip_name}-{engine.name}-{'gate' if gate else 'all'}-{cameras}-{time.monotonic_ns()}"
-    layout = parse_layout(layout_for(tag, clips, cameras, gate, shapes))
+    layout = parse_layout(layout_for(tag, clips, cameras, gate, shapes, regions))
     store = open_store(f"sqlite:///{folder / (tag + '.db')}", tag)
     settings = ServiceSettings(
         realtime=True, loop_sources=True, status_print_s=0, decode_prefetch=prefetch
@@ -402,7 +409,11 @@ def split_text(row: Row) -> str:
 
 # ------------------------------------------------------------------ counts
 def count_clip(
-    clip: Path, gate: bool, detector: Any, layout_path: Path = BENCH_LAYOUT
+    clip: Path,
+    gate: bool,
+    detector: Any,
+    layout_path: Path = BENCH_LAYOUT,
+    regions: tuple[int, ...] = (),
 ) -> tuple[dict[str, Any], float, int]:
     """One pass of ``storesense count``'s path over ``clip`` (not paced) with the zones and
     lines of ``layout_path``; summary, the fraction of frames the detector ran on, and how
@@ -423,7 +434,7 @@ def count_clip(
         }
     )
     camera = layout.camera("cam1")
-    motion = camera.motion.model_copy(update={"enabled": gate})
+    motion = camera.motion.model_copy(update={"enabled": gate, "region_input_sizes": regions})
     pipeline = CameraPipeline(detector, camera.tracker, motion=motion)
     analytics = CameraAnalytics(layout, "cam1", run_id="counts")
 
@@ -486,6 +497,12 @@ def main() -> int:
         help="serve's decode_prefetch (0: decode on the camera thread, no decode thread)",
     )
     parser.add_argument(
+        "--regions",
+        default="",
+        help="motion.region_input_sizes with the gate on, e.g. 256,320 (default: none, "
+        "the layout default: whole-frame detection only)",
+    )
+    parser.add_argument(
         "--cv2-threads",
         type=int,
         default=None,
@@ -501,6 +518,7 @@ def main() -> int:
         clips = args.clips.split(",")
         gates = [{"on": True, "off": False}[g] for g in args.gate.split(",")]
         modes = args.inference.split(",")
+        regions = tuple(int(size) for size in args.regions.split(",") if size)
     except (ValueError, KeyError) as exc:
         parser.error(f"bad list: {exc}")
     if args.cv2_threads is not None:
@@ -553,6 +571,7 @@ def main() -> int:
                         row = run_row(
                             folder, clip_name, clip_paths[clip_name], engine, cameras,
                             gate, args.seconds, args.warmup, tensors, shapes, args.prefetch,
+                            regions,
                         )  # fmt: skip
                         rows.append(row)
                         print(
@@ -606,7 +625,7 @@ def main() -> int:
             for clip_name, layout_path in runs:
                 clip = clip_paths[clip_name][0]
                 off, ran_off, _ = count_clip(clip, False, probe, layout_path)
-                on, ran_on, crops = count_clip(clip, True, probe, layout_path)
+                on, ran_on, crops = count_clip(clip, True, probe, layout_path, regions)
                 frames = count_frames(clip)
                 crop_share = crops / max(1.0, ran_on * frames)
                 for gate_name, summary, ran, share in (

@@ -7,7 +7,8 @@ for each held-out layout (``examples/pets09_holdout*.yaml``, not used to choose 
 default) what ``--holdout`` reports against the ground truth: line counts per direction
 summed over every line, and each zone's mean occupancy and dwell, with their errors.
 
-Run: ``python benchmarks/gate_holdout.py [--frames N]``
+Run: ``python benchmarks/gate_holdout.py [--frames N] [--regions 256,320]`` (the second
+also turns region detection on with the gate).
 """
 
 from __future__ import annotations
@@ -37,13 +38,18 @@ from storesense.vision.detections import Tracks  # noqa: E402
 from storesense.zones.config import load_layout  # noqa: E402
 
 
-def pipeline_tracks(gate: bool, frames: int | None, layout_path: Path) -> tuple[list[Tracks], Any]:
+def pipeline_tracks(
+    gate: bool, frames: int | None, layout_path: Path, regions: tuple[int, ...] = ()
+) -> tuple[list[Tracks], Any]:
     from storesense.vision.detector import Detector
     from storesense.vision.pipeline import CameraPipeline, run_pipeline
     from storesense.vision.sources import open_source
 
     camera = load_layout(layout_path).camera(CAMERA)
-    motion = camera.motion.model_copy(update={"enabled": gate})
+    update: dict[str, Any] = {"enabled": gate}
+    if regions:
+        update["region_input_sizes"] = regions
+    motion = camera.motion.model_copy(update=update)
     pipeline = CameraPipeline(Detector.from_model("yolox-nano"), camera.tracker, motion=motion)
     out: list[Tracks] = []
     with open_source(PETS / "PETS09-S2L1.avi", camera_id=CAMERA, fps=FPS) as source:
@@ -61,7 +67,11 @@ def _relative(value: float, truth: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--frames", type=int, default=None, help="first N frames only")
+    parser.add_argument(
+        "--regions", default="", help="region detection sizes with the gate on, e.g. 256,320"
+    )
     args = parser.parse_args()
+    regions = tuple(int(size) for size in args.regions.split(",") if size)
     gt_path = PETS / "gt" / "gt.txt"
     truth_tracks = load_gt_tracks(gt_path, FPS, args.frames, with_dont_care=True)
     band, _ = border_band(gt_path)
@@ -79,7 +89,7 @@ def main() -> int:
             )
         print(line)
         for gate in (False, True):
-            tracks, pipeline = pipeline_tracks(gate, args.frames, path)
+            tracks, pipeline = pipeline_tracks(gate, args.frames, path, regions if gate else ())
             result = run_engine(layout, tracks, band)
             r_in = sum(c["in"] for c in result["lines"].values())
             r_out = sum(c["out"] for c in result["lines"].values())

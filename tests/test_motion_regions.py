@@ -126,7 +126,7 @@ def test_one_walker_is_tracked_the_same_with_regions_and_the_whole_frame_is_refr
     x, y, w, h = (int(float(v)) for v in next(r for r in first if r[0] == "1")[2:6])
     person = frames[0][max(0, y) : y + h, max(0, x) : x + w]
     rng = np.random.default_rng(5)
-    config = MotionConfig(refresh_seconds=1.0)
+    config = MotionConfig(refresh_seconds=1.0, region_input_sizes=(256, 320))
     regions = CameraPipeline(yolox, motion=config)
     whole = CameraPipeline(yolox, motion=config.model_copy(update={"region_input_sizes": ()}))
     fps = 7.0
@@ -160,6 +160,15 @@ def test_held_boxes_cover_where_a_track_is_and_is_going() -> None:
     assert held.shape == (1, 4)
     assert held[0, 0] <= 152 and held[0, 2] >= 190 + 60  # now, and well ahead
     assert Tracker().held_boxes(1.0).shape == (0, 4)
+
+
+def test_region_detection_is_off_by_default(yolox: Detector, frames: list[Image]) -> None:
+    """The default gate detects on whole frames only: counts equal the ungated ones."""
+    assert MotionConfig().region_input_sizes == ()
+    pipeline = CameraPipeline(yolox, motion=MotionConfig())
+    for index in range(10):
+        pipeline.process(Frame(frames[index], index + 1, index / 7))
+    assert pipeline.region_runs == 0 and pipeline.full_runs == pipeline.detector_runs == 10
 
 
 @pytest.mark.parametrize("sizes", [[300], [16]])

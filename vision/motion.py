@@ -100,12 +100,13 @@ class MotionConfig(BaseModel):
     """More of the frame than this changed at once (camera moved, lighting the
     normalisation cannot undo): the background restarts from this frame."""
 
-    region_input_sizes: tuple[int, ...] = (256, 320)
-    """Region detection, as Frigate does: when motion and the tracked people fit in a
-    square this many network pixels wide at the full frame's scale, the detector runs
-    on that crop with a model of this input size (the smallest that fits) instead of
-    the whole frame; empty turns it off. The whole frame is still detected at least
-    every ``refresh_seconds`` (``empty_refresh_seconds`` while nobody is tracked)."""
+    region_input_sizes: tuple[int, ...] = ()
+    """Region detection, as Frigate does (off by default; ``[256, 320]`` turns it on):
+    when motion and the tracked people fit in a square this many network pixels wide at
+    the full frame's scale, the detector runs on that crop with a model of this input
+    size (the smallest that fits) instead of the whole frame. The whole frame is still
+    detected at least every ``refresh_seconds`` (``empty_refresh_seconds`` while nobody
+    is tracked) and while the tracker is not settled."""
     region_margin: float = Field(default=0.5, ge=0.0, le=4.0)
     """Margin around each moving region and tracked box, in box heights."""
 

@@ -174,9 +174,10 @@ class CameraPipeline:
             start = time.perf_counter()
             motion = self.motion.update(frame.image)
             self.motion_seconds += time.perf_counter() - start
-            # Still frames are mostly skipped, and a detected one may run on a crop that
-            # depends on the tracker: letterbox in process(), once that is known.
-            return Prepared(frame, None, None, motion)
+            if not motion.moving or self.motion.config.region_input_sizes:
+                # Still frames are mostly skipped, and with region detection a detected
+                # frame may run on a crop that depends on the tracker: letterbox later.
+                return Prepared(frame, None, None, motion)
         start = time.perf_counter()
         tensor, box = self.detector.preprocess(frame.image)
         self.stats.record("preprocess", time.perf_counter() - start)
