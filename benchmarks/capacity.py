@@ -8,7 +8,9 @@ and reads from the ``/metrics`` counters (the process's Prometheus registry):
 
 * processed and dropped (``reason="late"``) frames a second, and the dropped share;
 * detector runs per frame (the motion gate skips the rest);
-* CPU-ms a frame of the whole process (``getrusage``: every thread);
+* CPU-ms a frame of the whole process (``getrusage``: every thread), and split by kind
+  of thread (inference service, camera workers, decode threads, the rest; ``/proc``);
+* the share of detector runs made on a crop (region-gated detection);
 * detector-only CPU-ms a frame: bare ``session.run`` on PETS09 input tensors with the same
   model and threading as the row (the service's threads, or the old direct calls),
   measured in the same run just before the row; and the ratio of the two.
@@ -18,6 +20,7 @@ from it: 40 s of the empty plaza (median of the video) with sensor noise and a s
 lighting drift, then 20 s of the real people walking through (same noise and drift),
 looped; camera i starts it at (i mod 4) quarters of the loop, so N cameras side by side
 measure the loop's average (one person-filled camera in three, roughly).
+``--quiet-empty 100`` makes a quieter store (100 s empty, 20 s people: one in six).
 Modes: ``--inference shared`` is this version's serve (one
 :class:`~storesense.vision.inference.InferenceService`, single-threaded sessions, one
 service thread per core); ``direct`` is the previous serve (each camera thread calls a
@@ -26,7 +29,9 @@ camera's ``motion.enabled``.
 
 Then (``--counts``, default on) the counts with the gate on and off, each clip once
 through the same pipeline as ``storesense count`` (not paced, every frame): line
-crossings and zone entries of the 10 lines and 10 zones, and their differences.
+crossings and zone entries of the 10 lines and 10 zones, and their differences; on the
+busy clip also for the held-out layouts (``examples/pets09_holdout*.yaml``, not used to
+choose any default).
 
 Usage (each row takes ``--seconds`` plus ~4 s; the machine should be otherwise idle)::
 
@@ -65,6 +70,8 @@ from prometheus_client import REGISTRY  # noqa: E402
 
 PETS = SHARED / "data" / "PETS09-S2L1" / "PETS09-S2L1.avi"
 BENCH_LAYOUT = REPO / "examples" / "pets09_bench.yaml"
+HOLDOUT_LAYOUTS = sorted((REPO / "examples").glob("pets09_holdout*.yaml"))
+"""Layouts not used to choose any default (``benchmarks/counting.py --holdout``)."""
 FPS = 7.0
 MAX_DROPPED = 0.02
 
@@ -72,6 +79,64 @@ MAX_DROPPED = 0.02
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+THREAD_KINDS = ("inference", "camera", "decode", "other")
+
+
+def _thread_kind(name: str) -> str:
+    if name.startswith("inference-"):
+        return "inference"  # the InferenceService's threads: session.run and hand-offs
+    if name.startswith("camera-") and name != "camera-reports":
+        return "camera"  # postprocess, tracker, zones, store writes of each camera
+    if name == "frame-decode":
+        return "decode"  # decode, motion, letterbox (run_pipeline's prefetch thread)
+    return "other"  # onnxruntime's own, the store, reports, this benchmark
+
+
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds of each live thread of this process, by native id, with its kind
+    (Linux ``/proc``; empty elsewhere)."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    found: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        kind = _thread_kind(names.get(int(tid), ""))
+        found[int(tid)] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+class ThreadCpu:
+    """Per-kind CPU seconds of the threads over a window; threads that start or end
+    inside it are caught by sampling every ``period`` seconds."""
+
+    def __init__(self, period: float = 2.0) -> None:
+        self._first = thread_cpu()
+        self._last = dict(self._first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, args=(period,), daemon=True)
+        self._thread.start()
+
+    def _poll(self, period: float) -> None:
+        while not self._stop.wait(period):
+            self._last.update(thread_cpu())
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        self._last.update(thread_cpu())
+        totals = dict.fromkeys(THREAD_KINDS, 0.0)
+        for tid, (kind, seconds) in self._last.items():
+            totals[kind] += seconds - self._first.get(tid, (kind, 0.0))[1]
+        return totals
 
 
 # ------------------------------------------------------------------ clips
@@ -128,14 +193,20 @@ def bench_shapes() -> dict[str, Any]:
 
 
 def layout_for(
-    tag: str, clips: list[Path], cameras: int, gate: bool, shapes: dict[str, Any]
+    tag: str,
+    clips: list[Path],
+    cameras: int,
+    gate: bool,
+    shapes: dict[str, Any],
+    regions: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """N cameras on ``clips`` (in turn), each with the bench layout's 10 zones and 10 lines."""
     cams, zones, lines = [], [], []
     for i in range(cameras):
         camera_id = f"{tag}-c{i}"
         clip = clips[i % len(clips)]
-        cams.append({"id": camera_id, "source": str(clip), "fps": FPS, "motion": {"enabled": gate}})
+        motion = {"enabled": gate, "region_input_sizes": list(regions)}
+        cams.append({"id": camera_id, "source": str(clip), "fps": FPS, "motion": motion})
         for zone in shapes["zones"]:
             zones.append({**zone, "id": f"{camera_id}-{zone['id']}", "camera": camera_id})
         for line in shapes["lines"]:
@@ -201,6 +272,20 @@ def metric(name: str, labels: dict[str, str]) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+WALL_STAGES = ("preprocess", "postprocess", "tracker", "zones", "store")
+
+
+def stage_seconds(camera_ids: list[str]) -> dict[str, float]:
+    """Wall seconds recorded so far per stage (``storesense_stage_seconds``), all cameras."""
+    return {
+        stage: sum(
+            metric("storesense_stage_seconds_sum", {"camera": c, "stage": stage})
+            for c in camera_ids
+        )
+        for stage in WALL_STAGES
+    }
+
+
 def camera_totals(camera_ids: list[str]) -> tuple[float, float, float]:
     processed = sum(metric("storesense_frames_processed_total", {"camera": c}) for c in camera_ids)
     dropped = sum(
@@ -226,6 +311,13 @@ class Row:
     cpu_ms: float
     detector_ms: float
     cores: float
+    region: float = 0.0
+    """Share of the detector runs made on a crop (region-gated detection)."""
+    threads_ms: dict[str, float] | None = None
+    """CPU-ms a processed frame by kind of thread (``THREAD_KINDS``)."""
+    stages_ms: dict[str, float] | None = None
+    """Wall ms a processed frame per stage (``WALL_STAGES``; includes waits for the GIL,
+    and the store its disk syncs: not CPU)."""
 
     @property
     def ratio(self) -> float:
@@ -243,6 +335,8 @@ def run_row(
     warmup: float,
     tensors: list[npt.NDArray[np.float32]],
     shapes: dict[str, Any],
+    prefetch: int = 2,
+    regions: tuple[int, ...] = (),
 ) -> Row:
     from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
     from storesense.api.settings import ServiceSettings
@@ -251,21 +345,32 @@ def run_row(
 
     detector_ms = detector_only_ms(engine, tensors, 3.0)
     tag = f"{clip_name}-{engine.name}-{'gate' if gate else 'all'}-{cameras}-{time.monotonic_ns()}"
-    layout = parse_layout(layout_for(tag, clips, cameras, gate, shapes))
+    layout = parse_layout(layout_for(tag, clips, cameras, gate, shapes, regions))
     store = open_store(f"sqlite:///{folder / (tag + '.db')}", tag)
-    settings = ServiceSettings(realtime=True, loop_sources=True, status_print_s=0)
-    supervisor = WorkerSupervisor(
-        layout, store, settings, pipeline_factory=pipeline_factory_for(engine.target)
+    settings = ServiceSettings(
+        realtime=True, loop_sources=True, status_print_s=0, decode_prefetch=prefetch
     )
+    factory = pipeline_factory_for(engine.target)
+    pipelines: list[Any] = []
+
+    def kept_factory(camera: Any) -> Any:
+        pipeline = factory(camera)
+        pipelines.append(pipeline)
+        return pipeline
+
+    supervisor = WorkerSupervisor(layout, store, settings, pipeline_factory=kept_factory)
     camera_ids = [camera.id for camera in layout.cameras]
     supervisor.start(watch_layout=False)
     try:
         time.sleep(warmup)
         processed0, dropped0, detected0 = camera_totals(camera_ids)
-        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        runs0, stages0 = region_runs(pipelines), stage_seconds(camera_ids)
+        cpu0, wall0, by_thread = cpu_seconds(), time.perf_counter(), ThreadCpu()
         time.sleep(seconds)
         processed1, dropped1, detected1 = camera_totals(camera_ids)
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
+        split = by_thread.stop()
+        runs1, stages1 = region_runs(pipelines), stage_seconds(camera_ids)
     finally:
         supervisor.stop()
         store.close()
@@ -282,20 +387,44 @@ def run_row(
         cpu_ms=1000.0 * cpu / max(1.0, processed),
         detector_ms=detector_ms,
         cores=cpu / wall,
+        region=(runs1[0] - runs0[0]) / max(1, runs1[1] - runs0[1]),
+        threads_ms={k: 1000.0 * v / max(1.0, processed) for k, v in split.items()},
+        stages_ms={
+            k: 1000.0 * (stages1[k] - stages0[k]) / max(1.0, processed) for k in WALL_STAGES
+        },
     )
 
 
+def region_runs(pipelines: list[Any]) -> tuple[int, int]:
+    """(crop detections, all detections) of the pipelines so far."""
+    crops = sum(getattr(p, "region_runs", 0) for p in pipelines)
+    return crops, sum(p.detector_runs for p in pipelines)
+
+
+def split_text(row: Row) -> str:
+    if not row.threads_ms:
+        return "-"
+    return "/".join(f"{row.threads_ms[kind]:.1f}" for kind in THREAD_KINDS)
+
+
 # ------------------------------------------------------------------ counts
-def count_clip(clip: Path, gate: bool, detector: Any) -> tuple[dict[str, Any], float]:
-    """One pass of ``storesense count``'s path over ``clip`` (not paced); summary and
-    the fraction of frames the detector ran on."""
+def count_clip(
+    clip: Path,
+    gate: bool,
+    detector: Any,
+    layout_path: Path = BENCH_LAYOUT,
+    regions: tuple[int, ...] = (),
+) -> tuple[dict[str, Any], float, int]:
+    """One pass of ``storesense count``'s path over ``clip`` (not paced) with the zones and
+    lines of ``layout_path``; summary, the fraction of frames the detector ran on, and how
+    many of those runs were on a crop."""
     from storesense.api.runtime import summarise_frames
     from storesense.vision.pipeline import CameraPipeline, run_pipeline
     from storesense.vision.sources import open_source
     from storesense.zones.camera import CameraAnalytics
     from storesense.zones.config import parse_layout
 
-    shapes = bench_shapes()
+    shapes = dict(yaml.safe_load(layout_path.read_text()))
     layout = parse_layout(
         {
             "store": {"id": "counts"},
@@ -305,7 +434,7 @@ def count_clip(clip: Path, gate: bool, detector: Any) -> tuple[dict[str, Any], f
         }
     )
     camera = layout.camera("cam1")
-    motion = camera.motion.model_copy(update={"enabled": gate})
+    motion = camera.motion.model_copy(update={"enabled": gate, "region_input_sizes": regions})
     pipeline = CameraPipeline(detector, camera.tracker, motion=motion)
     analytics = CameraAnalytics(layout, "cam1", run_id="counts")
 
@@ -315,7 +444,14 @@ def count_clip(clip: Path, gate: bool, detector: Any) -> tuple[dict[str, Any], f
                 yield frame.image, tracks
 
     summary = summarise_frames(layout, "cam1", frames(), analytics).to_dict()
-    return summary, pipeline.detector_runs / max(1, pipeline.stats.frames)
+    return summary, pipeline.detector_runs / max(1, pipeline.stats.frames), pipeline.region_runs
+
+
+def count_frames(clip: Path) -> int:
+    capture = cv2.VideoCapture(str(clip))
+    frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    capture.release()
+    return frames
 
 
 def count_totals(summary: dict[str, Any]) -> dict[str, float]:
@@ -355,6 +491,24 @@ def main() -> int:
         "--quiet-people", type=float, default=20.0, help="quiet clip: seconds of people"
     )
     parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=2,
+        help="serve's decode_prefetch (0: decode on the camera thread, no decode thread)",
+    )
+    parser.add_argument(
+        "--regions",
+        default="",
+        help="motion.region_input_sizes with the gate on, e.g. 256,320 (default: none, "
+        "the layout default: whole-frame detection only)",
+    )
+    parser.add_argument(
+        "--cv2-threads",
+        type=int,
+        default=None,
+        help="cv2.setNumThreads for the process (default: OpenCV's own, one a core)",
+    )
+    parser.add_argument(
         "--no-counts", dest="counts", action="store_false", help="skip the gate on/off counts"
     )
     args = parser.parse_args()
@@ -364,8 +518,11 @@ def main() -> int:
         clips = args.clips.split(",")
         gates = [{"on": True, "off": False}[g] for g in args.gate.split(",")]
         modes = args.inference.split(",")
+        regions = tuple(int(size) for size in args.regions.split(",") if size)
     except (ValueError, KeyError) as exc:
         parser.error(f"bad list: {exc}")
+    if args.cv2_threads is not None:
+        cv2.setNumThreads(args.cv2_threads)
     if not PETS.is_file():
         print(f"missing {PETS}: the benchmark needs ../shared", file=sys.stderr)
         return 2
@@ -379,7 +536,12 @@ def main() -> int:
             clip_paths["quiet"] = build_quiet_clips(
                 folder, empty_s=args.quiet_empty, people_s=args.quiet_people
             )
-            quarter = (args.quiet_empty + args.quiet_people) / QUIET_ROTATIONS
+            loop = args.quiet_empty + args.quiet_people
+            print(
+                f"quiet clip: {args.quiet_empty:g} s empty + {args.quiet_people:g} s people, "
+                f"looped: people in {args.quiet_people / loop:.0%} of the time (duty cycle)"
+            )
+            quarter = loop / QUIET_ROTATIONS
             if args.seconds < quarter:
                 print(
                     f"note: --seconds {args.seconds:g} < a quarter of the quiet loop "
@@ -390,12 +552,14 @@ def main() -> int:
         shapes = bench_shapes()
         print(
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
-            f"clips paced at {FPS:g} fps, {args.seconds:g} s a row after {args.warmup:g} s"
+            f"clips paced at {FPS:g} fps, {args.seconds:g} s a row after {args.warmup:g} s; "
+            f"OpenCV threads {cv2.getNumThreads()}"
         )
         header = (
             f"{'clip':<6} {'inference':<9} {'gate':<4} {'cams':>4} {'wanted fps':>10} "
             f"{'done fps':>8} {'dropped':>8} {'detected':>8} {'CPU ms/fr':>9} "
-            f"{'det-only ms':>11} {'ratio':>6} {'cores':>5}"
+            f"{'det-only ms':>11} {'ratio':>6} {'cores':>5} {'crops':>6} "
+            f"{'inf/cam/dec/oth ms':>20}"
         )
         print("\n" + header)
         rows: list[Row] = []
@@ -406,16 +570,23 @@ def main() -> int:
                     for cameras in camera_counts:
                         row = run_row(
                             folder, clip_name, clip_paths[clip_name], engine, cameras,
-                            gate, args.seconds, args.warmup, tensors, shapes,
+                            gate, args.seconds, args.warmup, tensors, shapes, args.prefetch,
+                            regions,
                         )  # fmt: skip
                         rows.append(row)
                         print(
                             f"{row.clip:<6} {row.inference:<9} {'on' if gate else 'off':<4} "
                             f"{cameras:>4} {cameras * FPS:>10.0f} {row.processed_fps:>8.1f} "
                             f"{row.dropped:>8.1%} {row.detected:>8.0%} {row.cpu_ms:>9.1f} "
-                            f"{row.detector_ms:>11.1f} {row.ratio:>6.2f} {row.cores:>5.2f}",
+                            f"{row.detector_ms:>11.1f} {row.ratio:>6.2f} {row.cores:>5.2f} "
+                            f"{row.region:>6.0%} {split_text(row):>20}",
                             flush=True,
                         )
+                        if row.stages_ms:
+                            print(
+                                "       wall ms/fr by stage: "
+                                + ", ".join(f"{k} {v:.2f}" for k, v in row.stages_ms.items())
+                            )
             close = getattr(engine.target, "close", None)
             if callable(close):
                 close()
@@ -437,22 +608,35 @@ def main() -> int:
         print(
             "  CPU ms/fr: whole process (all threads) per processed frame; det-only ms: bare "
             "session.run, same model and threads, same run; ratio = CPU ms/fr / det-only ms; "
-            "detected: frames the detector ran on"
+            "detected: frames the detector ran on; crops: share of those runs on a crop "
+            "(region-gated detection, smaller model); inf/cam/dec/oth ms: CPU ms/fr by "
+            "thread: inference service, camera workers (postprocess, tracker, zones, store), "
+            "decode threads (decode, motion, letterbox), the rest"
         )
         if args.counts:
-            print("\ncounts, gate on vs off (every frame, not paced; 10 lines + 10 zones):")
+            print("\ncounts, gate on vs off (every frame, not paced):")
             print(
-                f"{'clip':<6} {'gate':<4} {'detected':>8} {'line crossings':>14} "
-                f"{'zone entries':>12} {'dwell s':>9} {'largest diff':>12}"
+                f"{'clip':<6} {'layout':<18} {'gate':<4} {'detected':>8} {'crops':>6} "
+                f"{'line crossings':>14} {'zone entries':>12} {'dwell s':>9} {'largest diff':>12}"
             )
-            for clip_name in clips:
-                off, ran_off = count_clip(clip_paths[clip_name][0], False, probe)
-                on, ran_on = count_clip(clip_paths[clip_name][0], True, probe)
-                for gate_name, summary, ran in (("off", off, ran_off), ("on", on, ran_on)):
+            runs = [(name, BENCH_LAYOUT) for name in clips]
+            if "busy" in clips:  # the held-out layouts, on the real video only
+                runs += [("busy", path) for path in HOLDOUT_LAYOUTS]
+            for clip_name, layout_path in runs:
+                clip = clip_paths[clip_name][0]
+                off, ran_off, _ = count_clip(clip, False, probe, layout_path)
+                on, ran_on, crops = count_clip(clip, True, probe, layout_path, regions)
+                frames = count_frames(clip)
+                crop_share = crops / max(1.0, ran_on * frames)
+                for gate_name, summary, ran, share in (
+                    ("off", off, ran_off, 0.0),
+                    ("on", on, ran_on, crop_share),
+                ):
                     totals = count_totals(summary)
                     diff = largest_difference(summary, off) if gate_name == "on" else 0
                     print(
-                        f"{clip_name:<6} {gate_name:<4} {ran:>8.0%} "
+                        f"{clip_name:<6} {layout_path.stem:<18} {gate_name:<4} {ran:>8.0%} "
+                        f"{share:>6.0%} "
                         f"{totals['line crossings']:>14.0f} {totals['zone entries']:>12.0f} "
                         f"{totals['dwell s']:>9.1f} {diff:>12d}",
                         flush=True,

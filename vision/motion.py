@@ -100,12 +100,29 @@ class MotionConfig(BaseModel):
     """More of the frame than this changed at once (camera moved, lighting the
     normalisation cannot undo): the background restarts from this frame."""
 
+    region_input_sizes: tuple[int, ...] = ()
+    """Region detection, as Frigate does (off by default; ``[256, 320]`` turns it on):
+    when motion and the tracked people fit in a square this many network pixels wide at
+    the full frame's scale, the detector runs on that crop with a model of this input
+    size (the smallest that fits) instead of the whole frame. The whole frame is still
+    detected at least every ``refresh_seconds`` (``empty_refresh_seconds`` while nobody
+    is tracked) and while the tracker is not settled."""
+    region_margin: float = Field(default=0.5, ge=0.0, le=4.0)
+    """Margin around each moving region and tracked box, in box heights."""
+
     @field_validator("*")
     @classmethod
     def _finite(cls, value: object) -> object:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
+
+    @field_validator("region_input_sizes")
+    @classmethod
+    def _multiples_of_32(cls, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        if any(size < 32 or size % 32 for size in sizes):
+            raise ValueError(f"region input sizes must be multiples of 32 (>= 32), got {sizes}")
+        return tuple(sorted(set(sizes)))
 
 
 @dataclass(frozen=True)
@@ -265,3 +282,51 @@ class MotionGate:
         if self._last_detection is None:
             timestamp -= min(max(self.phase, 0.0), 1.0) * self.config.refresh_seconds
         self._last_detection = timestamp
+
+
+def detection_region(
+    boxes: npt.NDArray[np.float32],
+    frame_shape: tuple[int, int],
+    full_scale: float,
+    sizes: tuple[int, ...],
+    margin: float = 0.5,
+) -> tuple[tuple[int, int, int, int], int] | None:
+    """The crop to detect on and its model input size, or ``None`` for the whole frame.
+
+    ``boxes`` (xyxy, frame pixels) are where people may be: moving regions and the
+    tracker's boxes, each grown by ``margin`` box heights. The crop is a square of
+    ``size / full_scale`` frame pixels (clipped to the frame) for the smallest ``size``
+    whose square holds all of them, centred on them: the network then sees people at
+    the same scale as on the whole frame (``full_scale``: network pixels per frame pixel
+    there), so it finds the same people, for the cost of a ``size``-pixel input.
+
+    Example:
+        >>> import numpy as np
+        >>> person = np.array([[300, 200, 340, 300]], np.float32)
+        >>> detection_region(person, (576, 768), 416 / 768, (256, 320))
+        ((84, 14, 556, 486), 256)
+        >>> spread = np.array([[10, 10, 50, 100], [700, 400, 740, 500]], np.float32)
+        >>> detection_region(spread, (576, 768), 416 / 768, (256, 320)) is None
+        True
+    """
+    height, width = frame_shape
+    if len(boxes) == 0 or not sizes or full_scale <= 0:
+        return None
+    grow = margin * (boxes[:, 3] - boxes[:, 1])
+    x0 = max(0.0, float((boxes[:, 0] - grow).min()))
+    y0 = max(0.0, float((boxes[:, 1] - grow).min()))
+    x1 = min(float(width), float((boxes[:, 2] + grow).max()))
+    y1 = min(float(height), float((boxes[:, 3] + grow).max()))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    for size in sizes:
+        side = size / full_scale
+        if side >= width and side >= height:
+            return None  # the crop would be the whole frame: no saving
+        if x1 - x0 > side or y1 - y0 > side:
+            continue
+        crop_w, crop_h = min(width, math.floor(side)), min(height, math.floor(side))
+        left = min(max(0, round((x0 + x1 - crop_w) / 2)), width - crop_w)
+        top = min(max(0, round((y0 + y1 - crop_h) / 2)), height - crop_h)
+        return (left, top, left + crop_w, top + crop_h), size
+    return None

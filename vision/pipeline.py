@@ -28,7 +28,13 @@ from storesense.vision.detections import Detections, Tracks
 from storesense.vision.detector import Detector, Letterbox
 from storesense.vision.frames import Frame
 from storesense.vision.inference import InferenceService
-from storesense.vision.motion import Motion, MotionConfig, MotionDetector, MotionGate
+from storesense.vision.motion import (
+    Motion,
+    MotionConfig,
+    MotionDetector,
+    MotionGate,
+    detection_region,
+)
 
 if TYPE_CHECKING:
     from storesense.vision.tracking import TrackerConfig
@@ -102,7 +108,10 @@ class CameraPipeline:
     (a cached copy of the model). ``motion`` gates the detector on motion
     (:class:`~storesense.vision.motion.MotionConfig`): frames it skips report the
     tracks of the last detection at their own timestamp; ``detector_runs`` and
-    ``gated_frames`` count both kinds.
+    ``gated_frames`` count both kinds. With ``motion.region_input_sizes``, a detection
+    runs on a crop around the motion and the tracked people with a smaller model when
+    they fit (:func:`~storesense.vision.motion.detection_region`; ``region_runs``), and
+    on the whole frame otherwise, and at least every refresh period (``full_runs``).
     """
 
     def __init__(
@@ -136,7 +145,13 @@ class CameraPipeline:
         self.detector_runs = 0
         self.gated_frames = 0
         """Frames the motion gate let through without running the detector."""
+        self.region_runs = 0
+        """Detections on a crop around motion and tracks (with a smaller model)."""
+        self.full_runs = 0
+        """Detections on the whole frame."""
         self._last_tracks: Tracks | None = None
+        self._last_full: float | None = None
+        self._region_detectors: dict[int, Detector] | None = None
 
     def prepare(self, frame: Frame) -> Prepared:
         """Motion (when gated) and, unless the frame is still, the network input tensor.
@@ -149,31 +164,51 @@ class CameraPipeline:
             start = time.perf_counter()
             motion = self.motion.update(frame.image)
             self.motion_seconds += time.perf_counter() - start
-            if not motion.moving:
-                # Still frames are mostly skipped: letterbox later, only if detected.
+            if not motion.moving or self.motion.config.region_input_sizes:
+                # Still frames are mostly skipped, and with region detection a detected
+                # frame may run on a crop that depends on the tracker: letterbox later.
                 return Prepared(frame, None, None, motion)
         start = time.perf_counter()
         tensor, box = self.detector.preprocess(frame.image)
         self.stats.record("preprocess", time.perf_counter() - start)
         return Prepared(frame, tensor, box, motion)
 
-    def detect(self, frame: Frame | Prepared) -> Detections:
-        """``session.run`` and postprocess one frame (prepared here if it is not yet)."""
+    def detect(
+        self,
+        frame: Frame | Prepared,
+        region: tuple[tuple[int, int, int, int], int] | None = None,
+    ) -> Detections:
+        """``session.run`` and postprocess one frame (prepared here if it is not yet).
+
+        ``region`` ``((x0, y0, x1, y1), input_size)``: detect on that crop of the frame
+        with the model of that input size instead (boxes in frame pixels; boxes cut by
+        a crop edge inside the frame are dropped: that person is only partly seen)."""
         prepared = frame if isinstance(frame, Prepared) else self.prepare(frame)
-        if prepared.tensor is None or prepared.letterbox is None:
+        detector = self.detector
+        image = prepared.frame.image
+        if region is not None:
+            (x0, y0, x1, y1), size = region
+            detector = self._region_detector(size)
+            image = image[y0:y1, x0:x1]
+        if region is not None or prepared.tensor is None or prepared.letterbox is None:
             start = time.perf_counter()
-            tensor, box = self.detector.preprocess(prepared.frame.image)
+            tensor, box = detector.preprocess(image)
             self.stats.record("preprocess", time.perf_counter() - start)
         else:
             tensor, box = prepared.tensor, prepared.letterbox
         clock = time.perf_counter
         start = clock()
         if self.inference is not None:
-            raw = self.inference.infer(prepared.frame.camera_id, tensor, self.detector)
+            raw = self.inference.infer(prepared.frame.camera_id, tensor, detector)
         else:
-            raw = self.detector.run(tensor[None])[0]
+            raw = detector.run(tensor[None])[0]
         inferred = clock()
-        detections = self.detector.postprocess(raw, box)
+        detections = detector.postprocess(raw, box)
+        if region is not None:
+            detections = _from_crop(detections, region[0], prepared.frame.image.shape)
+            self.region_runs += 1
+        else:
+            self.full_runs += 1
         self.last_detections = detections
         if self.detection_filter is not None:
             detections = self.detection_filter(detections)
@@ -211,7 +246,12 @@ class CameraPipeline:
                     lost_ids=_NO_IDS,
                 )
             self.gate.detected(image_frame.timestamp)
-        detections = self.detect(prepared)
+        region = None
+        if self.gate is not None and prepared.motion is not None:
+            region = self._region(prepared.frame, prepared.motion, settled)
+            if region is None:
+                self._last_full = image_frame.timestamp
+        detections = self.detect(prepared, region)
         start = time.perf_counter()
         tracks = self.tracker.update(
             detections, timestamp=image_frame.timestamp, frame_index=image_frame.index
@@ -221,8 +261,73 @@ class CameraPipeline:
         self._last_tracks = tracks
         return tracks
 
+    def _region(
+        self, frame: Frame, motion: Motion, settled: bool
+    ) -> tuple[tuple[int, int, int, int], int] | None:
+        """The crop and model size for this detection, or ``None`` for the whole frame:
+        the whole frame at least every refresh period (someone the motion detector
+        missed, standing still, is found there), while the tracker is not settled (a
+        new track waits for its confirmation, or a tracked person was missed: looked
+        for on the whole frame, as without regions), after a restart of the background,
+        and when the motion and the tracked people do not fit a smaller model."""
+        assert self.gate is not None
+        config = self.gate.config
+        if not config.region_input_sizes or self._last_full is None or not settled:
+            return None
+        if motion.moving and len(motion.regions) == 0:
+            return None  # the background restarted: no regions to go by
+        tracked = self._last_tracks is not None and len(self._last_tracks) > 0
+        refresh = config.refresh_seconds if tracked else config.empty_refresh_seconds
+        elapsed = frame.timestamp - self._last_full
+        if elapsed >= refresh - 1e-6 or elapsed < 0:
+            return None
+        boxes = self.tracker.held_boxes(frame.timestamp)
+        if motion.moving:
+            boxes = np.concatenate([motion.regions, boxes]) if len(boxes) else motion.regions
+        height, width = frame.image.shape[:2]
+        full = self.detector.input_size
+        scale = min(full[0] / height, full[1] / width)
+        sizes = tuple(size for size in config.region_input_sizes if size < min(full))
+        return detection_region(boxes, (height, width), scale, sizes, config.region_margin)
+
+    def _region_detector(self, size: int) -> Detector:
+        if self._region_detectors is None:
+            self._region_detectors = {}
+        found = self._region_detectors.get(size)
+        if found is None:
+            if self.inference is not None:
+                found = self.inference.detector_for(size)
+            else:
+                found = self.detector.variant(input_size=size)
+            self._region_detectors[size] = found
+        return found
+
 
 _NO_IDS = np.zeros(0, np.int64)
+_EDGE_PX = 2.0
+"""A box within this many pixels of a crop edge inside the frame was cut by the crop."""
+
+
+def _from_crop(
+    detections: Detections, crop: tuple[int, int, int, int], frame_shape: tuple[int, ...]
+) -> Detections:
+    """Crop-pixel detections → frame pixels, without those cut by an inner crop edge."""
+    x0, y0, x1, y1 = crop
+    if len(detections) == 0:
+        return detections
+    boxes = detections.xyxy + np.array([x0, y0, x0, y0], np.float32)
+    height, width = frame_shape[0], frame_shape[1]
+    cut = np.zeros(len(boxes), np.bool_)
+    if x0 > 0:
+        cut |= boxes[:, 0] <= x0 + _EDGE_PX
+    if y0 > 0:
+        cut |= boxes[:, 1] <= y0 + _EDGE_PX
+    if x1 < width:
+        cut |= boxes[:, 2] >= x1 - _EDGE_PX
+    if y1 < height:
+        cut |= boxes[:, 3] >= y1 - _EDGE_PX
+    keep = ~cut
+    return Detections(boxes[keep], detections.confidence[keep], detections.class_id[keep])
 
 
 def _phase_of(camera_id: str) -> float:

@@ -76,6 +76,20 @@ class Tracker:
         """Tracks held (tentative, tracked and lost)."""
         return len(self._tracks)
 
+    def held_boxes(self, timestamp: float) -> npt.NDArray[np.float32]:
+        """xyxy boxes (N, 4) covering every held track (tentative, tracked and lost) both
+        where it was last estimated and where it is predicted at ``timestamp``: the part
+        of the frame where the tracker expects people. Changes nothing."""
+        tracks = self._tracks
+        if not len(tracks):
+            return np.zeros((0, 4), np.float32)
+        dt = 0.0 if self._time is None else max(0.0, float(timestamp) - self._time)
+        now = cxcywh_to_xyxy(tracks.mean[:, :4])
+        ahead = cxcywh_to_xyxy(tracks.mean[:, :4] + dt * tracks.mean[:, 4:8])
+        return np.concatenate(
+            [np.minimum(now[:, :2], ahead[:, :2]), np.maximum(now[:, 2:], ahead[:, 2:])], axis=1
+        ).astype(np.float32)
+
     def update(self, detections: Detections, timestamp: float, frame_index: int = 0) -> Tracks:
         """Advance to ``timestamp`` (seconds) with this frame's ``detections``."""
         t = float(timestamp)
