@@ -241,6 +241,14 @@ class ServiceSettings(BaseSettings):
     decode_prefetch: int = Field(
         2, ge=0, le=64, description="frames a pulled source decodes ahead on its own thread"
     )
+    opencv_threads: int | None = Field(
+        1,
+        ge=0,
+        le=256,
+        description="cv2.setNumThreads when the camera workers start (decode, resize): 1 "
+        "keeps OpenCV's thread pool from competing with the detector; None leaves "
+        "OpenCV's default (one thread a core), 0 runs OpenCV on the calling thread",
+    )
     debug_snapshot_max_ttl_s: float = Field(
         3600.0, gt=0, le=86_400, description="longest an admin may turn debug snapshots on for"
     )

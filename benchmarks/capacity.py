@@ -337,6 +337,7 @@ def run_row(
     shapes: dict[str, Any],
     prefetch: int = 2,
     regions: tuple[int, ...] = (),
+    opencv_threads: int | None = 1,
 ) -> Row:
     from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
     from storesense.api.settings import ServiceSettings
@@ -348,7 +349,11 @@ def run_row(
     layout = parse_layout(layout_for(tag, clips, cameras, gate, shapes, regions))
     store = open_store(f"sqlite:///{folder / (tag + '.db')}", tag)
     settings = ServiceSettings(
-        realtime=True, loop_sources=True, status_print_s=0, decode_prefetch=prefetch
+        realtime=True,
+        loop_sources=True,
+        status_print_s=0,
+        decode_prefetch=prefetch,
+        opencv_threads=opencv_threads,
     )
     factory = pipeline_factory_for(engine.target)
     pipelines: list[Any] = []
@@ -504,9 +509,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--cv2-threads",
-        type=int,
         default=None,
-        help="cv2.setNumThreads for the process (default: OpenCV's own, one a core)",
+        help="serve's opencv_threads (cv2.setNumThreads when the workers start; default: "
+        "serve's default, 1); 'off': OpenCV's own, one thread a core",
     )
     parser.add_argument(
         "--no-counts", dest="counts", action="store_false", help="skip the gate on/off counts"
@@ -521,8 +526,14 @@ def main() -> int:
         regions = tuple(int(size) for size in args.regions.split(",") if size)
     except (ValueError, KeyError) as exc:
         parser.error(f"bad list: {exc}")
+    from storesense.api.settings import ServiceSettings
+
+    opencv_threads = ServiceSettings().opencv_threads
     if args.cv2_threads is not None:
-        cv2.setNumThreads(args.cv2_threads)
+        try:
+            opencv_threads = None if args.cv2_threads == "off" else int(args.cv2_threads)
+        except ValueError:
+            parser.error(f"--cv2-threads: a number or 'off', got {args.cv2_threads!r}")
     if not PETS.is_file():
         print(f"missing {PETS}: the benchmark needs ../shared", file=sys.stderr)
         return 2
@@ -553,7 +564,7 @@ def main() -> int:
         print(
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
             f"clips paced at {FPS:g} fps, {args.seconds:g} s a row after {args.warmup:g} s; "
-            f"OpenCV threads {cv2.getNumThreads()}"
+            f"OpenCV threads {cv2.getNumThreads() if opencv_threads is None else opencv_threads}"
         )
         header = (
             f"{'clip':<6} {'inference':<9} {'gate':<4} {'cams':>4} {'wanted fps':>10} "
@@ -571,7 +582,7 @@ def main() -> int:
                         row = run_row(
                             folder, clip_name, clip_paths[clip_name], engine, cameras,
                             gate, args.seconds, args.warmup, tensors, shapes, args.prefetch,
-                            regions,
+                            regions, opencv_threads,
                         )  # fmt: skip
                         rows.append(row)
                         print(

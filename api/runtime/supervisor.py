@@ -22,6 +22,8 @@ import threading
 import time
 from collections.abc import Iterable
 
+import cv2
+
 from storesense.api.privacy.service import OptInService
 from storesense.api.runtime.factories import (
     EngineFactory,
@@ -174,6 +176,10 @@ class WorkerSupervisor:
     def start(self, *, watch_layout: bool = True) -> None:
         """Start every camera; optionally follow layout changes made by other replicas."""
         self._warn_old_replays(self.layout)
+        if self._settings.opencv_threads is not None:
+            # OpenCV's own pool (one thread a core) only adds hand-offs to per-frame
+            # decode and resize beside the detector's threads (capacity guide).
+            cv2.setNumThreads(self._settings.opencv_threads)
         with self._lock:
             for camera in self._own(self.layout):
                 worker = self._new_worker(camera, self.layout)
