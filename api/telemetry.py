@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import threading
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
 from storesense.vision.pipeline import STAGES, PipelineStats
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
@@ -97,3 +101,74 @@ class PrometheusPipelineStats(PipelineStats):
     def record(self, stage: str, seconds: float) -> None:
         super().record(stage, seconds)
         self._histograms[stage].observe(seconds)
+
+
+DETECTOR_FRAME_KINDS = {"full": "full_runs", "region": "region_runs", "skipped": "gated_frames"}
+"""``kind`` label of ``storesense_detector_frames_total`` -> the pipeline's counter."""
+
+
+class DetectorFrames:
+    """``storesense_detector_frames_total{camera, kind}``: each processed frame's detector
+    run, from the camera pipelines' own counters (``full_runs``, ``region_runs``,
+    ``gated_frames`` of :class:`~storesense.vision.pipeline.CameraPipeline`), read when
+    ``/metrics`` is scraped: nothing is added to the per-frame path. ``kind`` is ``full``
+    (whole frame), ``region`` (a crop, region-gated detection) or ``skipped`` (the motion
+    gate kept the last tracks). A camera's counts carry over its restarts (new pipelines).
+
+    Example:
+        >>> class Pipeline:
+        ...     full_runs, region_runs, gated_frames = 2, 0, 5
+        >>> frames = DetectorFrames()
+        >>> frames.track("doc-cam", Pipeline()); frames.track("doc-cam", Pipeline())
+        >>> [(s.labels["kind"], s.value) for s in next(frames.collect()).samples]
+        [('full', 4), ('region', 0), ('skipped', 10)]
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pipelines: dict[str, object] = {}
+        self._before: dict[tuple[str, str], int] = {}
+        """Counts of a camera's earlier pipelines (runs before a restart)."""
+
+    def track(self, camera_id: str, pipeline: object) -> None:
+        """Count ``pipeline``'s frames as ``camera_id``'s from now on (it replaces the last)."""
+        with self._lock:
+            old = self._pipelines.get(camera_id)
+            if old is not None and old is not pipeline:
+                for kind, attribute in DETECTOR_FRAME_KINDS.items():
+                    key = (camera_id, kind)
+                    self._before[key] = self._before.get(key, 0) + _count(old, attribute)
+            self._pipelines[camera_id] = pipeline
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        with self._lock:
+            pipelines = dict(self._pipelines)
+            before = dict(self._before)
+        for camera_id, pipeline in sorted(pipelines.items()):
+            for kind, attribute in DETECTOR_FRAME_KINDS.items():
+                value = before.get((camera_id, kind), 0) + _count(pipeline, attribute)
+                family.add_metric([camera_id, kind], value)
+        yield family
+
+    @staticmethod
+    def _family() -> CounterMetricFamily:
+        return CounterMetricFamily(
+            "storesense_detector_frames",
+            "Processed frames by detector run: 'full' (whole frame), 'region' (a crop around "
+            "the motion, region-gated detection) or 'skipped' (the motion gate kept the "
+            "last tracks)",
+            labels=["camera", "kind"],
+        )
+
+
+def _count(pipeline: object, attribute: str) -> int:
+    value = getattr(pipeline, attribute, 0)
+    return value if isinstance(value, int) else 0
+
+
+DETECTOR_FRAMES = DetectorFrames()
+REGISTRY.register(DETECTOR_FRAMES)

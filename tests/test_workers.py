@@ -204,3 +204,65 @@ def test_old_replay_is_warned_about_before_retention_deletes_it(
     optin.close()
     warned = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
     assert warned and "cam1" in warned[0] and "DELETED" in warned[0]
+
+
+def _detector_frames(metrics: str, camera: str) -> dict[str, float]:
+    pattern = rf'storesense_detector_frames_total\{{camera="{camera}",kind="(\w+)"\}} (\S+)'
+    return {kind: float(value) for kind, value in re.findall(pattern, metrics)}
+
+
+def _processed(metrics: str, camera: str) -> float:
+    found = re.search(rf'storesense_frames_processed_total\{{camera="{camera}"\}} (\S+)', metrics)
+    return 0.0 if found is None else float(found.group(1))
+
+
+def test_metrics_count_the_motion_gates_full_and_skipped_frames(
+    tmp_path: Path, pets09: Path, store: Store, detector: Any
+) -> None:
+    """A still scene on a live (paced, looped) camera with the gate on: /metrics shows the
+    detector's full runs and the skipped frames growing, one kind per processed frame."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(pets09 / "PETS09-S2L1.avi"))
+    ok, first = capture.read()
+    capture.release()
+    assert ok
+    clip = tmp_path / "still.avi"
+    writer = cv2.VideoWriter(
+        str(clip),
+        cv2.VideoWriter_fourcc(*"MJPG"),  # type: ignore[attr-defined]
+        7.0,
+        (first.shape[1], first.shape[0]),
+    )
+    for _ in range(21):
+        writer.write(first)
+    writer.release()
+    settings = FAST.model_copy(update={"realtime": True, "loop_sources": True})
+    camera = {"id": "cam1", "source": str(clip), "fps": 7, "motion": {"enabled": True}}
+    layout = StoreLayout.model_validate(layout_dict(store.store_id, cameras=[camera]))
+    supervisor = WorkerSupervisor(
+        layout, store, settings, pipeline_factory=pipeline_factory_for(detector)
+    )
+    with TestClient(create_app(settings, store, layout, supervisor=supervisor)) as client:
+        before = wait_for(
+            lambda: (f := _detector_frames(client.get("/metrics").text, "cam1")).get("skipped")
+            and f,
+            timeout=30,
+            what="a frame the gate skipped",
+        )
+        after = wait_for(
+            lambda: (f := _detector_frames(client.get("/metrics").text, "cam1"))["skipped"]
+            > before["skipped"] + 7
+            and f,
+            timeout=30,
+            what="more skipped frames",
+        )
+        metrics = client.get("/metrics").text
+    assert set(after) == {"full", "region", "skipped"}
+    assert after["full"] >= 1 and after["region"] == 0  # no region sizes: whole frames only
+    # Still frames, once tracks are confirmed: the gate skips most (re-detects about once a
+    # second).
+    assert after["skipped"] - before["skipped"] > 2 * (after["full"] - before["full"])
+    counted, processed = sum(_detector_frames(metrics, "cam1").values()), _processed(metrics, "cam1")
+    # Each processed frame is one kind (the frames in flight between the two reads aside).
+    assert processed > 0 and processed <= counted <= processed + 2

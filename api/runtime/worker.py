@@ -397,6 +397,7 @@ class CameraWorker:
     def _run_once(self) -> None:
         camera = self.camera
         pipeline = self.parts.pipeline_factory(camera)
+        telemetry.DETECTOR_FRAMES.track(camera.id, pipeline)
         run_started = time.time()
         time_origin = time_origin_for(camera, run_started)
         # Event ids come from the source position: a file's frame clock (the analytics run
