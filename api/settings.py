@@ -241,6 +241,14 @@ class ServiceSettings(BaseSettings):
     decode_prefetch: int = Field(
         2, ge=0, le=64, description="frames a pulled source decodes ahead on its own thread"
     )
+    store_write_s: float = Field(
+        1.0,
+        ge=0,
+        le=5,
+        description="a camera writes its events and zone counts to the store at most this "
+        "often (one write of each per period, the latest counts; 0: every frame); the live "
+        "sink (MQTT) still gets every change at once",
+    )
     opencv_threads: int | None = Field(
         1,
         ge=0,

@@ -71,9 +71,9 @@ class OutageBuffer:
         self._drop_logged = False
         self._dropped_in_outage = 0
 
-    def add(self, events: Sequence[Event]) -> None:
-        """Queue ``events`` (dropping the oldest beyond ``max_events``) and write what is
-        queued unless the back-off says wait."""
+    def add(self, events: Sequence[Event], *, write: bool = True) -> None:
+        """Queue ``events`` (dropping the oldest beyond ``max_events``) and, with ``write``,
+        write what is queued unless the back-off says wait."""
         if events:
             self.pending.extend(events)
             overflow = len(self.pending) - self.max_events
@@ -91,7 +91,7 @@ class OutageBuffer:
                     self.camera_id,
                     self.max_events,
                 )
-        if time.monotonic() >= self.retry_at:
+        if write and time.monotonic() >= self.retry_at:
             self.flush()
 
     def flush(self) -> None:

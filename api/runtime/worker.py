@@ -96,6 +96,10 @@ class StoreSink:
         self._heatmap: LiveHeatmap | None = None
         self._heatmap_due = time.monotonic() + self._settings.heatmap_publish_s
         self._last_occupancy: tuple[dict[str, int], dict[str, int]] | None = None
+        self._unwritten: tuple[dict[str, int], dict[str, int], float] | None = None
+        """Counts (occupancy, approaching, frame time) changed since the last store write."""
+        self._write_every = self._settings.store_write_s
+        self._write_due = 0.0
         self._store_count: StoreWideCounts | None = None
         self._last_frame_time: float | None = None
         self._zones_seconds = telemetry.STAGE_SECONDS.labels(camera_id, "zones")
@@ -111,6 +115,8 @@ class StoreSink:
         self._heatmap = None if layout is None else self._new_heatmap(layout)
 
     def frame(self, result: FrameResult) -> None:
+        """Events and count changes go to the live sink at once and to the store at most
+        every ``store_write_s`` (one transaction of each kind instead of one a frame)."""
         self._offer_snapshot(result)
         start = time.perf_counter()
         tracks = result.tracks
@@ -123,17 +129,23 @@ class StoreSink:
         if self._heatmap is not None:
             self._heatmap.add(tracks, float(tracks.timestamp))
         zones_done = time.perf_counter()
-        self._worker.write(events)
-        if self._heatmap is not None and time.monotonic() >= self._heatmap_due:
+        now = time.monotonic()
+        due = now >= self._write_due
+        self._worker.write(events, store=due)
+        if self._heatmap is not None and now >= self._heatmap_due:
             self.publish_heatmap()
-            self._heatmap_due = time.monotonic() + self._settings.heatmap_publish_s
+            self._heatmap_due = now + self._settings.heatmap_publish_s
         counts = (result.occupancy, result.approaching)
         if counts != self._last_occupancy:
-            self._set_occupancy(result.occupancy, result.frame_time, result.approaching)
+            if self._live is not None:
+                self._live.occupancy(
+                    self.camera_id, result.occupancy, result.approaching, result.frame_time
+                )
+            self._unwritten = (result.occupancy, result.approaching, result.frame_time)
             self._last_occupancy = counts
-        self._store_count = publish_store_count(
-            self._store, self._analytics, result.frame_time, self._store_count
-        )
+        if due:
+            self._write_counts(result.frame_time)
+            self._write_due = now + self._write_every
         self._zones_seconds.observe(result.analytics_seconds + zones_done - start)
         self._store_seconds.observe(time.perf_counter() - zones_done)
         self._frames_processed.inc()
@@ -141,7 +153,14 @@ class StoreSink:
         self._worker.frame_done(result.frame_time, result.occupancy)
         self._camera_up.set(1)
 
+    def flush(self) -> None:
+        """Write what waits for the store (the camera is idle, or the analytics close)."""
+        self._worker.outage.add((), write=True)
+        if self._last_frame_time is not None:
+            self._write_counts(self._last_frame_time)
+
     def finished(self, events: list[Event], end: float, *, final: bool) -> None:
+        self.flush()
         self._worker.write(self._tag_members(events))
         if final and self._analytics is not None and self._last_frame_time is not None:
             zeros = dict.fromkeys(self._analytics.occupancy(), 0)
@@ -188,6 +207,22 @@ class StoreSink:
             logger.warning("camera %s: store unavailable, heatmap kept for later", self.camera_id)
         except Exception:
             logger.exception("camera %s: publishing the floor heatmap failed", self.camera_id)
+
+    def _write_counts(self, frame_time: float) -> None:
+        """The changed zone counts and the store-wide count to the store (kept on an outage)."""
+        unwritten = self._unwritten
+        if unwritten is not None:
+            occupancy, approaching, changed_at = unwritten
+            try:
+                self._store.set_occupancy(self.camera_id, occupancy, changed_at, approaching)
+                self._unwritten = None
+            except StoreUnavailableError:
+                logger.warning(
+                    "camera %s: store unavailable, occupancy not published", self.camera_id
+                )
+        self._store_count = publish_store_count(
+            self._store, self._analytics, frame_time, self._store_count
+        )
 
     def _set_occupancy(
         self,
@@ -240,6 +275,8 @@ class CameraWorker:
         self._frame_clock: deque[float] = deque(maxlen=FPS_WINDOW_FRAMES)
         self._failures = 0
         """Consecutive failures (the back-off exponent)."""
+        self._sink: StoreSink | None = None
+        """The current run's sink (the camera thread's own)."""
 
     # public ---------------------------------------------------------------
     @property
@@ -291,11 +328,12 @@ class CameraWorker:
                 except queue.Empty:
                     pass
 
-    def write(self, events: Sequence[Event]) -> None:
-        """Events to the store (kept through an outage) and to the live sink."""
+    def write(self, events: Sequence[Event], *, store: bool = True) -> None:
+        """Events to the live sink and the outage buffer, and (``store``) what the buffer
+        holds to the store (kept through an outage)."""
         if events and self.parts.sink is not None:
             self.parts.sink.events(self.camera.id, events)
-        self.outage.add(events)
+        self.outage.add(events, write=store)
 
     def frame_done(self, frame_time: float, occupancy: Mapping[str, int]) -> None:
         """The runner's sink processed a frame: the camera's status follows."""
@@ -385,6 +423,9 @@ class CameraWorker:
             try:
                 yield self._inbox.get(timeout=0.2)
             except queue.Empty:
+                sink = self._sink
+                if sink is not None:
+                    sink.flush()  # no frame for a while: write what waits for the store
                 continue
 
     def _layout_change(self) -> StoreLayout | None:
@@ -409,7 +450,7 @@ class CameraWorker:
             self.visits.close()
         if self.parts.optin is not None:
             self.parts.optin.camera_restarted(camera.id, time.time())
-        sink = StoreSink(self, clock)
+        sink = self._sink = StoreSink(self, clock)
         engine_factory = self.parts.engine_factory
 
         def analytics(layout: StoreLayout, origin: float) -> CameraAnalyticsLike:
