@@ -245,15 +245,18 @@ def test_metrics_count_the_motion_gates_full_and_skipped_frames(
     )
     with TestClient(create_app(settings, store, layout, supervisor=supervisor)) as client:
         before = wait_for(
-            lambda: (f := _detector_frames(client.get("/metrics").text, "cam1")).get("skipped")
-            and f,
+            lambda: (
+                (f := _detector_frames(client.get("/metrics").text, "cam1")).get("skipped") and f
+            ),
             timeout=30,
             what="a frame the gate skipped",
         )
         after = wait_for(
-            lambda: (f := _detector_frames(client.get("/metrics").text, "cam1"))["skipped"]
-            > before["skipped"] + 7
-            and f,
+            lambda: (
+                (f := _detector_frames(client.get("/metrics").text, "cam1"))["skipped"]
+                > before["skipped"] + 7
+                and f
+            ),
             timeout=30,
             what="more skipped frames",
         )
@@ -263,6 +266,9 @@ def test_metrics_count_the_motion_gates_full_and_skipped_frames(
     # Still frames, once tracks are confirmed: the gate skips most (re-detects about once a
     # second).
     assert after["skipped"] - before["skipped"] > 2 * (after["full"] - before["full"])
-    counted, processed = sum(_detector_frames(metrics, "cam1").values()), _processed(metrics, "cam1")
+    counted, processed = (
+        sum(_detector_frames(metrics, "cam1").values()),
+        _processed(metrics, "cam1"),
+    )
     # Each processed frame is one kind (the frames in flight between the two reads aside).
     assert processed > 0 and processed <= counted <= processed + 2

@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterable
 
 import cv2
-
 from storesense.api.privacy.service import OptInService
 from storesense.api.runtime.factories import (
     EngineFactory,
