@@ -242,7 +242,7 @@ class ServiceSettings(BaseSettings):
         2, ge=0, le=64, description="frames a pulled source decodes ahead on its own thread"
     )
     store_write_s: float = Field(
-        1.0,
+        0.25,
         ge=0,
         le=5,
         description="a camera writes its events and zone counts to the store at most this "
