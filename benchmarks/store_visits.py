@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,28 @@ def _iou(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> npt.NDArray[
     return np.asarray(inter / (area_a[:, None] + area_b[None] - inter), np.float64)
 
 
+def _match_people(
+    seen: dict[int, list[tuple[int, float, str]]],
+    frame: int,
+    rows: npt.NDArray[np.float64],
+    boxes: npt.NDArray[np.float64],
+    split_tracks: dict[str, list[Tracks]],
+    visit_of: Callable[[str, int, int], str],
+) -> None:
+    """Adds, per ground-truth person of ``frame``, ``(frame, feet x, visit)`` of the track
+    matched to them (IoU >= 0.5) in each view to ``seen``; ``visit_of(camera, frame, track)``."""
+    for camera_id, (x0, _) in VIEWS.items():
+        tracks = split_tracks[camera_id][frame]
+        if not len(tracks) or not len(boxes):
+            continue
+        overlap = _iou(boxes, tracks.xyxy.astype(np.float64) + np.array([x0, 0, x0, 0]))
+        for i, j in zip(*linear_sum_assignment(-overlap), strict=True):
+            if overlap[i, j] >= 0.5:
+                feet_x = float(boxes[i, 0] + boxes[i, 2]) / 2
+                visit = visit_of(camera_id, frame, int(tracks.track_id[j]))
+                seen.setdefault(int(rows[i, 1]), []).append((frame, feet_x, visit))
+
+
 def run_split(
     split_tracks: dict[str, list[Tracks]],
     pets09: Path,
@@ -161,16 +184,14 @@ def run_split(
         ours.append(now.count)
         if zone_counts is not None:
             zone_counts.append(now.zones)
-        for camera_id, (x0, _) in VIEWS.items():
-            tracks = split_tracks[camera_id][f]
-            if not len(tracks) or not len(boxes):
-                continue
-            overlap = _iou(boxes, tracks.xyxy.astype(np.float64) + np.array([x0, 0, x0, 0]))
-            for i, j in zip(*linear_sum_assignment(-overlap), strict=True):
-                if overlap[i, j] >= 0.5:
-                    feet_x = float(boxes[i, 0] + boxes[i, 2]) / 2
-                    visit = store_visits.visit_of(camera_id, int(tracks.track_id[j]))
-                    seen.setdefault(int(rows[i, 1]), []).append((f, feet_x, visit))
+        _match_people(
+            seen,
+            f,
+            rows,
+            boxes,
+            split_tracks,
+            lambda camera, _, track: store_visits.visit_of(camera, track),
+        )
     end = frames / FPS
     for camera_id in VIEWS:
         events += analytics[camera_id].finish(end)
@@ -192,16 +213,14 @@ def seen_by_visits(
         boxes = np.column_stack(
             [rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]]
         )
-        for camera_id, (x0, _) in VIEWS.items():
-            tracks = split_tracks[camera_id][f]
-            if not len(tracks) or not len(boxes):
-                continue
-            overlap = _iou(boxes, tracks.xyxy.astype(np.float64) + np.array([x0, 0, x0, 0]))
-            for i, j in zip(*linear_sum_assignment(-overlap), strict=True):
-                if overlap[i, j] >= 0.5:
-                    feet_x = float(boxes[i, 0] + boxes[i, 2]) / 2
-                    visit = visits[camera_id][f][int(tracks.track_id[j])]
-                    seen.setdefault(int(rows[i, 1]), []).append((f, feet_x, visit))
+        _match_people(
+            seen,
+            f,
+            rows,
+            boxes,
+            split_tracks,
+            lambda camera, frame, track: visits[camera][frame][track],
+        )
     return seen
 
 

@@ -8,7 +8,9 @@ does use one FAILS (never skips) with a message naming the missing path.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +49,19 @@ def pets09(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tud_campus(shared_dir: Path) -> Path:
     return _require(shared_dir / "data" / "TUD-Campus")
+
+
+@pytest.fixture(scope="session")
+def split_tracks(pets09: Path, yolox_path: Path) -> dict[str, Any]:
+    """YOLOX-Nano tracks of PETS09 cut into two overlapping camera views (``left``,
+    ``right``; ``benchmarks/store_visits.py``), one list of ``Tracks`` a frame per view."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from store_visits import track_split
+    from storesense.vision.detector import Detector
+
+    tracks = track_split(pets09, Detector.from_model("yolox-nano"))
+    assert len(tracks["left"]) == len(tracks["right"]) == 795
+    return tracks
 
 
 @pytest.fixture(scope="session", autouse=True)

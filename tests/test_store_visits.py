@@ -32,17 +32,7 @@ from store_visits import (
     run_split,
     shared_person_frames,
     split_layout,
-    track_split,
 )
-
-
-@pytest.fixture(scope="module")
-def split_tracks(pets09: Path, yolox_path: Path) -> dict[str, list[Tracks]]:
-    from storesense.vision.detector import Detector
-
-    tracks = track_split(pets09, Detector.from_model("yolox-nano"))
-    assert len(tracks["left"]) == len(tracks["right"]) == 795
-    return tracks
 
 
 def test_people_keep_one_visit_across_two_cameras(

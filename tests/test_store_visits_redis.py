@@ -35,22 +35,13 @@ from storesense.zones.store_visits import FloorFrame, StoreVisits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from store_visits import FLOOR_ZONE, VIEWS, crossings, floor_zone_truth, run_split, track_split
+from store_visits import FLOOR_ZONE, VIEWS, crossings, floor_zone_truth, run_split
 from store_visits_redis import figures, run_processes
 
 pytest_plugins = ["service_helpers"]
 
 SPEED = 2.0
 """The processes play the 7 fps footage twice as fast as real time (about 60 s)."""
-
-
-@pytest.fixture(scope="module")
-def split_tracks(pets09: Path, yolox_path: Path) -> dict[str, list[Tracks]]:
-    from storesense.vision.detector import Detector
-
-    tracks = track_split(pets09, Detector.from_model("yolox-nano"))
-    assert len(tracks["left"]) == len(tracks["right"]) == 795
-    return tracks
 
 
 def test_two_worker_processes_keep_one_visit_and_count_the_union(
