@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 from store_visits import FLOOR_ZONE, VIEWS, crossings, floor_zone_truth, run_split
 from store_visits_redis import figures, run_processes
+from test_store_visits import person, two_cameras  # both cameras see one metre at 0.0
 
 pytest_plugins = ["service_helpers"]
 
@@ -90,39 +91,9 @@ def test_two_worker_processes_keep_one_visit_and_count_the_union(
 
 
 # ---------------------------------------------------------------- the link itself
-def two_cameras() -> StoreLayout:
-    """Cameras ``a`` and ``b`` both see the same square metre of floor (100 px = 1 m)."""
-    square = [[0, 0], [100, 0], [100, 100], [0, 100]]
-    return StoreLayout.model_validate(
-        {
-            "store": {"id": "s"},
-            "cameras": [
-                {
-                    "id": camera_id,
-                    "homography": {
-                        "image_points": square,
-                        "floor_points": [[0, 0], [1, 0], [1, 1], [0, 1]],
-                    },
-                }
-                for camera_id in ("a", "b")
-            ],
-        }
-    )
-
-
-def person(track_id: int, x: float, t: float) -> Tracks:
-    return Tracks(
-        np.array([[x - 5, 0, x + 5, 50]]),
-        np.ones(1),
-        np.array([track_id]),
-        np.zeros((1, 2)),
-        timestamp=t,
-    )
-
-
 def _process(url: str, store_id: str, worker: str) -> tuple[RedisStore, StoreVisits, LiveFloorLink]:
     store = RedisStore.from_url(url, store_id)
-    visits = StoreVisits(two_cameras())
+    visits = StoreVisits(two_cameras(0.0))
     link = store.live_floor(worker)
     link.attach(visits)
     return store, visits, link
@@ -217,7 +188,7 @@ def test_sqlite_stays_one_process(tmp_path: Path) -> None:
     try:
         assert store.live_floor("box") is None
         engines = StoreWideAnalytics(store.live_floor("box"))
-        engine = engines(two_cameras(), "a", "run", 0.0)
+        engine = engines(two_cameras(0.0), "a", "run", 0.0)
         assert engine.store_visits is not None and engine.store_visits.on_frame is None
         engines.close()
     finally:
