@@ -86,6 +86,24 @@ def add_store_option(parser: argparse.ArgumentParser, default: Any = None) -> No
     )
 
 
+def add_frame_rate_options(parser: argparse.ArgumentParser) -> None:
+    """``--fps`` (the source's real frame rate) and ``--sample-fps`` (process at most N a
+    second), shared by the commands that read a video."""
+    parser.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help="the source's real frame rate (default: the container's)",
+    )
+    parser.add_argument(
+        "--sample-fps",
+        type=float,
+        default=None,
+        metavar="N",
+        help="process at most N frames a second (default: every frame)",
+    )
+
+
 def load_layout_file(path: Path) -> StoreLayout:
     """The layout in ``path``; a :class:`CLIError` of ``layout FILE: path: message`` lines."""
     from storesense.zones.config import LayoutError, load_layout

@@ -18,7 +18,12 @@ EXAMPLES = """\
 
 
 def register(subparsers: Any) -> None:
-    from storesense.api.cli import CAMERA_HELP, add_command, add_layout_option
+    from storesense.api.cli import (
+        CAMERA_HELP,
+        add_command,
+        add_frame_rate_options,
+        add_layout_option,
+    )
 
     parser = add_command(
         subparsers,
@@ -51,19 +56,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--model", default="yolox-nano", metavar="NAME|PATH", help="model name or .onnx path"
     )
-    parser.add_argument(
-        "--fps",
-        type=float,
-        default=None,
-        help="the source's real frame rate (default: the container's)",
-    )
-    parser.add_argument(
-        "--sample-fps",
-        type=float,
-        default=None,
-        metavar="N",
-        help="process at most N frames a second (default: every frame)",
-    )
+    add_frame_rate_options(parser)
     parser.add_argument(
         "--run-id", default="", help="goes into event ids, to tell runs apart (default: none)"
     )

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Any) -> None:
-    from storesense.api.cli import CAMERA_HELP, add_command
+    from storesense.api.cli import CAMERA_HELP, add_command, add_frame_rate_options
 
     parser = add_command(
         subparsers,
@@ -55,19 +55,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="output decoder of an ONNX file given by path (default yolox)",
     )
-    parser.add_argument(
-        "--fps",
-        type=float,
-        default=None,
-        help="override the source frame rate (default: the container's)",
-    )
-    parser.add_argument(
-        "--sample-fps",
-        type=float,
-        default=None,
-        metavar="N",
-        help="process at most N frames a second (default: every frame)",
-    )
+    add_frame_rate_options(parser)
     parser.add_argument(
         "--camera",
         default="cam",
