@@ -200,6 +200,16 @@ def report_variants(
     return table
 
 
+def print_spread(margins: dict[str, list[float]]) -> None:
+    """One line per metric: min, median and max of ours minus the best peer over variants."""
+    for metric, values in margins.items():
+        arr = np.array(values)
+        print(
+            f"  {metric}: min {arr.min():+.1f}, median {np.median(arr):+.1f}, max {arr.max():+.1f}"
+            f" ({int((arr > 0).sum())}/{len(arr)} above every peer)"
+        )
+
+
 def folds(grid: dict[str, list[object]]) -> None:
     """Tune on one sequence, report on the other (both ways) and on its variants; then
     the shipped defaults on both."""
@@ -216,23 +226,13 @@ def folds(grid: dict[str, list[object]]) -> None:
         table = report_variants(config, test_on, margins)
         summary[f"{tune_on} -> {test_on}"] = {"chosen": chosen, **table}
     print("\nours minus best peer, tuned on the other sequence, every variant (spread):")
-    for metric, values in margins.items():
-        arr = np.array(values)
-        print(
-            f"  {metric}: min {arr.min():+.1f}, median {np.median(arr):+.1f}, max {arr.max():+.1f}"
-            f" ({int((arr > 0).sum())}/{len(arr)} above every peer)"
-        )
+    print_spread(margins)
     shipped: dict[str, list[float]] = {"HOTA": [], "IDF1": []}
     for name in names:
         print(f"\n== shipped defaults (TrackerConfig()) on {name} ==")
         summary[f"defaults on {name}"] = report_variants(TrackerConfig(), name, shipped)
     print("\nshipped defaults minus best peer, both sequences, every variant (spread):")
-    for metric, values in shipped.items():
-        arr = np.array(values)
-        print(
-            f"  {metric}: min {arr.min():+.1f}, median {np.median(arr):+.1f}, max {arr.max():+.1f}"
-            f" ({int((arr > 0).sum())}/{len(arr)} above every peer)"
-        )
+    print_spread(shipped)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "tracking_folds.json").write_text(json.dumps(summary, indent=2, default=str))
     print(f"written {RESULTS / 'tracking_folds.json'}")
