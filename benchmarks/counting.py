@@ -680,6 +680,8 @@ HOLDOUT_LAYOUTS = [
     ROOT / "examples" / "pets09_holdout.yaml",
     ROOT / "examples" / "pets09_holdout_b.yaml",
     ROOT / "examples" / "pets09_holdout_c.yaml",
+    ROOT / "examples" / "pets09_holdout_d.yaml",
+    ROOT / "examples" / "pets09_holdout_e.yaml",
     ROOT / "examples" / "tud_holdout.yaml",
 ]
 
