@@ -34,7 +34,16 @@ studied on (``DESIGN``) and the ones added afterwards (held out: ``aisles`` and 
 The **noise floor** at the end: the truth against itself with every annotated box moved
 by independent Gaussian noise of sigma px per frame (x and y, 3 seeds): how much of the
 transition error a feet point that far from the annotation costs through the path rule
-alone (a stay near ``path_min_seconds`` flips either way), whatever the tracker.
+alone (a stay near ``path_min_seconds`` flips either way), whatever the tracker. A
+detector's box is not off the annotation independently per frame but by an offset that
+lasts: the **drifting** noise floor moves every annotated box by a per-person offset
+as large (sigma px) and as lasting (correlation time tau s) as ours is from the annotated
+boxes, both measured in the same run (:func:`feet_error`; 6 seeds, median and range).
+
+``--diagnose`` also prints, per layout, the pairs ours and the truth count differently and
+every person whose transitions differ, with each stay (zone, video frames, seconds) of
+the truth and of the visits given to that person: which stay crossed
+``path_min_seconds`` one way and not the other.
 
 ``--step K`` keeps every K-th frame of the video, its detections and its annotations
 (7 fps / K on PETS09, capture times kept): a camera sampled more sparsely, where a stay
@@ -50,29 +59,37 @@ import argparse
 import dataclasses
 import itertools
 import json
+import math
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from counting import _iou as box_iou
-from counting import load_gt_tracks
+from counting import border_band, in_border_band, load_gt_tracks
 from storesense.vision.detections import Detections, Tracks
 from storesense.vision.tracking import Tracker
 from storesense.zones.camera import CameraAnalytics
 from storesense.zones.config import StoreLayout, load_layout
+from storesense.zones.engine import ZoneEngine
 from storesense.zones.events import Event
 from storesense.zones.journeys import (
     JourneySummary,
     VisitLinker,
+    ZoneStay,
     exit_visits,
+    merge_stays,
     path_agreement,
+    path_of,
     summarise_journeys,
     transition_error,
     visit_paths,
+    visit_stays,
 )
 from tracking import PEERS, run_tracker
 from tracking_detections import RESULTS, SequenceDetections, load_sequence
@@ -130,6 +147,34 @@ def our_tracks(frames: list[Detections], fps: float) -> list[Tracks]:
     return out
 
 
+class _BorderBlindEngine(ZoneEngine):
+    """The zone engine with people whose box lies within ``band`` px of the picture's
+    left or right edge in no zone (their feet far outside every zone for that frame):
+    the don't-care of ``counting.py``'s zone figures. Tracking, re-link and lines are
+    unchanged."""
+
+    band = 0.0
+    _blind: npt.NDArray[np.bool_] = np.zeros(0, np.bool_)
+
+    def update(self, tracks: Tracks) -> list[Event]:
+        # The hidden-legs correction moves only the bottom edge: the band test holds after it.
+        self._blind = in_border_band(np.asarray(tracks.xyxy), self.band)
+        return super().update(tracks)
+
+    def _update_zones(
+        self,
+        slots: npt.NDArray[np.int64],
+        ids: list[int],
+        anchors: npt.NDArray[np.float64],
+        velocity: npt.NDArray[np.float32],
+        now: float,
+    ) -> list[Event]:
+        if self._blind.any():
+            anchors = anchors.copy()
+            anchors[self._blind] = -1e9
+        return super()._update_zones(slots, ids, anchors, velocity, now)
+
+
 def journey_events(
     layout: StoreLayout,
     tracks: list[Tracks],
@@ -138,10 +183,13 @@ def journey_events(
     relink: bool = True,
     gap_only: bool = False,
     amodal: bool = True,
+    border: float | None = None,
 ) -> list[Event]:
     """Events of the layout's camera for these tracks, visit ids stamped when ``link``
     (only across short gaps when ``gap_only``); ``amodal=False``: the zone engine takes
-    the feet from the boxes as given (no hidden-legs correction)."""
+    the feet from the boxes as given (no hidden-legs correction); ``border`` (px): people
+    whose box is that close to the left or right edge are in no zone (see
+    :class:`_BorderBlindEngine`)."""
     data = layout.model_dump(mode="json")
     if not link:
         data["store"]["journeys"]["link_seconds"] = 0.0
@@ -153,6 +201,10 @@ def journey_events(
             camera["relink_seconds"] = 0.0
     layout = StoreLayout.model_validate(data)
     analytics = CameraAnalytics(layout, CAMERA, shelves=False, frame_size=FRAME_SIZE)
+    if border is not None:
+        blind = _BorderBlindEngine(layout, CAMERA)
+        blind.frame_size, blind.band = FRAME_SIZE, border
+        analytics.zone_engine = blind
     if not amodal:
         analytics.zone_engine.amodal = None
     events: list[Event] = []
@@ -204,6 +256,55 @@ def person_transition_error(
         mine, real = ours.get(person, Counter()), truth.get(person, Counter())
         wrong += sum(abs(mine[pair] - real[pair]) for pair in set(mine) | set(real))
     return wrong / total if total else 0.0
+
+
+def diagnose(
+    layout: StoreLayout,
+    events: list[Event],
+    truth_events: list[Event],
+    people: dict[int, Counter[int]],
+    video_fps: float,
+) -> list[str]:
+    """Lines for ``--diagnose``: the pairs ours and the truth count differently, then each
+    annotated person whose transitions differ (ours: the visits given to them, as in
+    :func:`person_transition_error`), with every merged stay as
+    zone[first frame-last frame: seconds] (video frames, 1-based)."""
+    settings = layout.store.journeys
+    minimum, gap = settings.path_min_seconds, settings.path_gap_seconds
+    ours, truth = visit_stays(events), visit_stays(truth_events)
+    follows: dict[str, Counter[int]] = defaultdict(Counter)
+    for event, visit in exit_visits(events):
+        follows[visit].update(people.get(event.track_id, Counter()))
+    given: dict[int | None, list[str]] = defaultdict(list)
+    for visit in ours:
+        given[follows[visit].most_common(1)[0][0] if follows[visit] else None].append(visit)
+
+    def pairs(stays: Iterable[list[ZoneStay]]) -> Counter[tuple[str, str]]:
+        return Counter(p for s in stays for p in itertools.pairwise(path_of(s, minimum, gap)))
+
+    def shown(stays: list[ZoneStay]) -> str:
+        return " ".join(
+            f"{s.zone}[{round(s.entered * video_fps) + 1}-{round(s.exited * video_fps)}:"
+            f"{s.seconds:.2f}]"
+            for s in merge_stays(stays, gap)
+        )
+
+    mine, real = pairs(ours.values()), pairs(truth.values())
+    wrong = {f"{a}->{b}": mine[(a, b)] - real[(a, b)] for a, b in sorted(mine | real)}
+    lines = [f"  ours - truth: { ({k: v for k, v in wrong.items() if v}) }"]
+    persons = {int(key.rsplit(":", 1)[1]) for key in truth} | {p for p in given if p is not None}
+    for person in sorted(persons):
+        theirs = truth.get(f"{CAMERA}:{person}", [])
+        visits = given.get(person, [])
+        if pairs([theirs]) == pairs(ours[v] for v in visits):
+            continue
+        lines.append(f"  person {person}: truth {path_of(theirs, minimum, gap)}")
+        lines.append(f"    truth      {shown(theirs)}")
+        for visit in visits:
+            lines.append(f"    {visit:<10} {shown(ours[visit])}")
+    for visit in given.get(None, []):
+        lines.append(f"  nobody's visit {visit}: {shown(ours[visit])}")
+    return lines
 
 
 def visit_continuity(
@@ -274,11 +375,79 @@ def jittered(tracks: list[Tracks], sigma: float, seed: int) -> list[Tracks]:
     return out
 
 
+def feet_error(tracks: list[Tracks], gt: list[Tracks]) -> tuple[float, float]:
+    """How far our feet points lie from the annotated ones, and for how long an offset
+    lasts: the standard deviation (px, x and y pooled) of ours - annotation over every box
+    that follows an annotated one (IoU >= 0.5), and the lag (s) at which the offset's
+    autocorrelation falls to 1/e (linear between frames; 0 s for no offset at all)."""
+    offsets: dict[tuple[int, int], dict[int, np.ndarray]] = defaultdict(dict)
+    for index, (ours, truth) in enumerate(zip(tracks, gt, strict=True)):
+        if len(ours.track_id) == 0 or len(truth.track_id) == 0:
+            continue
+        iou = box_iou(ours.xyxy.astype(np.float64), truth.xyxy.astype(np.float64))
+        best = iou.argmax(axis=1)
+        for row, column in enumerate(best.tolist()):
+            if iou[row, column] < 0.5:
+                continue
+            mine, real = ours.xyxy[row].astype(np.float64), truth.xyxy[column].astype(np.float64)
+            offset = np.array([(mine[0] + mine[2] - real[0] - real[2]) / 2, mine[3] - real[3]])
+            offsets[(int(ours.track_id[row]), int(truth.track_id[column]))][index] = offset
+    pooled = np.array([o for frames in offsets.values() for o in frames.values()])
+    mean, sigma = pooled.mean(axis=0), float(pooled.std())
+    if sigma == 0:
+        return 0.0, 0.0
+    fps = (len(tracks) - 1) / (tracks[-1].timestamp - tracks[0].timestamp)
+    previous = 1.0
+    for lag in range(1, len(tracks)):
+        pairs = [
+            (frames[i] - mean, frames[i + lag] - mean)
+            for frames in offsets.values()
+            for i in frames
+            if i + lag in frames
+        ]
+        if not pairs:
+            break
+        a, b = (np.array(side) for side in zip(*pairs, strict=True))
+        correlation = float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+        if correlation <= 1 / math.e:
+            between = (previous - 1 / math.e) / (previous - correlation)
+            return sigma, (lag - 1 + between) / fps
+        previous = correlation
+    return sigma, math.inf
+
+
+def drifted(tracks: list[Tracks], sigma: float, tau: float, seed: int) -> list[Tracks]:
+    """The tracks with every box moved by an offset that drifts per track id: x and y each
+    a Gauss-Markov process of standard deviation sigma px whose correlation falls to 1/e
+    in tau s (like a detector's box, off the annotation by a few pixels for a while)."""
+    rng = np.random.default_rng(seed)
+    state: dict[int, tuple[float, np.ndarray]] = {}
+    out = []
+    for frame in tracks:
+        xyxy = np.asarray(frame.xyxy, np.float64).copy()
+        now = float(frame.timestamp)
+        for row, track_id in enumerate(frame.track_id.tolist()):
+            fresh = rng.normal(0.0, sigma, 2)
+            if track_id in state:
+                then, offset = state[track_id]
+                keep = math.exp(-(now - then) / tau) if tau > 0 else 0.0
+                fresh = keep * offset + math.sqrt(1 - keep * keep) * fresh
+            state[track_id] = (now, fresh)
+            xyxy[row, [0, 2]] += fresh[0]
+            xyxy[row, [1, 3]] += fresh[1]
+        out.append(dataclasses.replace(frame, xyxy=xyxy))
+    return out
+
+
+DRIFT_SEEDS = 10
+
+
 def noise_floor(
-    gt: list[Tracks], layouts: dict[str, StoreLayout]
+    gt: list[Tracks], layouts: dict[str, StoreLayout], drift: tuple[float, float]
 ) -> dict[str, list[dict[str, float]]]:
-    """Transition error of the truth against the truth with jittered boxes, per fold
-    (printed; returned as {sigma: [{fold: error} per seed]})."""
+    """Transition error of the truth against the truth with jittered boxes (independent
+    noise per frame) and with drifting boxes (``drift``: sigma px, tau s, see
+    :func:`drifted`), per fold (printed; returned as {noise: [{fold: error} per seed]})."""
     truth = {
         name: journeys_of(layout, journey_events(layout, gt, link=False, relink=False))
         for name, layout in layouts.items()
@@ -286,30 +455,46 @@ def noise_floor(
     totals = {
         n: sum(v for row in t.transitions.values() for v in row.values()) for n, t in truth.items()
     }
-    print("\nnoise floor: the truth against itself with its boxes jittered by N(0, sigma) px:")
-    print(f"  {'sigma':<8} {'seed':<6}{'design':>10}{'held out':>10}{'all':>10}")
     folds = {
         "design": [n for n in layouts if n in DESIGN],
         "held out": [n for n in layouts if n not in DESIGN],
         "all": list(layouts),
     }
+
+    def errors(noisy: list[Tracks]) -> dict[str, float]:
+        wrong = {}
+        for name, layout in layouts.items():
+            ours = journeys_of(layout, journey_events(layout, noisy, link=False, relink=False))
+            wrong[name] = transition_error(ours.transitions, truth[name].transitions) * totals[name]
+        return {
+            fold: round(sum(wrong[n] for n in names) / total, 4)
+            for fold, names in folds.items()
+            if (total := sum(totals[n] for n in names))
+        }
+
+    print("\nnoise floor: the truth against itself with its boxes jittered by N(0, sigma) px:")
+    print(f"  {'sigma':<8} {'seed':<6}{'design':>10}{'held out':>10}{'all':>10}")
     floor: dict[str, list[dict[str, float]]] = {}
     for sigma in FLOOR_SIGMAS_PX:
         for seed in range(FLOOR_SEEDS):
-            noisy = jittered(gt, sigma, seed)
-            wrong = {}
-            for name, layout in layouts.items():
-                ours = journeys_of(layout, journey_events(layout, noisy, link=False, relink=False))
-                wrong[name] = (
-                    transition_error(ours.transitions, truth[name].transitions) * totals[name]
-                )
-            errors = {
-                fold: round(sum(wrong[n] for n in names) / total, 4)
-                for fold, names in folds.items()
-                if (total := sum(totals[n] for n in names))
-            }
-            floor.setdefault(f"{sigma:g}", []).append(errors)
-            print(f"  {sigma:<8g} {seed:<6}" + "".join(f"{e:10.1%}" for e in errors.values()))
+            row = errors(jittered(gt, sigma, seed))
+            floor.setdefault(f"{sigma:g}", []).append(row)
+            print(f"  {sigma:<8g} {seed:<6}" + "".join(f"{e:10.1%}" for e in row.values()))
+    sigma, tau = drift
+    print(
+        f"\nnoise floor, drifting: the truth against itself with its boxes moved by an offset "
+        f"as large and as lasting as ours (sigma {sigma:.1f} px, correlation time {tau:.2f} s):"
+    )
+    print(f"  {'seed':<15}{'design':>10}{'held out':>10}{'all':>10}")
+    key = f"drift {sigma:.1f} px {tau:.2f} s"
+    for seed in range(DRIFT_SEEDS):
+        row = errors(drifted(gt, sigma, tau, seed))
+        floor.setdefault(key, []).append(row)
+        print(f"  {seed:<15}" + "".join(f"{e:10.1%}" for e in row.values()))
+    spread = {fold: [row[fold] for row in floor[key]] for fold in floor[key][0]}
+    print(f"  {'median':<15}" + "".join(f"{float(np.median(v)):10.1%}" for v in spread.values()))
+    for label, pick in (("min", min), ("max", max)):
+        print(f"  {label:<15}" + "".join(f"{pick(v):10.1%}" for v in spread.values()))
     return floor
 
 
@@ -323,11 +508,59 @@ def journeys_of(layout: StoreLayout, events: list[Event]) -> JourneySummary:
     )
 
 
+def border_view(
+    gt: list[Tracks],
+    tracks: dict[str, list[Tracks]],
+    band: float,
+    folds: dict[str, list[str]],
+) -> dict[str, dict[str, float]]:
+    """The transition error (linked visits) with people within ``band`` px of the left or
+    right edge in no zone, for the truth and every tracker alike (printed; returned per
+    fold and tracker): ``gt.txt`` labels a person only while their whole box is in the
+    picture, so a stay that begins or ends there is measured from a later (or to an
+    earlier) frame in the truth than for a detector that sees the person walk in."""
+    wrong: dict[str, dict[str, float]] = defaultdict(dict)
+    totals: dict[str, int] = {}
+    for layout_path in LAYOUTS:
+        layout = load_layout(layout_path)
+        name = layout_path.stem.removeprefix("journeys_")
+        truth = journeys_of(
+            layout, journey_events(layout, gt, link=False, relink=False, border=band)
+        )
+        totals[name] = sum(n for row in truth.transitions.values() for n in row.values())
+        for label, per_frame in tracks.items():
+            ours = journeys_of(layout, journey_events(layout, per_frame, link=True, border=band))
+            wrong[label][name] = (
+                transition_error(ours.transitions, truth.transitions) * totals[name]
+            )
+    pooled = {
+        fold: {
+            label: round(sum(errors[n] for n in names) / sum(totals[n] for n in names), 4)
+            for label, errors in wrong.items()
+        }
+        for fold, names in folds.items()
+        if names
+    }
+    print(
+        f"\ntransition error with people within {band:.1f} px of the left or right edge in no "
+        "zone (truth and trackers alike; the band where gt.txt labels nobody, as counting.py):"
+    )
+    print(f"  {'tracks':<34}" + "".join(f"{f'{fold} ({len(folds[fold])})':>16}" for fold in pooled))
+    for label in sorted(wrong, key=lambda item: pooled["all"][item]):
+        print(f"  {label:<34}" + "".join(f"{pooled[fold][label]:16.1%}" for fold in pooled))
+    return pooled
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None, help="default: results/journeys.json")
     parser.add_argument(
         "--step", type=int, default=1, help="keep every STEP-th frame (default 1: all)"
+    )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also list, per layout, every person whose transitions differ, with the stays",
     )
     args = parser.parse_args()
     if args.step < 1:
@@ -343,6 +576,7 @@ def main() -> None:
         tracks[peer] = rows_to_tracks(run_tracker(build, sequence)[0], fps)
     people = {label: track_people(per_frame, gt) for label, per_frame in tracks.items()}
     results: dict[str, dict[str, dict[str, float | int]]] = {}
+    diagnosis: dict[str, list[str]] = {}
     for layout_path in LAYOUTS:
         layout = load_layout(layout_path)
         name = layout_path.stem.removeprefix("journeys_")
@@ -377,6 +611,14 @@ def main() -> None:
                         person_transition_error(layout, events, truth_events, people[label]), 4
                     ),
                 }
+                if args.diagnose and label + suffix == "storesense":
+                    video_fps = fps * args.step
+                    diagnosis[name] = diagnose(
+                        layout, events, truth_events, people[label], video_fps
+                    )
+    for name, lines in diagnosis.items():
+        print(f"{name}: our transitions against the truth's, per person")
+        print("\n".join(lines) + "\n")
     header = (
         f"{'layout':<10} {'tracks':<34} {'visits':>6} {'trans':>6} {'trans err':>9} "
         f"{'path agree':>10} {'person err':>10}"
@@ -429,7 +671,12 @@ def main() -> None:
         )
         for label in sorted(labels, key=lambda item: table["all"][item]):
             print(f"  {label:<34}" + "".join(f"{table[fold][label]:16.1%}" for fold in table))
-    floor = noise_floor(gt, {p.stem.removeprefix("journeys_"): load_layout(p) for p in LAYOUTS})
+    band = border_band(sequence.folder / "gt" / "gt.txt", FRAME_SIZE[0])[0]
+    bordered = border_view(gt, tracks, band, folds)
+    drift = feet_error(tracks["storesense"], gt)
+    floor = noise_floor(
+        gt, {p.stem.removeprefix("journeys_"): load_layout(p) for p in LAYOUTS}, drift
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
@@ -440,6 +687,8 @@ def main() -> None:
                 "pooled_transition_error": pooled["transition_error"],
                 "pooled_person_error": pooled["person_error"],
                 "noise_floor": floor,
+                "border_band_px": band,
+                "pooled_transition_error_border_dont_care": bordered,
             },
             indent=2,
         )

@@ -10,7 +10,7 @@ from storesense.vision.detections import Tracks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from journeys import jittered
+from journeys import drifted, feet_error, jittered
 
 
 def _frames(count: int, people: int) -> list[Tracks]:
@@ -50,3 +50,30 @@ def test_jitter_moves_whole_boxes_by_the_stated_noise() -> None:
     assert not np.allclose(noisy[10].xyxy, other[10].xyxy)
     # The input is left as it was.
     np.testing.assert_array_equal(clean[3].xyxy[0], [109.0, 200.0, 149.0, 320.0])
+
+
+def test_drift_moves_whole_boxes_by_a_lasting_offset_that_feet_error_measures() -> None:
+    clean = _frames(700, 8)
+    drifting = drifted(clean, 3.0, 1.0, seed=0)
+    shift = np.stack([d.xyxy - c.xyxy for d, c in zip(drifting, clean, strict=True)])
+    np.testing.assert_allclose(shift[..., 0], shift[..., 2], atol=1e-3)
+    np.testing.assert_allclose(shift[..., 1], shift[..., 3], atol=1e-3)
+    assert abs(float(shift[..., [0, 1]].std()) - 3.0) < 0.4
+    # One frame (1/7 s) apart the offset is nearly the same; 1 s apart, 1/e of it is left.
+    x = shift[..., 0]
+    near = np.corrcoef(x[:-1].ravel(), x[1:].ravel())[0, 1]
+    far = np.corrcoef(x[:-7].ravel(), x[7:].ravel())[0, 1]
+    assert near > 0.8
+    assert abs(far - np.exp(-1)) < 0.12
+    # Each person drifts on their own.
+    assert abs(float(np.corrcoef(x[:, 0], x[:, 1])[0, 1])) < 0.3
+    assert all(
+        np.array_equal(a.xyxy, b.xyxy)
+        for a, b in zip(drifting, drifted(clean, 3.0, 1.0, seed=0), strict=True)
+    )
+    np.testing.assert_array_equal(clean[3].xyxy[0], [109.0, 200.0, 149.0, 320.0])
+    # feet_error reads the size and the duration of the offset back, against the clean boxes.
+    sigma, tau = feet_error(drifting, clean)
+    assert abs(sigma - 3.0) < 0.4
+    assert 0.75 < tau < 1.3
+    assert feet_error(clean, clean)[0] == 0.0
