@@ -481,6 +481,27 @@ def test_hidden_track_stays_in_its_zone_where_its_motion_puts_it(
     assert off.occupancy()["z"] == 0
 
 
+@pytest.mark.parametrize(
+    ("other", "counted_while_hidden"),
+    [
+        ((282.0, 210.0), [2, 2, 2]),  # vanished behind person 2: may have stopped there
+        ((150.0, 200.0), [1, 1, 1]),  # open view: its motion took it out of the zone (x>300)
+    ],
+)
+def test_hidden_behind_someone_counts_where_it_vanished(
+    other: tuple[float, float], counted_while_hidden: list[int]
+) -> None:
+    # Person 1 walks right at 80 px/s and vanishes at x=280; person 2 stays in view.
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+    for t in (0.0, 0.2, 0.4):
+        engine.update(feet_at([(280.0, 200.0), other], t, velocity=[(80.0, 0.0), (0.0, 0.0)]))
+    counts = []
+    for t in (1.0, 1.8, 2.35):  # predicted x 328 and beyond; within lost_after (2.0)
+        engine.update(feet_at([other], t, ids=[2]))
+        counts.append(engine.occupancy()["z"])
+    assert counts == counted_while_hidden
+
+
 @pytest.mark.parametrize(("occlusion_aware", "crossings"), [(True, ["in"]), (False, [])])
 def test_line_crossed_while_hidden_is_decided_from_the_motion(
     occlusion_aware: bool, crossings: list[str]

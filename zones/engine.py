@@ -59,6 +59,10 @@ APPROACH_CHECK_SECONDS = 0.5
 MIN_APPROACH_SPEED_PX_S = 10.0
 """Slower floor points (standing, box jitter) never predict an approach."""
 
+OCCLUDED_SHARE = 0.5
+"""A hidden track whose last box is at least this much inside a visible track's box is
+behind that person (more than half of it would be out of sight)."""
+
 EDGE_MARGIN = 0.25
 """A box within this fraction of its width of the picture's edge may be walking out of it."""
 
@@ -84,7 +88,10 @@ class ZoneEngine:
     **Occlusion** (``occlusion_aware``, the camera's setting, on by default): a track the
     tracker no longer sees (hidden behind someone) is not taken out of its zones: for up
     to ``lost_after_seconds`` it is placed where its last floor point and velocity say it
-    is now, and it keeps counting in :meth:`occupancy` while that point is inside. When
+    is now, and it keeps counting in :meth:`occupancy` while that point is inside; one whose
+    last box is mostly inside the box of a person in view (hidden behind them) also counts
+    while the point where it vanished is inside (it may have stopped behind them: its own
+    velocity from before the occlusion is a guess, the occluder is evidence). When
     it never comes back, its visit ends when that predicted point left the zone (or when
     the track is closed). A re-link looks for the old track where it should be by now
     (last point + velocity x gap), and a crossing is decided by the straight path from
@@ -542,6 +549,18 @@ class ZoneEngine:
             px = predicted[:, self._edge_anchor, 0]
             py = predicted[:, self._edge_anchor, 1]
             member = self._polygons.contains_per_edge(px, py)
+        covered = self._behind_someone(hidden, now)
+        if covered.any():
+            # Hidden behind a person in view: it may be standing where it vanished as well as
+            # where its own (pre-occlusion) velocity would carry it.
+            last = self._prev[hidden[covered]]
+            if self._zone_point >= 0:
+                stay = self._polygons.contains(last[:, self._zone_point])
+            else:
+                stay = self._polygons.contains_per_edge(
+                    last[:, self._edge_anchor, 0], last[:, self._edge_anchor, 1]
+                )
+            member[covered] |= stay
         in_picture = np.ones(len(hidden), np.bool_)
         if self.frame_size is not None:
             # Last seen at the picture's edge: it walked out, it is not hidden.
@@ -562,6 +581,22 @@ class ZoneEngine:
             out_at[ends] = np.where(was_held, now, vanished)[ends]
             self._hidden_out_at[hidden] = out_at
         self._hidden_in[hidden] = holding
+
+    def _behind_someone(
+        self, hidden: npt.NDArray[np.int64], now: float
+    ) -> npt.NDArray[np.bool_]:
+        """Which hidden tracks have their last box at least :data:`OCCLUDED_SHARE` inside the
+        box of a track seen now: someone in view stands where they vanished."""
+        seen = np.flatnonzero(self._last_seen == now)
+        if len(seen) == 0:
+            return np.zeros(len(hidden), np.bool_)
+        box, other = self._box[hidden], self._box[seen]
+        low = np.maximum(box[:, None, :2], other[None, :, :2])
+        high = np.minimum(box[:, None, 2:], other[None, :, 2:])
+        overlap = np.prod(np.clip(high - low, 0.0, None), axis=2).max(axis=1)
+        area = np.prod(box[:, 2:] - box[:, :2], axis=1)
+        result: npt.NDArray[np.bool_] = overlap >= OCCLUDED_SHARE * area
+        return result
 
     def _walk(self, slots: npt.NDArray[np.int64], feet: FloatArray) -> None:
         """Add each track's floor step since its last sighting to its odometer (metres)."""
