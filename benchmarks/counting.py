@@ -192,6 +192,7 @@ def cached_pipeline_tracks(
                 timestamp=tracks.timestamp,
                 frame_index=tracks.frame_index,
                 lost_ids=tracks.lost_ids,
+                held_ids=tracks.held_ids,
             )
         out.append(tracks)
     return out

@@ -357,3 +357,78 @@ def test_walker_hidden_for_a_second_keeps_id_with_the_defaults(fps: float) -> No
     out = run(Tracker(), frames, fps)
     assert {int(i) for t in out for i in t.track_id} == {1}
     assert out[-1].velocity[0, 0] == pytest.approx(speed, rel=0.15)
+
+
+# ------------------------------------------------------------- glimpse hold
+
+
+def legs_behind_a_sign(fps: float, seconds: float, score: float = 0.2) -> list[Detections]:
+    """Someone standing behind a sign: the detector only glimpses them (weak boxes)."""
+    return [person(200, 300, score=score)] * round(seconds * fps)
+
+
+@pytest.mark.parametrize("fps", [5.0, 7.0, 25.0])
+@pytest.mark.parametrize("glimpse_hold", [True, False])
+def test_glimpsed_person_is_held_unreported_past_the_lost_buffer(
+    fps: float, glimpse_hold: bool
+) -> None:
+    tracker = Tracker(TrackerConfig(lost_buffer_seconds=1.0, glimpse_hold=glimpse_hold))
+    seen = [person(200, 300)] * int(fps)
+    gap = [Detections.empty()]  # lost: a weak box may no longer continue it
+    out = run(tracker, [*seen, *gap, *legs_behind_a_sign(fps, 4.0)], fps)
+    hidden = out[len(seen) :]
+    assert all(len(t.track_id) == 0 for t in hidden)  # never reported: tracks unchanged
+    lost = [int(i) for t in hidden for i in t.lost_ids]
+    held = [t.held_ids.tolist() for t in hidden[-int(fps) :]]
+    if glimpse_hold:
+        assert lost == []
+        assert held == [[1]] * int(fps)
+    else:
+        assert lost == [1]
+        assert held == [[]] * int(fps)
+
+
+def test_held_track_ends_a_lost_buffer_after_the_last_glimpse() -> None:
+    fps = 10.0
+    tracker = Tracker(TrackerConfig(lost_buffer_seconds=1.0))
+    seen = [person(200, 300)] * 10
+    glimpsed = [Detections.empty(), *legs_behind_a_sign(fps, 3.0)]
+    out = run(tracker, [*seen, *glimpsed, *[Detections.empty()] * 15], fps)
+    removed_at = next(k for k, t in enumerate(out) if len(t.lost_ids))
+    last_glimpse = len(seen) + len(glimpsed) - 1
+    assert out[removed_at].lost_ids.tolist() == [1]
+    assert 1.0 < out[removed_at].timestamp - out[last_glimpse].timestamp <= 1.0 + 1 / fps
+
+
+def test_held_track_ends_when_a_new_track_starts_on_its_spot() -> None:
+    fps = 10.0
+    tracker = Tracker(TrackerConfig(lost_buffer_seconds=1.0))
+    seen = [person(200, 300)] * 10
+    glimpsed = [Detections.empty(), *legs_behind_a_sign(fps, 2.0)]
+    out = run(tracker, [*seen, *glimpsed, *[person(205, 300)] * 3], fps)
+    back = out[len(seen) + len(glimpsed) :]
+    assert back[0].lost_ids.tolist() == [1]  # the person is back under a new id
+    assert back[-1].track_id.tolist() == [2]
+    assert back[-1].held_ids.tolist() == []
+
+
+def test_part_of_a_person_in_view_is_no_glimpse() -> None:
+    # Person 1 vanishes; person 2 stands in the same column in front of that spot, and the
+    # only leftover weak box is person 2's head and shoulders: nobody is glimpsed.
+    fps = 10.0
+    tracker = Tracker(TrackerConfig(lost_buffer_seconds=1.0))
+    both = boxes_at((180, 200, 220, 300), (175, 230, 225, 355))
+    front = boxes_at((175, 230, 225, 355))
+    head = boxes_at((180, 200, 220, 245), score=0.2)
+    frames = [both] * 10 + [front] + [_merge(front, head)] * 20
+    out = run(tracker, frames, fps)
+    assert [int(i) for t in out for i in t.lost_ids] == [1]
+    assert all(t.held_ids.tolist() == [] for t in out)
+
+
+def _merge(a: Detections, b: Detections) -> Detections:
+    return Detections(
+        np.concatenate([a.xyxy, b.xyxy]),
+        np.concatenate([a.confidence, b.confidence]),
+        np.concatenate([a.class_id, b.class_id]),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +480,51 @@ def test_hidden_track_stays_in_its_zone_where_its_motion_puts_it(
         off.update(feet_at([(150.0, 200.0)], t, velocity=[velocity]))
     off.update(Tracks.empty(timestamp=1.0))
     assert off.occupancy()["z"] == 0
+
+
+@pytest.mark.parametrize(
+    ("other", "counted_while_hidden"),
+    [
+        ((282.0, 210.0), [2, 2, 2]),  # vanished behind person 2: may have stopped there
+        ((150.0, 200.0), [1, 1, 1]),  # open view: its motion took it out of the zone (x>300)
+    ],
+)
+def test_hidden_behind_someone_counts_where_it_vanished(
+    other: tuple[float, float], counted_while_hidden: list[int]
+) -> None:
+    # Person 1 walks right at 80 px/s and vanishes at x=280; person 2 stays in view.
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+    for t in (0.0, 0.2, 0.4):
+        engine.update(feet_at([(280.0, 200.0), other], t, velocity=[(80.0, 0.0), (0.0, 0.0)]))
+    counts = []
+    for t in (1.0, 1.8, 2.35):  # predicted x 328 and beyond; within lost_after (2.0)
+        engine.update(feet_at([other], t, ids=[2]))
+        counts.append(engine.occupancy()["z"])
+    assert counts == counted_while_hidden
+
+
+@pytest.mark.parametrize(
+    ("glimpsed", "counted", "dwell"), [(True, [1, 1, 1, 1], 6.4), (False, [1, 0, 0, 0], 1.8)]
+)
+def test_glimpsed_track_counts_where_it_vanished_while_glimpsed(
+    glimpsed: bool, counted: list[int], dwell: float
+) -> None:
+    # Walking right at 80 px/s (out of the zone at x>300 by 1.8 s), then only glimpsed (the
+    # tracker's held_ids) until 4.4 s: held where it vanished until 2 s after that.
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+    events = []
+    for t in (0.0, 0.2, 0.4):
+        events += engine.update(feet_at([(280.0, 200.0)], t, velocity=[(80.0, 0.0)]))
+    counts = []
+    for t in (0.6, 1.8, 2.6, 4.4):
+        held = np.array([1] if glimpsed else [], np.int64)
+        events += engine.update(replace(Tracks.empty(timestamp=t), held_ids=held))
+        counts.append(engine.occupancy()["z"])
+    events += engine.update(Tracks.empty(timestamp=6.6))
+    assert counts == counted
+    exits = [e for e in events if e.type == EventType.ZONE_EXIT]
+    assert len(exits) == 1 and engine.occupancy()["z"] == 0
+    assert exits[0].attributes["dwell_seconds"] == pytest.approx(dwell)
 
 
 @pytest.mark.parametrize(("occlusion_aware", "crossings"), [(True, ["in"]), (False, [])])

@@ -94,6 +94,9 @@ class Tracks:
     frame_index: int = 0
     lost_ids: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
     """Ids of tracks the tracker removed for good at this update (left the scene)."""
+    held_ids: IntArray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Ids of confirmed tracks not reported at this update whose person the detector still
+    glimpses where the track is held (a weak box there that no reported track explains)."""
 
     def __post_init__(self) -> None:
         boxes = _as_boxes(self.xyxy)
@@ -107,6 +110,7 @@ class Tracks:
             velocity.reshape(-1, 2) if velocity.size else np.zeros((0, 2), np.float32),
         )
         object.__setattr__(self, "lost_ids", np.asarray(self.lost_ids, np.int64).reshape(-1))
+        object.__setattr__(self, "held_ids", np.asarray(self.held_ids, np.int64).reshape(-1))
         n = len(boxes)
         if not (len(self.confidence) == len(self.track_id) == len(self.velocity) == n):
             raise ValueError("xyxy, confidence, track_id and velocity disagree in length")

@@ -59,6 +59,10 @@ APPROACH_CHECK_SECONDS = 0.5
 MIN_APPROACH_SPEED_PX_S = 10.0
 """Slower floor points (standing, box jitter) never predict an approach."""
 
+OCCLUDED_SHARE = 0.5
+"""A hidden track whose last box is at least this much inside a visible track's box is
+behind that person (more than half of it would be out of sight)."""
+
 EDGE_MARGIN = 0.25
 """A box within this fraction of its width of the picture's edge may be walking out of it."""
 
@@ -84,7 +88,13 @@ class ZoneEngine:
     **Occlusion** (``occlusion_aware``, the camera's setting, on by default): a track the
     tracker no longer sees (hidden behind someone) is not taken out of its zones: for up
     to ``lost_after_seconds`` it is placed where its last floor point and velocity say it
-    is now, and it keeps counting in :meth:`occupancy` while that point is inside. When
+    is now, and it keeps counting in :meth:`occupancy` while that point is inside; one whose
+    last box is mostly inside the box of a person in view (hidden behind them) also counts
+    while the point where it vanished is inside (it may have stopped behind them: its own
+    velocity from before the occlusion is a guess, the occluder is evidence). A track the
+    tracker lists in ``Tracks.held_ids`` (its person still glimpsed where they vanished, see
+    ``TrackerConfig.glimpse_hold``: behind a sign or a shelf end) counts the same way, and its
+    ``lost_after_seconds`` run from the last glimpse instead of the last sighting. When
     it never comes back, its visit ends when that predicted point left the zone (or when
     the track is closed). A re-link looks for the old track where it should be by now
     (last point + velocity x gap), and a crossing is decided by the straight path from
@@ -112,6 +122,7 @@ class ZoneEngine:
     _track_of: npt.NDArray[np.int64]
     _last_seen: FloatArray
     _missed_at: FloatArray
+    _glimpsed_at: FloatArray
     _prev: FloatArray
     _inside: npt.NDArray[np.bool_]
     _reported: npt.NDArray[np.bool_]
@@ -264,6 +275,7 @@ class ZoneEngine:
         extend("_track_of", (capacity,), -1, np.int64)
         extend("_last_seen", (capacity,), np.nan, np.float64)
         extend("_missed_at", (capacity,), np.nan, np.float64)
+        extend("_glimpsed_at", (capacity,), np.nan, np.float64)
         extend("_prev", (capacity, 3, 2), np.nan, np.float64)
         extend("_floor_prev", (capacity, 2), np.nan, np.float64)
         extend("_velocity", (capacity, 2), 0.0, np.float64)
@@ -330,7 +342,7 @@ class ZoneEngine:
         unseen = np.flatnonzero(
             (self._track_of >= 0)
             & (self._last_seen < now)
-            & (now - self._last_seen <= self.relink_seconds)
+            & (now - self._last_sign() <= self.relink_seconds)
         )
         if len(unseen) == 0:
             return
@@ -342,6 +354,8 @@ class ZoneEngine:
         expected = self._prev[unseen, 0]
         if self.occlusion_aware:
             elapsed = (now - self._last_seen[unseen])[:, None]
+            # Glimpsed since: still where it vanished.
+            elapsed[self._glimpsed_at[unseen] > self._last_seen[unseen]] = 0.0
             expected = expected + self._velocity[unseen] * elapsed
         gaps = anchors[rows, 0][:, None, :] - expected[None, :, :]
         distance = np.sqrt((gaps**2).sum(axis=2))
@@ -381,6 +395,7 @@ class ZoneEngine:
         self._track_of[slot] = -1
         self._last_seen[slot] = np.nan
         self._missed_at[slot] = np.nan
+        self._glimpsed_at[slot] = np.nan
         self._inside[slot] = False
         self._reported[slot] = False
         self._zone_pending[slot] = np.nan
@@ -504,12 +519,15 @@ class ZoneEngine:
             if self.occlusion_aware and self.zones:
                 self._hidden_in[slots] = False
                 self._hidden_out_at[slots] = np.nan
+        if self.occlusion_aware and len(tracks.held_ids):
+            held = [self._slot_of[i] for i in tracks.held_ids.tolist() if i in self._slot_of]
+            self._glimpsed_at[held] = now
         if self.occlusion_aware and self.zones and len(self._slot_of) > len(ids):
             self._follow_hidden(now)  # only when some held track is not in this frame
         if now >= self._next_stale_check:
             self._next_stale_check = now + STALE_CHECK_SECONDS
             # Free slots have no last sighting (NaN), so they never compare as stale.
-            stale = np.flatnonzero(now - self._last_seen > self.lost_after_seconds)
+            stale = np.flatnonzero(now - self._last_sign() > self.lost_after_seconds)
             if len(stale):
                 events += self._close(stale.tolist(), None)
         return events
@@ -530,7 +548,9 @@ class ZoneEngine:
         they were last seen at the edge of the picture: they walked out of it)."""
         elapsed = now - self._last_seen
         hidden = np.flatnonzero(
-            (elapsed > 0) & (elapsed <= self.lost_after_seconds) & self._inside.any(axis=1)
+            (elapsed > 0)
+            & (now - self._last_sign() <= self.lost_after_seconds)
+            & self._inside.any(axis=1)
         )
         if len(hidden) == 0:
             return
@@ -542,6 +562,19 @@ class ZoneEngine:
             px = predicted[:, self._edge_anchor, 0]
             py = predicted[:, self._edge_anchor, 1]
             member = self._polygons.contains_per_edge(px, py)
+        covered = self._behind_someone(hidden, now)
+        covered |= self._glimpsed_at[hidden] > self._last_seen[hidden]
+        if covered.any():
+            # Hidden behind a person in view: it may be standing where it vanished as well as
+            # where its own (pre-occlusion) velocity would carry it.
+            last = self._prev[hidden[covered]]
+            if self._zone_point >= 0:
+                stay = self._polygons.contains(last[:, self._zone_point])
+            else:
+                stay = self._polygons.contains_per_edge(
+                    last[:, self._edge_anchor, 0], last[:, self._edge_anchor, 1]
+                )
+            member[covered] |= stay
         in_picture = np.ones(len(hidden), np.bool_)
         if self.frame_size is not None:
             # Last seen at the picture's edge: it walked out, it is not hidden.
@@ -562,6 +595,25 @@ class ZoneEngine:
             out_at[ends] = np.where(was_held, now, vanished)[ends]
             self._hidden_out_at[hidden] = out_at
         self._hidden_in[hidden] = holding
+
+    def _behind_someone(self, hidden: npt.NDArray[np.int64], now: float) -> npt.NDArray[np.bool_]:
+        """Which hidden tracks have their last box at least :data:`OCCLUDED_SHARE` inside the
+        box of a track seen now: someone in view stands where they vanished."""
+        seen = np.flatnonzero(self._last_seen == now)
+        if len(seen) == 0:
+            return np.zeros(len(hidden), np.bool_)
+        box, other = self._box[hidden], self._box[seen]
+        low = np.maximum(box[:, None, :2], other[None, :, :2])
+        high = np.minimum(box[:, None, 2:], other[None, :, 2:])
+        overlap = np.prod(np.clip(high - low, 0.0, None), axis=2).max(axis=1)
+        area = np.prod(box[:, 2:] - box[:, :2], axis=1)
+        result: npt.NDArray[np.bool_] = overlap >= OCCLUDED_SHARE * area
+        return result
+
+    def _last_sign(self) -> FloatArray:
+        """Per slot: when the person was last seen or glimpsed (NaN: free slot)."""
+        result: FloatArray = np.fmax(self._last_seen, self._glimpsed_at)
+        return result
 
     def _walk(self, slots: npt.NDArray[np.int64], feet: FloatArray) -> None:
         """Add each track's floor step since its last sighting to its odometer (metres)."""
@@ -864,7 +916,8 @@ class ZoneEngine:
                     at = float(self._hidden_out_at[slot, col])
                 elif self._hidden_in[slot, col] and not math.isnan(missed_at):
                     # Still hidden in the zone: counted until now (at most the lost buffer).
-                    at = max(missed_at, min(self._last_time, last_seen + self.lost_after_seconds))
+                    sign = float(np.fmax(last_seen, self._glimpsed_at[slot]))
+                    at = max(missed_at, min(self._last_time, sign + self.lost_after_seconds))
                 elif not math.isnan(missed_at):
                     # Like an exit seen happen: dated at the first frame without the person.
                     at = missed_at

@@ -48,6 +48,14 @@ class TrackerConfig(BaseModel):
     """Consecutive matched updates before a track is confirmed and reported."""
     lost_buffer_seconds: float = Field(default=2.0, ge=0.0, le=3600.0)
     """How long an unmatched confirmed track is kept for re-association, in seconds."""
+    glimpse_hold: bool = True
+    """A lost confirmed track whose person the detector still glimpses where it was last
+    seen (a leftover box too weak to start a track, covering at least half of its last box
+    or lying at least half inside it, not a duplicate of a matched box) is held past
+    ``lost_buffer_seconds`` until ``lost_buffer_seconds`` after the last glimpse, or until a
+    new track starts on that spot. It is never matched or reported again: its id is listed
+    in ``Tracks.held_ids`` while glimpsed, so zone occupancy keeps counting someone who stands
+    half hidden (behind a sign, a shelf end) without changing any reported track."""
     coast_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
     """Keep reporting a confirmed track at its predicted box for this long after its
     last match (0: report only tracks matched at this update)."""

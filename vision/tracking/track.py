@@ -34,6 +34,10 @@ class TrackTable:
     """Updates since the last match (0: matched at the latest update)."""
     last_seen: Array = field(default_factory=lambda: np.zeros(0, np.float64))
     """Timestamp of the last match, seconds."""
+    last_glimpse: Array = field(default_factory=lambda: np.zeros(0, np.float64))
+    """Timestamp of the last match or glimpse (see ``TrackerConfig.glimpse_hold``), seconds."""
+    held: BoolArray = field(default_factory=lambda: np.zeros(0, np.bool_))
+    """Past the lost buffer, kept only while glimpsed: never matched or reported again."""
     last_box: Array = field(default_factory=lambda: _rows(4))
     """Last matched detection, cx, cy, w, h."""
     last_score: Array = field(default_factory=lambda: np.zeros(0, np.float64))

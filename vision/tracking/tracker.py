@@ -9,7 +9,8 @@ Each :meth:`Tracker.update` runs, over all tracks at once:
 5. Kalman update of every matched track (with ``observation_recovery``, a track
    that was lost first re-runs the filter along a straight virtual path);
 6. birth of tentative tracks, confirmation after ``min_hits`` matched updates,
-   and removal of tracks unmatched for more than ``lost_buffer_seconds``.
+   and removal of tracks unmatched for more than ``lost_buffer_seconds`` (with
+   ``glimpse_hold``, unless weak leftover boxes still show the person where it vanished).
 
 Example:
     >>> import numpy as np
@@ -26,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +48,9 @@ BoolArray = npt.NDArray[np.bool_]
 _MAX_RECOVERY_STEPS = 30
 _MIN_DIRECTION_SPEED = 0.3
 """Tracks slower than this many box heights per second carry no direction."""
+_GLIMPSE_COVER = 0.5
+"""A glimpse covers at least this share of the smaller of the track's last box and itself;
+a leftover box that much inside or around a matched box is (part of) that person."""
 _EMPTY_IDS = np.zeros(0, np.int64)
 
 
@@ -55,7 +60,8 @@ class Tracker:
     Call :meth:`update` once per frame with that frame's detections and capture
     time in seconds (timestamps must not go backwards). Only confirmed tracks matched
     at this update (or, with ``coast_seconds``, recently) are returned;
-    ``Tracks.lost_ids`` lists ids dropped for good.
+    ``Tracks.lost_ids`` lists ids dropped for good, ``Tracks.held_ids`` unreported ids whose
+    person was glimpsed at this update.
     """
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
@@ -114,6 +120,8 @@ class Tracker:
                 matched_tracks, det_boxes[matched_dets], det_score[matched_dets], t
             )
         lost_ids = self._remove_stale(t)
+        if self.config.glimpse_hold:
+            lost_ids = np.concatenate([lost_ids, self._reappeared(det_xyxy, det_score, det_free)])
         self._birth(det_boxes, det_score, det_free, t)
         return self._report(t, frame_index, lost_ids)
 
@@ -131,7 +139,7 @@ class Tracker:
         predicted_area = mean[:, 2] * mean[:, 3]
         det_area = box_areas(det_xyxy)
         high = det_score >= cfg.high_score
-        confirmed = tracks.confirmed
+        confirmed = tracks.confirmed & ~tracks.held
         track_free = np.ones(len(tracks), np.bool_)
         pairs_t: list[IntArray] = []
         pairs_d: list[IntArray] = []
@@ -168,12 +176,67 @@ class Tracker:
 
         stage(confirmed, high, cfg.match_iou, cfg.fuse_score, cfg.direction_weight > 0)
         stage(confirmed & track_free & (tracks.missed == 0), ~high, cfg.low_match_iou, False, False)
-        stage(~confirmed, high & det_free, cfg.tentative_match_iou, False, False)
+        stage(~tracks.confirmed, high & det_free, cfg.tentative_match_iou, False, False)
+        if cfg.glimpse_hold:
+            self._glimpses(det_xyxy, det_score, det_area, track_free, det_free)
         if not pairs_t:
             return _EMPTY_IDS, _EMPTY_IDS, det_free
         if len(pairs_t) == 1:
             return pairs_t[0], pairs_d[0], det_free
         return np.concatenate(pairs_t), np.concatenate(pairs_d), det_free
+
+    def _glimpses(
+        self,
+        det_xyxy: npt.NDArray[np.float32],
+        det_score: npt.NDArray[np.float32],
+        det_area: npt.NDArray[np.float64],
+        track_free: BoolArray,
+        det_free: BoolArray,
+    ) -> None:
+        """Stamp ``last_glimpse`` on unmatched confirmed tracks that a leftover weak box
+        still shows where they were last seen (one box per track); those boxes are used up."""
+        tracks = self._tracks
+        track_rows = (track_free & tracks.confirmed).nonzero()[0]
+        det_rows = (det_free & (det_score < self.config.new_track_score)).nonzero()[0]
+        if len(track_rows) == 0 or len(det_rows) == 0:
+            return
+        last = tracks.last_box[track_rows]
+        overlap = _overlap(cxcywh_to_xyxy(last), det_xyxy[det_rows])
+        cover = overlap / np.minimum((last[:, 2] * last[:, 3])[:, None], det_area[det_rows])
+        near: BoolArray = np.asarray((cover >= _GLIMPSE_COVER).any(axis=0))
+        used = (~det_free).nonzero()[0]
+        if len(used) and near.any():
+            near[near] = ~_same_person(det_xyxy[det_rows[near]], det_xyxy[used]).any(axis=1)
+        if not near.any():
+            return
+        det_rows, cover = det_rows[near], cover[:, near]
+        rows, cols = match(cover, _GLIMPSE_COVER, cover)
+        if len(rows):
+            tracks.last_glimpse[track_rows[rows]] = self._time
+            det_free[det_rows[cols]] = False
+
+    def _reappeared(
+        self,
+        det_xyxy: npt.NDArray[np.float32],
+        det_score: npt.NDArray[np.float32],
+        det_free: BoolArray,
+    ) -> IntArray:
+        """Drop held tracks where a new track starts now (the person is back, under a new
+        id: ``glimpse_hold`` never re-matches a held track); their ids."""
+        tracks = self._tracks
+        births = (det_free & (det_score >= self.config.new_track_score)).nonzero()[0]
+        if not tracks.held.any() or len(births) == 0:
+            return _EMPTY_IDS
+        rows = tracks.held.nonzero()[0]
+        last = tracks.last_box[rows]
+        overlap = _overlap(cxcywh_to_xyxy(last), det_xyxy[births]).max(axis=1)
+        gone = np.zeros(len(tracks), np.bool_)
+        gone[rows[overlap >= _GLIMPSE_COVER * last[:, 2] * last[:, 3]]] = True
+        if not gone.any():
+            return _EMPTY_IDS
+        ids = tracks.track_id[gone]
+        tracks.keep(~gone)
+        return ids
 
     def _update_matched(
         self,
@@ -203,6 +266,7 @@ class Tracker:
             tracks.last_box[rows] = boxes
             tracks.last_score[rows] = scores
             tracks.last_seen[rows] = t
+            tracks.last_glimpse[rows] = t
             tracks.missed[rows] = 0
         # A person who just vanished is more likely hidden than shrinking: freeze the size.
         tracks.mean[tracks.missed == 1, 6:] = 0.0
@@ -234,14 +298,36 @@ class Tracker:
         tracks = self._tracks
         if len(tracks) == 0:
             return _EMPTY_IDS
-        stale = (tracks.missed > 0) & (
-            ~tracks.confirmed | (t - tracks.last_seen > self.config.lost_buffer_seconds)
-        )
+        buffer = self.config.lost_buffer_seconds
+        stale = (tracks.missed > 0) & (~tracks.confirmed | (t - tracks.last_seen > buffer))
+        if self.config.glimpse_hold:
+            glimpsed = tracks.confirmed & (t - tracks.last_glimpse <= buffer)
+            new = stale & glimpsed & ~tracks.held
+            stale &= ~glimpsed
+            if new.any():
+                stale |= self._superseded(new)
+                tracks.held |= new
         if not stale.any():
             return _EMPTY_IDS
         lost_ids = tracks.track_id[stale]
         tracks.keep(~stale)
         return lost_ids[lost_ids > 0]
+
+    def _superseded(self, new: BoolArray) -> BoolArray:
+        """Held tracks whose spot a track held from now (seen there later) takes over: one
+        person hidden there, not one per id it had."""
+        tracks = self._tracks
+        old = tracks.held.nonzero()[0]
+        result = np.zeros(len(tracks), np.bool_)
+        if len(old) == 0:
+            return result
+        old_box, new_box = tracks.last_box[old], tracks.last_box[new]
+        overlap = _overlap(cxcywh_to_xyxy(old_box), cxcywh_to_xyxy(new_box))
+        smaller = np.minimum(
+            (old_box[:, 2] * old_box[:, 3])[:, None], new_box[:, 2] * new_box[:, 3]
+        )
+        result[old[(overlap >= _GLIMPSE_COVER * smaller).any(axis=1)]] = True
+        return result
 
     def _birth(
         self,
@@ -278,6 +364,8 @@ class Tracker:
                 hits=np.ones(n, np.int64),
                 missed=np.zeros(n, np.int64),
                 last_seen=np.full(n, t),
+                last_glimpse=np.full(n, t),
+                held=np.zeros(n, np.bool_),
                 last_box=new_boxes,
                 last_score=scores[candidates].astype(np.float64),
                 saved_mean=mean.copy(),
@@ -295,7 +383,7 @@ class Tracker:
         coast = self.config.coast_seconds
         if coast > 0.0:
             recent = (t - tracks.last_seen) <= coast
-            shown = (tracks.confirmed & recent).nonzero()[0]
+            shown = (tracks.confirmed & ~tracks.held & recent).nonzero()[0]
         else:
             shown = (tracks.confirmed & (tracks.missed == 0)).nonzero()[0]
         mean = tracks.mean[shown]
@@ -314,7 +402,31 @@ class Tracker:
             timestamp=t,
             frame_index=frame_index,
             lost_ids=lost_ids,
+            held_ids=tracks.track_id[tracks.held & (tracks.last_glimpse == t)],
         )
+
+
+def _overlap(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Intersection areas of xyxy boxes, (len(a), len(b))."""
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    result: npt.NDArray[np.float64] = np.prod(np.clip(high - low, 0.0, None), axis=2)
+    return result
+
+
+def _same_person(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """(len(a), len(b)): box a is (part of) the person of box b: it shares at least
+    :data:`_GLIMPSE_COVER` of the narrower width and the two stack into at most twice the
+    taller one (a head and shoulders above a sign, legs below it)."""
+    width_a, width_b = a[:, 2] - a[:, 0], b[:, 2] - b[:, 0]
+    shared = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    column = shared >= _GLIMPSE_COVER * np.minimum(width_a[:, None], width_b[None, :])
+    height_a, height_b = a[:, 3] - a[:, 1], b[:, 3] - b[:, 1]
+    span = np.maximum(a[:, None, 3], b[None, :, 3]) - np.minimum(a[:, None, 1], b[None, :, 1])
+    result: npt.NDArray[np.bool_] = column & (
+        span <= 2.0 * np.maximum(height_a[:, None], height_b[None, :])
+    )
+    return result
 
 
 def _usable(
