@@ -35,10 +35,10 @@ are also reported with people near the left/right edge as don't-care, in the tru
 every source alike (:func:`border_band`: the gt labels a person only while their whole
 box is in the picture), beside the unchanged figures; and the opt-in ``line_depth``.
 
-``python benchmarks/counting.py --hold-diagnosis [--scales 1 0.5]``: plaza-right (the design
-layout) with ``glimpse_hold`` on and off, per frame: where the hold adds a person, and
-whether the truth has one more there; and where ours counts more than the truth, with the
-edge band as don't-care and without.
+``python benchmarks/counting.py --hold-diagnosis [LAYOUT ...] [--scales 1 0.5]``: per frame,
+``glimpse_hold`` on and off (default layout: the design layout's plaza-right), in every
+zone the hold adds a person to: how many of those frames the truth has fewer people in,
+and the error and dwell of each, with the edge band as don't-care and without.
 """
 
 from __future__ import annotations
@@ -1061,47 +1061,55 @@ def _with_glimpse_hold(layout: StoreLayout, on: bool) -> StoreLayout:
     return StoreLayout.model_validate(data)
 
 
-def hold_diagnosis(frames: int | None, scales: list[float]) -> int:
-    """plaza-right per frame, ``glimpse_hold`` on and off (our tracker, cached detections):
-    the frames the hold adds a person to, how many of them the truth has one more person in,
-    and each setting's error with and without the edge band as don't-care."""
-    layout = load_layout(LAYOUT)
-    zone = [z.id for z in layout.zones_of(CAMERA)].index("plaza-right")
+def hold_diagnosis(layout_paths: list[Path], frames: int | None, scales: list[float]) -> int:
+    """Per frame, ``glimpse_hold`` on and off (our tracker, cached detections), for plaza-right
+    and every zone the hold adds a person to: those person-frames, the frames among them
+    where the truth has fewer people than ours, and each setting's error and dwell against the
+    all-people truth and with the edge band as don't-care."""
     gt_path = PETS / "gt" / "gt.txt"
     band, _ = border_band(gt_path)
     gt = load_gt_tracks(gt_path, FPS, frames, with_dont_care=True)
-    truth, edge_truth = truth_counts(layout, gt), truth_counts(layout, gt, border=band)
-    print(
-        f"plaza-right, truth all people: occ {truth['occupancy'][:, zone].mean():.3f}"
-        f" dwell {truth['dwell'][zone]:.1f}; edge band {band:g} px don't-care: occ"
-        f" {edge_truth['occupancy'][:, zone].mean():.3f} dwell {edge_truth['dwell'][zone]:.1f}"
-    )
-    for scale in scales:
-        results = {}
-        for on in (True, False):
-            held = _with_glimpse_hold(layout, on)
-            tracks = cached_pipeline_tracks(held, frames, scale=scale)
-            results[on] = run_engine(held, tracks, band)
-            result = results[on]
-            over = result["occupancy"][:, zone] - truth["occupancy"][:, zone]
-            edge_over = result["border_occupancy"][:, zone] - edge_truth["occupancy"][:, zone]
-            print(
-                f"  {scale:g}x size, glimpse_hold {'on ' if on else 'off'}: dwell"
-                f" {result['dwell'][zone]:.1f}"
-                f" ({_relative(result['dwell'][zone], truth['dwell'][zone]).strip()})"
-                f" err {np.abs(over).mean():.3f} (person-frames over {over.clip(0).sum()},"
-                f" under {-over.clip(None, 0).sum()}); edge band don't-care: "
-                f"{_edge_zone(result, edge_truth, zone)} (over {edge_over.clip(0).sum()},"
-                f" under {-edge_over.clip(None, 0).sum()})"
-            )
-        on, off = results[True]["occupancy"][:, zone], results[False]["occupancy"][:, zone]
-        added = np.flatnonzero(on > off)
-        above = added[on[added] > truth["occupancy"][added, zone]]
+    for path in layout_paths:
+        layout = load_layout(path)
+        zone_ids = [z.id for z in layout.zones_of(CAMERA)]
+        truth, edge_truth = truth_counts(layout, gt), truth_counts(layout, gt, border=band)
         print(
-            f"  {scale:g}x size: the hold adds {int((on - off)[added].sum())} person-frames in"
-            f" {len(added)} frames; the truth has fewer people than ours there in {len(above)}"
-            f" (frames {', '.join(str(f + 1) for f in above) or 'none'})"
+            f"== {path.resolve().relative_to(ROOT)}: truth all people; edge band {band:g} px"
+            " don't-care in truth and ours alike =="
         )
+        for scale in scales:
+            results = {}
+            for on in (True, False):
+                held = _with_glimpse_hold(layout, on)
+                results[on] = run_engine(
+                    held, cached_pipeline_tracks(held, frames, scale=scale), band
+                )
+            for zone, zone_id in enumerate(zone_ids):
+                on, off = results[True]["occupancy"][:, zone], results[False]["occupancy"][:, zone]
+                added = np.flatnonzero(on > off)
+                if len(added) == 0 and zone_id != "plaza-right":
+                    continue
+                for setting, result in (("on ", results[True]), ("off", results[False])):
+                    over = result["occupancy"][:, zone] - truth["occupancy"][:, zone]
+                    edge_over = (
+                        result["border_occupancy"][:, zone] - edge_truth["occupancy"][:, zone]
+                    )
+                    dwell, t_dwell = result["dwell"][zone], truth["dwell"][zone]
+                    print(
+                        f"  {zone_id} {scale:g}x size, glimpse_hold {setting}: dwell {dwell:.1f}"
+                        f" ({_relative(dwell, t_dwell).strip()}) err {np.abs(over).mean():.3f}"
+                        f" (person-frames over {over.clip(0).sum()}, under"
+                        f" {-over.clip(None, 0).sum()}); edge band don't-care:"
+                        f" {_edge_zone(result, edge_truth, zone)} (over {edge_over.clip(0).sum()},"
+                        f" under {-edge_over.clip(None, 0).sum()})"
+                    )
+                above = added[on[added] > truth["occupancy"][added, zone]]
+                listed = ", ".join(str(f + 1) for f in above) or "none"
+                print(
+                    f"  {zone_id} {scale:g}x size: the hold adds {int((on - off)[added].sum())}"
+                    f" person-frames in {len(added)} frames; the truth has fewer people than ours"
+                    f" in {len(above)} of them (frames {listed})"
+                )
     return 0
 
 
@@ -1136,8 +1144,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--hold-diagnosis",
-        action="store_true",
-        help="plaza-right per frame with glimpse_hold on and off (cached detections; --scales)",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="per frame with glimpse_hold on and off, on these layouts (default: the design"
+        " layout; cached detections; --scales)",
     )
     parser.add_argument("--frames", type=int, default=None, help="first N frames only")
     parser.add_argument("--skip-pipeline", action="store_true", help="skip detector+tracker")
@@ -1149,8 +1160,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("STORESENSE_MODEL_MIRROR", str(SHARED / "models"))
     if args.anchor_noise:
         return anchor_noise()
-    if args.hold_diagnosis:
-        return hold_diagnosis(args.frames, args.scales or [1.0])
+    if args.hold_diagnosis is not None:
+        return hold_diagnosis(args.hold_diagnosis or [LAYOUT], args.frames, args.scales or [1.0])
     if args.holdout is not None:
         return holdout(args.holdout or HOLDOUT_LAYOUTS, args.frames, args.fps, args.scales)
     layout = load_layout(LAYOUT)
