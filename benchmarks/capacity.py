@@ -14,6 +14,7 @@ and reads from the ``/metrics`` counters (the process's Prometheus registry):
 * detector-only CPU-ms a frame: bare ``session.run`` on PETS09 input tensors with the same
   model and threading as the row (the service's threads, or the old direct calls),
   measured in the same run just before the row; and the ratio of the two.
+* (``--parts``) the CPU-ms a frame of each part of the per-frame path (:data:`PARTS`).
 
 Clips: ``busy`` is PETS09-S2L1 looped (people walk all the time); ``quiet`` is built here
 from it: 40 s of the empty plaza (median of the video) with sensor noise and a slow
@@ -39,6 +40,7 @@ Usage (each row takes ``--seconds`` plus ~4 s; the machine should be otherwise i
     python benchmarks/capacity.py --cameras 1,6,10,12 --seconds 20 --clips busy --gate off
     python benchmarks/capacity.py --cameras 10,20,30 --clips quiet --gate on --no-counts
     python benchmarks/capacity.py --cameras 6,10 --inference direct,shared --gate off
+    python benchmarks/capacity.py --cameras 10 --clips busy --gate on --no-counts --parts
 """
 
 from __future__ import annotations
@@ -137,6 +139,72 @@ class ThreadCpu:
         for tid, (kind, seconds) in self._last.items():
             totals[kind] += seconds - self._first.get(tid, (kind, 0.0))[1]
         return totals
+
+
+PARTS: tuple[tuple[str, str, str, str], ...] = (
+    ("motion", "storesense.vision.motion", "MotionDetector", "update"),
+    ("letterbox", "storesense.vision.detector", "Detector", "preprocess"),
+    ("session.run", "storesense.vision.detector", "Detector", "run"),
+    ("postprocess", "storesense.vision.detector", "Detector", "postprocess"),
+    ("tracker", "storesense.vision.tracking.tracker", "Tracker", "update"),
+    ("zones", "storesense.zones.camera", "CameraAnalytics", "update"),
+    ("store writes", "storesense.api.runtime.worker", "CameraWorker", "write"),
+    ("store writes", "storesense.api.runtime.worker", "StoreSink", "_write_counts"),
+)
+"""``--parts``: (label, module, class, method) whose CPU time is summed per label."""
+
+
+class PartCpu:
+    """CPU seconds (``time.thread_time``, so waits do not count) spent in each of
+    :data:`PARTS` while measuring: the methods are wrapped on :meth:`start` and restored
+    on :meth:`stop` (each call then costs about a microsecond more)."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[type, str, Any]] = []
+        self._totals: list[dict[str, float]] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _mine(self) -> dict[str, float]:
+        mine: dict[str, float] | None = getattr(self._local, "totals", None)
+        if mine is None:
+            mine = self._local.totals = {}
+            with self._lock:
+                self._totals.append(mine)
+        return mine
+
+    def start(self) -> None:
+        import importlib
+
+        for label, module, class_name, method in PARTS:
+            cls = getattr(importlib.import_module(module), class_name)
+            original = cls.__dict__[method]
+            self._saved.append((cls, method, original))
+            setattr(cls, method, self._timed(label, original))
+
+    def _timed(self, label: str, original: Any) -> Any:
+        clock = time.thread_time
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                totals = self._mine()
+                totals[label] = totals.get(label, 0.0) + clock() - start
+
+        return timed
+
+    def stop(self) -> dict[str, float]:
+        for cls, method, original in reversed(self._saved):
+            setattr(cls, method, original)
+        self._saved.clear()
+        summed = {label: 0.0 for label, *_ in PARTS}
+        with self._lock:
+            for totals in self._totals:
+                for label, seconds in totals.items():
+                    summed[label] += seconds
+        return summed
 
 
 # ------------------------------------------------------------------ clips
@@ -318,6 +386,8 @@ class Row:
     stages_ms: dict[str, float] | None = None
     """Wall ms a processed frame per stage (``WALL_STAGES``; includes waits for the GIL,
     and the store its disk syncs: not CPU)."""
+    parts_ms: dict[str, float] | None = None
+    """CPU ms a processed frame in each of :data:`PARTS` (``--parts``)."""
 
     @property
     def ratio(self) -> float:
@@ -338,6 +408,7 @@ def run_row(
     prefetch: int = 2,
     regions: tuple[int, ...] = (),
     opencv_threads: int | None = 1,
+    parts: bool = False,
 ) -> Row:
     from storesense.api.runtime import WorkerSupervisor, pipeline_factory_for
     from storesense.api.settings import ServiceSettings
@@ -370,11 +441,15 @@ def run_row(
         time.sleep(warmup)
         processed0, dropped0, detected0 = camera_totals(camera_ids)
         runs0, stages0 = region_runs(pipelines), stage_seconds(camera_ids)
+        by_part = PartCpu() if parts else None
+        if by_part is not None:
+            by_part.start()
         cpu0, wall0, by_thread = cpu_seconds(), time.perf_counter(), ThreadCpu()
         time.sleep(seconds)
         processed1, dropped1, detected1 = camera_totals(camera_ids)
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
         split = by_thread.stop()
+        part_seconds = by_part.stop() if by_part is not None else None
         runs1, stages1 = region_runs(pipelines), stage_seconds(camera_ids)
     finally:
         supervisor.stop()
@@ -397,6 +472,9 @@ def run_row(
         stages_ms={
             k: 1000.0 * (stages1[k] - stages0[k]) / max(1.0, processed) for k in WALL_STAGES
         },
+        parts_ms=None
+        if part_seconds is None
+        else {k: 1000.0 * v / max(1.0, processed) for k, v in part_seconds.items()},
     )
 
 
@@ -514,6 +592,12 @@ def main() -> int:
         "serve's default, 1); 'off': OpenCV's own, one thread a core",
     )
     parser.add_argument(
+        "--parts",
+        action="store_true",
+        help="also print the CPU ms a frame of each part of the per-frame path (motion, "
+        "letterbox, session.run, postprocess, tracker, zones, store writes, the rest)",
+    )
+    parser.add_argument(
         "--no-counts", dest="counts", action="store_false", help="skip the gate on/off counts"
     )
     args = parser.parse_args()
@@ -582,7 +666,7 @@ def main() -> int:
                         row = run_row(
                             folder, clip_name, clip_paths[clip_name], engine, cameras,
                             gate, args.seconds, args.warmup, tensors, shapes, args.prefetch,
-                            regions, opencv_threads,
+                            regions, opencv_threads, args.parts,
                         )  # fmt: skip
                         rows.append(row)
                         print(
@@ -597,6 +681,13 @@ def main() -> int:
                             print(
                                 "       wall ms/fr by stage: "
                                 + ", ".join(f"{k} {v:.2f}" for k, v in row.stages_ms.items())
+                            )
+                        if row.parts_ms:
+                            rest = row.cpu_ms - sum(row.parts_ms.values())
+                            print(
+                                "       CPU ms/fr by part: "
+                                + ", ".join(f"{k} {v:.2f}" for k, v in row.parts_ms.items())
+                                + f", the rest {rest:.2f} (decode, hand-offs, metrics, ...)"
                             )
             close = getattr(engine.target, "close", None)
             if callable(close):
