@@ -252,6 +252,7 @@ def test_a_visit_that_ends_inside_exits_when_it_was_last_there() -> None:
     )
     assert [e.type for e in second] == [EventType.ZONE_ENTER, EventType.ZONE_EXIT]
     assert second[1].timestamp == 12.0 and second[0].timestamp == 6.0
+    assert_one_exit_per_entry(middle)  # lost for good, ended by the stream: none left open
 
 
 def test_across_processes_only_the_visits_owner_emits_its_events() -> None:
@@ -277,6 +278,106 @@ def test_across_processes_only_the_visits_owner_emits_its_events() -> None:
     assert taken["second"] == []
 
 
+def seen_at(people: dict[int, float | None], origin: float, t: float) -> Tracks:
+    """One camera's frame: each track's person at floor x (``None``: not there)."""
+    at = [(track, x) for track, x in people.items() if x is not None]
+    boxes = [[(x - origin) * 100 - 5, 0, (x - origin) * 100 + 5, 50] for _, x in at]
+    return Tracks(
+        np.array(boxes, np.float64).reshape(-1, 4),
+        np.ones(len(at)),
+        np.array([track for track, _ in at], np.int64),
+        np.zeros((len(at), 2)),
+        timestamp=t,
+    )
+
+
+def run_two_views(
+    store: StoreLayout,
+    x_a: Callable[[float], float | None],
+    x_b: Callable[[float], float | None],
+    end: float,
+) -> tuple[StoreVisits, list[Event]]:
+    """One person whose feet camera ``a`` (track 1) and ``b`` (track 7) place apart
+    (a homography off by a metre) until the two come together and the visits join."""
+    visits = StoreVisits(store)
+    events: list[Event] = []
+    for i in range(round(end / STEP)):
+        t = round(i * STEP, 6)
+        visits.update("a", seen_at({1: x_a(t)}, 0.0, t))
+        visits.update("b", seen_at({7: x_b(t)}, 0.5, t))
+        events += visits.take_events()
+    events += visits.finish("a", end) + visits.finish("b", end)
+    return visits, events
+
+
+def assert_one_exit_per_entry(events: list[Event]) -> None:
+    """Every store-wide entry has exactly one exit of its visit, dated back to it."""
+    enters = [e for e in events if e.type == EventType.ZONE_ENTER]
+    exits = [e for e in events if e.type == EventType.ZONE_EXIT]
+    assert len(enters) == len(exits)
+    for enter in enters:
+        closing = [
+            e
+            for e in exits
+            if e.target == enter.target
+            and e.attributes[VISIT_ATTRIBUTE] == enter.attributes[VISIT_ATTRIBUTE]
+            and abs(e.timestamp - e.attributes["dwell_seconds"] - enter.timestamp) < 1e-3
+        ]
+        assert len(closing) == 1, (enter, exits)
+
+
+def test_visits_joined_while_both_inside_close_the_absorbed_stay() -> None:
+    """Two visits of one person, each reported in the zone, join (overlap association):
+    the absorbed visit's stay exits then (``closed_by: joined``, dwell from its entry),
+    the survivor's stay goes on to the end of the stream."""
+    store = layout(0.5, [{"id": "hall", **band(0.0, 1.5)}])
+    visits, events = run_two_views(
+        store, lambda t: min(0.3 + 0.2 * t, 0.9), lambda t: max(1.45 - 0.15 * t, 1.0), 6.0
+    )
+    assert visits.visit_of("b", 7) == "a:1"
+    hall = store_wide(events, "hall")
+    assert [(e.type, e.attributes[VISIT_ATTRIBUTE]) for e in hall] == [
+        (EventType.ZONE_ENTER, "a:1"),
+        (EventType.ZONE_ENTER, "b:7"),
+        (EventType.ZONE_EXIT, "b:7"),
+        (EventType.ZONE_EXIT, "a:1"),
+    ]
+    joined, last = hall[2], hall[3]
+    assert joined.attributes["closed_by"] == "joined"
+    assert 0.4 < joined.timestamp < 1.5  # the gap closes to merge_distance_m at 0.43 s
+    assert joined.attributes["dwell_seconds"] == pytest.approx(joined.timestamp)
+    assert last.timestamp == 6.0 and "closed_by" not in last.attributes
+    assert_one_exit_per_entry(hall)
+
+
+def test_a_survivor_not_inside_yet_continues_the_absorbed_visits_stay() -> None:
+    """The absorbed visit is in the zone, the surviving one (seen first) not yet: the
+    survivor goes on with that stay (no exit at the join, no second entry) and its exit
+    keeps the entry's visit, naming the survivor in ``visit_joins`` (one journey)."""
+    store = layout(0.5, [{"id": "front", **band(0.0, 1.2)}])
+
+    def x_a(t: float) -> float | None:
+        if t < 1.0:
+            return None
+        x = 0.2 + 0.2 * max(t - 2.0, 0.0)
+        return x if x <= 1.0 else None
+
+    def x_b(t: float) -> float:
+        return 1.45 - 0.1 * (t - 2.0) if t < 6.0 else 1.05 + 0.25 * (t - 6.0)
+
+    visits, events = run_two_views(store, x_a, lambda t: min(x_b(t), 1.45), 9.0)
+    assert visits.visit_of("a", 1) == "b:7"
+    front = store_wide(events, "front")
+    assert [e.type for e in front] == [EventType.ZONE_ENTER, EventType.ZONE_EXIT]
+    enter, exit_ = front
+    assert enter.attributes[VISIT_ATTRIBUTE] == exit_.attributes[VISIT_ATTRIBUTE] == "a:1"
+    assert exit_.attributes["visit_joins"] == "b:7" and "closed_by" not in exit_.attributes
+    assert enter.timestamp == pytest.approx(1.0)
+    assert 6.0 < exit_.timestamp < 7.5  # the person walks out past x 1.2 m at 6.6 s
+    assert visit_paths(events) == {"a:1": ["front"]}
+    assert_one_exit_per_entry(front)
+
+
 def test_store_wide_zones_on_the_pets09_split(
     split_tracks: dict[str, list[Tracks]], pets09: Path
 ) -> None:
@@ -298,15 +399,21 @@ def test_store_wide_zones_on_the_pets09_split(
         for exit_ in exits:
             entered = exit_.timestamp - exit_.attributes["dwell_seconds"]
             assert any(abs(e.timestamp - entered) < 1e-3 for e in enters), exit_
-        # An enter without its own exit: a visit joined, while both were in the zone, to
-        # another visit (StoreVisits took them for one person); measured 6 of 41 in plaza,
-        # 4 of 35 in overlap.
-        assert len(exits) <= len(enters) <= 1.2 * len(exits), (len(enters), len(exits))
+        # Every entry exits once: a visit joined to another while both were in the zone
+        # exits at the join (``closed_by: joined``; measured 6 of 41 in plaza, 4 of 35 in
+        # overlap).
+        assert len(exits) == len(enters), (zone_id, len(enters), len(exits))
+        assert_one_exit_per_entry(mine)
+        joined = sum(e.attributes.get("closed_by") == "joined" for e in exits)
         dwell = sum(e.attributes["dwell_seconds"] for e in exits)
         occupied = sum(frame[zone_id] for frame in zone_counts) / FPS
-        # Measured -6.3 % / -5.8 %: mostly those joins, which keep one stay of the two
-        # visits where the occupancy (people merged by distance, not by visit) counted both.
-        assert -0.1 <= dwell / occupied - 1 <= 0.02, (zone_id, dwell, occupied)
+        print(
+            f"{zone_id}: {len(enters)} entries, {len(exits)} exits ({joined} closed by a "
+            f"join), dwell {dwell:.1f} s vs occupancy {occupied:.1f} person-s "
+            f"({100 * (dwell / occupied - 1):+.1f} %)"
+        )
+        # Measured +0.4 % / -1.5 % (-6.3 % / -5.8 % while joins left entries open).
+        assert -0.05 <= dwell / occupied - 1 <= 0.03, (zone_id, dwell, occupied)
     paths = visit_paths(events)
     crossing = 0
     for path in paths.values():

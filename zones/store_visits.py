@@ -82,7 +82,7 @@ from storesense.zones.engine import APPROACH_CHECK_SECONDS
 from storesense.zones.events import Event, EventType
 from storesense.zones.floorplan import StoreOccupancy, floor_positions
 from storesense.zones.geometry import PolygonSet
-from storesense.zones.journeys import VISIT_ATTRIBUTE
+from storesense.zones.journeys import JOINS_ATTRIBUTE, VISIT_ATTRIBUTE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -128,6 +128,9 @@ class _FloorStay:
     """When the visit was first seen on the other side (the hysteresis runs from it)."""
     approach_sent: bool = False
     approach_until: float = -math.inf
+    visit: str = ""
+    """The visit key its entry was reported under (a visit it was joined into goes on
+    with it: the exit keeps that key and names the survivor in ``visit_joins``)."""
 
 
 @dataclass
@@ -599,7 +602,7 @@ class StoreVisits:
         if second.last_seen > first.last_seen:
             first.last_seen, first.floor = second.last_seen, second.floor
             first.velocity, first.history = second.velocity, second.history
-        self._merge_stays(first.key, second.key)
+        self._merge_stays(first.key, second.key, now)
         del self._visits[second.key]
         self.handovers += 1
 
@@ -882,41 +885,66 @@ class StoreVisits:
             return
         if views_in >= stay.entered_at or now - stay.entered_at > self.max_age_seconds:
             self._emit(EventType.ZONE_ENTER, zone.id, key, stay.entered_at)
-            stay.reported = True
+            stay.reported, stay.visit = True, key
 
-    def _exit_stay(self, key: str, zone_id: str, stay: _FloorStay, at: float) -> None:
+    def _exit_stay(
+        self, key: str, zone_id: str, stay: _FloorStay, at: float, closed_by: str = ""
+    ) -> None:
+        """Visit ``key``'s stay ends at ``at``: its exit (with the entry first if the
+        stay was not reported yet but lasted ``min_dwell_seconds``), under the key its
+        entry carries."""
         dwell = at - stay.entered_at
         zone = next(z for z in self._zones if z.id == zone_id)
         if stay.reported or dwell >= zone.min_dwell_seconds:
             if not stay.reported:
                 self._emit(EventType.ZONE_ENTER, zone_id, key, stay.entered_at)
-            self._emit(EventType.ZONE_EXIT, zone_id, key, at, {"dwell_seconds": round(dwell, 3)})
+                stay.visit = key
+            attributes: dict[str, object] = {"dwell_seconds": round(dwell, 3)}
+            if closed_by:
+                attributes["closed_by"] = closed_by
+            elif stay.visit != key:
+                attributes[JOINS_ATTRIBUTE] = key
+            self._emit(EventType.ZONE_EXIT, zone_id, stay.visit, at, attributes)
         stay.inside, stay.reported, stay.entered_at = False, False, math.nan
         stay.approach_sent, stay.approach_until = False, -math.inf
 
     def _close_stays(self, key: str, at: float) -> None:
-        """The visit ended: exit every zone it is in (when it first stepped out, if it
-        was waiting out a hysteresis; else at ``at``)."""
+        """The visit ended: exit every zone it is in (:meth:`_close_stay`)."""
         for zone_id, stay in self._stays.pop(key, {}).items():
-            if stay.inside:
-                out = at if math.isnan(stay.pending) else stay.pending
-                self._exit_stay(key, zone_id, stay, max(out, stay.entered_at))
+            self._close_stay(key, zone_id, stay, at)
 
-    def _merge_stays(self, keep: str, drop: str) -> None:
-        """Two visits joined: per zone, the stay that began first goes on."""
+    def _close_stay(
+        self, key: str, zone_id: str, stay: _FloorStay, at: float, closed_by: str = ""
+    ) -> None:
+        """Exit a stay that is inside when it first stepped out, if it was waiting out a
+        hysteresis; else at ``at``."""
+        if stay.inside:
+            out = at if math.isnan(stay.pending) else stay.pending
+            self._exit_stay(key, zone_id, stay, max(out, stay.entered_at), closed_by)
+
+    def _merge_stays(self, keep: str, drop: str, now: float) -> None:
+        """Visit ``drop`` joined ``keep`` at ``now``. Per zone, a stay ``drop`` reported
+        goes on as ``keep``'s (no exit, no second entry) unless ``keep`` reported one
+        there too: then it exits now (``closed_by: joined``), so every entry gets one
+        exit. A stay not reported yet goes on where ``keep`` is not in the zone yet (or
+        entered later without reporting it); else it ends unreported."""
         dropped = self._stays.pop(drop, None)
         if not dropped:
             return
         kept = self._stays.setdefault(keep, {})
         for zone_id, stay in dropped.items():
             mine = kept.get(zone_id)
-            if mine is None:
+            if stay.inside and stay.reported:
+                if mine is not None and mine.inside and mine.reported:
+                    self._close_stay(keep, zone_id, stay, now, "joined")
+                else:
+                    kept[zone_id] = stay
+            elif mine is None or (
+                stay.inside
+                and not mine.reported
+                and (not mine.inside or stay.entered_at < mine.entered_at)
+            ):
                 kept[zone_id] = stay
-                continue
-            reported = mine.reported or stay.reported
-            if stay.inside and (not mine.inside or stay.entered_at < mine.entered_at):
-                kept[zone_id] = mine = stay
-            mine.reported = reported and mine.inside
 
     def _announce_approaches(
         self,
