@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from storesense.api.store.base import StoreUnavailableError
 from storesense.zones.camera import CameraAnalytics
 from storesense.zones.config import StoreLayout
-from storesense.zones.store_visits import StoreVisits, StoreWideCounts
+from storesense.zones.store_visits import STORE_CAMERA, StoreVisits, StoreWideCounts
 
 if TYPE_CHECKING:
     from storesense.api.store.base import Store
@@ -38,8 +38,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STORE_OCCUPANCY_KEY = "@store"
-"""The occupancy row (zone and camera id) that carries the store-wide count."""
+STORE_OCCUPANCY_KEY = STORE_CAMERA
+"""The occupancy row (zone and camera id) that carries the store-wide count; also the
+``camera_id`` of the store-wide floor zones' events."""
 
 
 class StoreWideAnalytics:
@@ -112,7 +113,10 @@ def publish_store_count(
         return last
     try:
         store.set_occupancy(
-            STORE_OCCUPANCY_KEY, {STORE_OCCUPANCY_KEY: counts.count, **counts.zones}, timestamp
+            STORE_OCCUPANCY_KEY,
+            {STORE_OCCUPANCY_KEY: counts.count, **counts.zones},
+            timestamp,
+            counts.approaching,
         )
     except StoreUnavailableError:
         logger.warning("store unavailable, store-wide occupancy not published")

@@ -4,6 +4,7 @@ process share one ``StoreVisits`` (``StoreWideAnalytics``), publish the count, a
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -196,13 +197,28 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
                 what="the store-wide count",
             )
             plaza = client.get("/v1/zones/plaza/occupancy").json()
+            served = client.get(
+                "/v1/events",
+                params={"from": time.time() - 3600, "to": time.time() + 3600, "zone": "plaza"},
+            ).json()
         events = store.query_events(EventQuery(limit=10_000))
     finally:
         store.close()
     cameras_of: dict[str, set[str]] = {}
     for event in events:
         cameras_of.setdefault(event.attributes["visit_id"], set()).add(event.camera_id)
-    assert any(cams == {"cam1", "cam2"} for cams in cameras_of.values()), cameras_of
+    assert any(cams == {"cam1", "cam2", STORE_OCCUPANCY_KEY} for cams in cameras_of.values())
+    # The store-wide floor zone has its own events (camera @store), one enter and one
+    # exit per visit however many cameras see it, served by GET /v1/events.
+    store_wide = [e for e in events if e.camera_id == STORE_OCCUPANCY_KEY]
+    assert {e.target for e in store_wide} == {"plaza"}
+    for visit in cameras_of:
+        mine = sorted(
+            (e.timestamp, e.type.value) for e in store_wide if e.attributes["visit_id"] == visit
+        )
+        assert [t for _, t in mine] == ["zone_enter", "zone_exit"], (visit, mine)
+    assert isinstance(served, list), served
+    assert sorted(e["event_id"] for e in served) == sorted(e.event_id for e in store_wide)
     people = {e.track_id for e in events if e.camera_id == "cam1"}
     # Each person once although both cameras see everyone.
     assert 1 <= published["count"] <= len(people)

@@ -58,7 +58,9 @@ class CameraAnalytics:
     (:class:`~storesense.zones.groups.GroupTagger`). Cameras that share one floor plan
     may share one :class:`~storesense.zones.store_visits.StoreVisits` (``store_visits``):
     their events then carry store-wide visit keys, one visit across cameras (a camera
-    without a homography keeps its own visits; it still counts in the store-wide count).
+    without a homography keeps its own visits; it still counts in the store-wide count),
+    and the events of the layout's store-wide floor zones (camera ``@store``) come out of
+    the update of whichever camera's frame completed them.
     """
 
     def __init__(
@@ -152,7 +154,10 @@ class CameraAnalytics:
         self._follow_approaches(events, self.time_origin + float(tracks.timestamp))
         if self.shelf_engine is not None and frame_image is not None:
             events += self.shelf_engine.update(frame_image, tracks)
-        return self.group_tagger.tag(self._stamp(events))
+        events = self.group_tagger.tag(self._stamp(events))
+        if self.store_visits is not None:
+            events += self.store_visits.take_events()
+        return events
 
     @property
     def _store_wide_visits(self) -> bool:
@@ -208,7 +213,10 @@ class CameraAnalytics:
         events = self.zone_engine.finish(timestamp)
         if self.shelf_engine is not None:
             events += self.shelf_engine.finish(timestamp)
-        return self.group_tagger.tag(self._stamp(events))
+        events = self.group_tagger.tag(self._stamp(events))
+        if self.store_visits is not None:
+            events += self.store_visits.finish(self.camera_id, self.time_origin + timestamp)
+        return events
 
 
 def visit_linker_for(

@@ -484,8 +484,9 @@ class ZoneConfig(_Strict):
     camera: str | None = None
     """The camera whose view the zone is drawn in. Omitted: a **store-wide floor zone**,
     drawn in ``floor_polygon`` metres and counted on the merged floor of every camera with
-    a homography (a person seen by two overlapping cameras once); live occupancy only
-    (``approaching`` 0, no enter/exit events: see the floor-plan guide)."""
+    a homography (a person seen by two overlapping cameras once); its enter/exit events
+    (camera ``@store``) and ``approaching`` are per store-wide visit (see the journeys
+    guide)."""
     kind: ZoneKind = ZoneKind.AREA
     """What the zone is for: ``area`` (plain), ``entrance`` (entries are footfall when the
     layout has no entrance line), ``passerby`` (pavement outside, for shopfront conversion),

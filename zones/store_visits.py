@@ -65,6 +65,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections import deque
@@ -76,14 +77,15 @@ import numpy.typing as npt
 import shapely
 from scipy.optimize import linear_sum_assignment
 from storesense.vision.detections import Tracks
-from storesense.zones.config import StoreLayout
+from storesense.zones.config import StoreLayout, ZoneConfig
+from storesense.zones.engine import APPROACH_CHECK_SECONDS
+from storesense.zones.events import Event, EventType
 from storesense.zones.floorplan import StoreOccupancy, floor_positions
-from storesense.zones.journeys import VISIT_ATTRIBUTE
+from storesense.zones.geometry import PolygonSet
+from storesense.zones.journeys import JOINS_ATTRIBUTE, VISIT_ATTRIBUTE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-
-    from storesense.zones.events import Event
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -91,6 +93,10 @@ FORGET_EVERY_SECONDS = 10.0
 WALKING_SPEED_M_S = 1.5
 """A gap hand-over allows for walking this fast in any direction (and caps the carried-on
 velocity: faster floor speeds are box jitter, magnified far from the camera)."""
+MIN_APPROACH_SPEED_M_S = 0.2
+"""Slower floor velocities (standing, feet jitter) never predict a store-wide approach."""
+STORE_CAMERA = "@store"
+"""The ``camera_id`` of the store-wide floor zones' events (and of their occupancy rows)."""
 
 
 @dataclass
@@ -112,6 +118,22 @@ class _Visit:
 
 
 @dataclass
+class _FloorStay:
+    """One visit in one store-wide floor zone, stepped like a camera zone's (track, zone)."""
+
+    inside: bool = False
+    reported: bool = False
+    entered_at: float = math.nan
+    pending: float = math.nan
+    """When the visit was first seen on the other side (the hysteresis runs from it)."""
+    approach_sent: bool = False
+    approach_until: float = -math.inf
+    visit: str = ""
+    """The visit key its entry was reported under (a visit it was joined into goes on
+    with it: the exit keeps that key and names the survivor in ``visit_joins``)."""
+
+
+@dataclass
 class _CameraFrame:
     timestamp: float
     visits: list[str]
@@ -122,10 +144,12 @@ class _CameraFrame:
 
 @dataclass(frozen=True)
 class StoreWideCounts:
-    """People in the store now (``count``) and in each store-wide floor zone (``zones``)."""
+    """People in the store now (``count``), in each store-wide floor zone (``zones``) and
+    predicted to enter each of them within its ``approach_seconds`` (``approaching``)."""
 
     count: int
     zones: dict[str, int]
+    approaching: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,20 @@ class StoreVisits:
             shape = shapely.Polygon(zone.floor_polygon)
             shapely.prepare(shape)
             self._floor_zones.append((zone.id, shape))
+        self._zones: list[ZoneConfig] = list(layout.store_zones)
+        self._zone_polygons = PolygonSet([zone.floor_polygon or [] for zone in self._zones])
+        self._stays: dict[str, dict[str, _FloorStay]] = {}
+        """Each visit's stays in the store-wide floor zones (open, or waiting a hysteresis)."""
+        self._zone_events: list[Event] = []
+        self._zones_clock = -math.inf
+        self._next_approach_check = -math.inf
+        self._approaching = {zone.id: 0 for zone in self._zones}
+        self._local: set[str] = set()
+        self._finished: set[str] = set()
+        self._zones_scope = hashlib.blake2b(
+            "\n".join(zone.model_dump_json() for zone in self._zones).encode(), digest_size=8
+        ).hexdigest()
+        """In the store-wide events' ids: the same zones give the same ids in any process."""
         self._next_forget = -math.inf
         self._lock = threading.RLock()
         """Camera workers of one process update one instance from their own threads."""
@@ -237,6 +275,10 @@ class StoreVisits:
                 tracks = replace(tracks, timestamp=float(tracks.timestamp) + shift)
         with self._lock:
             self._update(camera_id, tracks)
+            if self._zones:
+                self._local.add(camera_id)
+                self._finished.discard(camera_id)
+                self._step_floor_zones(self._frames[camera_id].timestamp)
 
     def _update(self, camera_id: str, tracks: Tracks) -> None:
         self._occupancy.update(camera_id, tracks)
@@ -560,6 +602,7 @@ class StoreVisits:
         if second.last_seen > first.last_seen:
             first.last_seen, first.floor = second.last_seen, second.floor
             first.velocity, first.history = second.velocity, second.history
+        self._merge_stays(first.key, second.key, now)
         del self._visits[second.key]
         self.handovers += 1
 
@@ -641,7 +684,10 @@ class StoreVisits:
         self._next_forget = now + FORGET_EVERY_SECONDS
         horizon = now - self.link_seconds - self.max_age_seconds - 60.0
         for key in [k for k, v in self._visits.items() if v.last_seen < horizon]:
+            self._close_stays(key, self._visits[key].last_seen)
             del self._visits[key]
+        for key in [k for k in self._stays if k not in self._visits]:
+            self._close_stays(key, now)
         self._visit_of = {
             track: key for track, key in self._visit_of.items() if key in self._visits
         }
@@ -666,17 +712,22 @@ class StoreVisits:
         with self._lock:
             unplaced, floor = self._occupancy.people(now)
             placed = np.vstack([floor, self._hidden(now)]) if self._floor_zones else floor
+            approaching = dict(self._approaching)
         x, y = placed[:, 0], placed[:, 1]
         zones = {
             zone_id: int(np.count_nonzero(shapely.contains_xy(shape, x, y)))
             for zone_id, shape in self._floor_zones
         }
-        return StoreWideCounts(unplaced + len(floor), zones)
+        return StoreWideCounts(unplaced + len(floor), zones, approaching)
 
     def _hidden(self, now: float | None) -> FloatArray:
         """Where the visits no fresh camera sees now but one saw lately are (N, 2 metres)."""
+        return np.array(list(self._hidden_visits(now).values())).reshape(-1, 2)
+
+    def _hidden_visits(self, now: float | None) -> dict[str, FloatArray]:
+        """:meth:`_hidden` by visit key."""
         if not self._frames:
-            return np.zeros((0, 2))
+            return {}
         if now is None:
             now = max(frame.timestamp for frame in self._frames.values())
         seen = {
@@ -685,7 +736,7 @@ class StoreVisits:
             if now - frame.timestamp <= self.max_age_seconds
             for key in frame.visits
         }
-        points = []
+        points: dict[str, FloatArray] = {}
         for key, visit in self._visits.items():
             unseen = now - visit.last_seen
             if key in seen or unseen <= 0 or not visit.by_camera:
@@ -699,5 +750,265 @@ class StoreVisits:
             speed = float(np.hypot(*velocity))
             if speed > WALKING_SPEED_M_S:
                 velocity = velocity * (WALKING_SPEED_M_S / speed)
-            points.append(visit.floor + velocity * unseen)
-        return np.array(points).reshape(-1, 2)
+            points[key] = visit.floor + velocity * unseen
+        return points
+
+    # ------------------------------------------------------------ store-wide floor zones
+    def take_events(self) -> list[Event]:
+        """The store-wide floor zones' events since the last call (a local camera's
+        analytics take them after each update and pass them on with its own)."""
+        with self._lock:
+            events, self._zone_events = self._zone_events, []
+        return events
+
+    def finish(self, camera_id: str, timestamp: float) -> list[Event]:
+        """A local camera's stream ended at ``timestamp`` (the shared clock): its people
+        leave the floor, and once every local camera has ended, every store-wide stay
+        closes (at ``timestamp`` for a visit still in the zone). Returns
+        :meth:`take_events`."""
+        with self._lock:
+            self._finished.add(camera_id)
+            self._frames.pop(camera_id, None)
+            if self._zones:
+                self._step_floor_zones(timestamp)
+                if self._local <= self._finished:
+                    for key in list(self._stays):
+                        self._close_stays(key, timestamp)
+                    self._approaching = dict.fromkeys(self._approaching, 0)
+        return self.take_events()
+
+    def _placed(self, now: float) -> tuple[dict[str, FloatArray], set[str]]:
+        """Where each visit on the floor is now: the mean of its feet over the fresh
+        cameras that see it, else where a hidden one is carried (:meth:`_hidden_visits`);
+        and the keys of the visits seen."""
+        sums: dict[str, tuple[FloatArray, int]] = {}
+        for frame in self._frames.values():
+            if now - frame.timestamp > self.max_age_seconds:
+                continue
+            for key, point in zip(frame.visits, frame.floor, strict=True):
+                total, n = sums.get(key, (np.zeros(2), 0))
+                sums[key] = (total + point, n + 1)
+        placed = {key: total / n for key, (total, n) in sums.items()}
+        seen = set(placed)
+        for key, point in self._hidden_visits(now).items():
+            placed.setdefault(key, point)
+        return placed, seen
+
+    def _step_floor_zones(self, now: float) -> None:
+        """Step every visit's stays in the store-wide floor zones to ``now`` (a camera's
+        update): entries and exits with each zone's hysteresis, and the approaches."""
+        if now < self._zones_clock:
+            return  # a camera a little behind another: the zones moved on already
+        self._zones_clock = now
+        placed, seen = self._placed(now)
+        # Every placed camera's view of a moment is in (a remote one comes a little later).
+        views_in = min(
+            (
+                self._frames[c.id].timestamp if c.id in self._frames else -math.inf
+                for c in self.layout.cameras
+                if c.homography is not None and c.id not in self._finished
+            ),
+            default=now,
+        )
+        keys = list(placed)
+        points = np.array([placed[k] for k in keys]).reshape(-1, 2)
+        member = self._zone_polygons.contains(points)
+        row_of = {key: row for row, key in enumerate(keys)}
+        stepping = [k for k in keys if member[row_of[k]].any()]
+        stepping += [k for k in self._stays if k not in row_of or not member[row_of[k]].any()]
+        for key in stepping:
+            row = row_of.get(key)
+            for col, zone in enumerate(self._zones):
+                stays = self._stays.setdefault(key, {})
+                stay = stays.get(zone.id)
+                # Carried on while hidden, a visit stays in a zone but never enters one.
+                inside = (
+                    row is not None
+                    and bool(member[row, col])
+                    and (key in seen or (stay is not None and stay.inside))
+                )
+                if stay is None:
+                    if not inside:
+                        continue
+                    stay = stays[zone.id] = _FloorStay()
+                self._step_stay(key, zone, stay, inside, row is not None, views_in, now)
+                if not (stay.inside or stay.approach_sent) and math.isnan(stay.pending):
+                    del stays[zone.id]
+            if not self._stays.get(key):
+                self._stays.pop(key, None)
+        if now >= self._next_approach_check:
+            self._next_approach_check = now + APPROACH_CHECK_SECONDS
+            self._announce_approaches(keys, points, member, seen, now)
+        approaching = dict.fromkeys(self._approaching, 0)
+        for key, stays in self._stays.items():
+            if key not in seen:
+                continue  # an approach ends when every camera loses the visit
+            for zone_id, stay in stays.items():
+                if stay.approach_until >= now and not stay.inside and math.isnan(stay.pending):
+                    approaching[zone_id] += 1
+        self._approaching = approaching
+
+    def _step_stay(
+        self,
+        key: str,
+        zone: ZoneConfig,
+        stay: _FloorStay,
+        inside: bool,
+        placed: bool,
+        views_in: float,
+        now: float,
+    ) -> None:
+        """One (visit, zone) step with the zone's ``min_inside_seconds`` /
+        ``min_outside_seconds`` / ``min_dwell_seconds``, as a camera zone steps a track.
+        The entry is reported (dated when the visit stepped in) once every placed camera's
+        view of that moment is in (``views_in``, at most ``max_age_seconds`` later): a
+        person two processes' cameras first see as two visits, joined as soon as both
+        views are in, enters once."""
+        if inside == stay.inside:
+            stay.pending = math.nan
+        else:
+            if math.isnan(stay.pending):
+                stay.pending = now
+            threshold = zone.min_outside_seconds if stay.inside else zone.min_inside_seconds
+            visit = self._visits.get(key)
+            # Off the floor but within a hand-over: it may walk on in another camera's view.
+            decided = placed or visit is None or now - visit.last_seen > self.link_seconds
+            if now - stay.pending >= threshold and decided:
+                if stay.inside:
+                    self._exit_stay(key, zone.id, stay, stay.pending)
+                else:
+                    stay.inside, stay.entered_at = True, stay.pending
+                stay.pending = math.nan
+        if not stay.inside or stay.reported:
+            return
+        if now - stay.entered_at < zone.min_dwell_seconds:
+            return
+        if views_in >= stay.entered_at or now - stay.entered_at > self.max_age_seconds:
+            self._emit(EventType.ZONE_ENTER, zone.id, key, stay.entered_at)
+            stay.reported, stay.visit = True, key
+
+    def _exit_stay(
+        self, key: str, zone_id: str, stay: _FloorStay, at: float, closed_by: str = ""
+    ) -> None:
+        """Visit ``key``'s stay ends at ``at``: its exit (with the entry first if the
+        stay was not reported yet but lasted ``min_dwell_seconds``), under the key its
+        entry carries."""
+        dwell = at - stay.entered_at
+        zone = next(z for z in self._zones if z.id == zone_id)
+        if stay.reported or dwell >= zone.min_dwell_seconds:
+            if not stay.reported:
+                self._emit(EventType.ZONE_ENTER, zone_id, key, stay.entered_at)
+                stay.visit = key
+            attributes: dict[str, object] = {"dwell_seconds": round(dwell, 3)}
+            if closed_by:
+                attributes["closed_by"] = closed_by
+            elif stay.visit != key:
+                attributes[JOINS_ATTRIBUTE] = key
+            self._emit(EventType.ZONE_EXIT, zone_id, stay.visit, at, attributes)
+        stay.inside, stay.reported, stay.entered_at = False, False, math.nan
+        stay.approach_sent, stay.approach_until = False, -math.inf
+
+    def _close_stays(self, key: str, at: float) -> None:
+        """The visit ended: exit every zone it is in (:meth:`_close_stay`)."""
+        for zone_id, stay in self._stays.pop(key, {}).items():
+            self._close_stay(key, zone_id, stay, at)
+
+    def _close_stay(
+        self, key: str, zone_id: str, stay: _FloorStay, at: float, closed_by: str = ""
+    ) -> None:
+        """Exit a stay that is inside when it first stepped out, if it was waiting out a
+        hysteresis; else at ``at``."""
+        if stay.inside:
+            out = at if math.isnan(stay.pending) else stay.pending
+            self._exit_stay(key, zone_id, stay, max(out, stay.entered_at), closed_by)
+
+    def _merge_stays(self, keep: str, drop: str, now: float) -> None:
+        """Visit ``drop`` joined ``keep`` at ``now``. Per zone, a stay ``drop`` reported
+        goes on as ``keep``'s (no exit, no second entry) unless ``keep`` reported one
+        there too: then it exits now (``closed_by: joined``), so every entry gets one
+        exit. A stay not reported yet goes on where ``keep`` is not in the zone yet (or
+        entered later without reporting it); else it ends unreported."""
+        dropped = self._stays.pop(drop, None)
+        if not dropped:
+            return
+        kept = self._stays.setdefault(keep, {})
+        for zone_id, stay in dropped.items():
+            mine = kept.get(zone_id)
+            if stay.inside and stay.reported:
+                if mine is not None and mine.inside and mine.reported:
+                    self._close_stay(keep, zone_id, stay, now, "joined")
+                else:
+                    kept[zone_id] = stay
+            elif mine is None or (
+                stay.inside
+                and not mine.reported
+                and (not mine.inside or stay.entered_at < mine.entered_at)
+            ):
+                kept[zone_id] = stay
+
+    def _announce_approaches(
+        self,
+        keys: list[str],
+        points: FloatArray,
+        member: npt.NDArray[np.bool_],
+        seen: set[str],
+        now: float,
+    ) -> None:
+        """Visits seen walking (at least :data:`MIN_APPROACH_SPEED_M_S`) whose floor
+        velocity reaches a zone within its ``approach_seconds``: approaching from now until
+        they enter, every camera loses them, or the predicted entry time has passed
+        (plus one re-evaluation interval), as a camera zone's ``approaching``."""
+        limits = np.array([zone.approach_seconds for zone in self._zones], np.float64)
+        horizon = float(limits.max()) if len(limits) else 0.0
+        if horizon <= 0:
+            return
+        rows = []
+        for row, key in enumerate(keys):
+            visit = self._visits.get(key)
+            if key not in seen or visit is None:
+                continue
+            speed = float(np.hypot(*visit.velocity))
+            if speed >= MIN_APPROACH_SPEED_M_S:
+                rows.append(row)
+        if not rows:
+            return
+        velocity = np.array([self._visits[keys[r]].velocity for r in rows]).reshape(-1, 2)
+        speed = np.hypot(velocity[:, 0], velocity[:, 1])[:, None]
+        velocity = velocity * np.minimum(1.0, WALKING_SPEED_M_S / speed)
+        eta = self._zone_polygons.ray_entry_fraction(points[rows], velocity * horizon) * horizon
+        for i, row in enumerate(rows):
+            key = keys[row]
+            for col in np.flatnonzero((eta[i] <= limits) & ~member[row]).tolist():
+                zone_id = self._zones[col].id
+                stay = self._stays.setdefault(key, {}).setdefault(zone_id, _FloorStay())
+                if stay.inside or stay.approach_sent or not math.isnan(stay.pending):
+                    continue
+                stay.approach_sent = True
+                stay.approach_until = now + float(eta[i, col]) + APPROACH_CHECK_SECONDS
+
+    def _emit(
+        self,
+        type: EventType,
+        zone_id: str,
+        key: str,
+        at: float,
+        attributes: dict[str, object] | None = None,
+    ) -> None:
+        """A store-wide event of visit ``key``, by the process that runs the camera in the
+        key (the one that began the visit): one person, one event across processes. Its id
+        hashes the visit key, the zones' configuration and ``at`` (deterministic)."""
+        camera_id, _, track = key.rpartition(":")
+        if camera_id in self.remote_cameras:
+            return
+        self._zone_events.append(
+            Event.create(
+                type,
+                self.layout.store.id,
+                STORE_CAMERA,
+                zone_id,
+                int(track) if track.lstrip("-").isdigit() else 0,
+                at,
+                {**(attributes or {}), VISIT_ATTRIBUTE: key},
+                run_id=f"{camera_id}@{self._zones_scope}",
+            )
+        )
