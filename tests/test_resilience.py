@@ -45,6 +45,7 @@ from storesense.api.store.redis import RedisStore
 from storesense.api.store.spool import SpoolingStore
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
+from storesense.zones.store_visits import STORE_CAMERA
 
 pytest_plugins = ["service_helpers"]
 
@@ -383,13 +384,51 @@ def test_restarted_push_camera_closes_visits_its_killed_run_left_open(
     store = open_store(f"sqlite:///{tmp_path / 's.db'}", store_id())
     sid = store.store_id
     now = time.time()
-    # What a SIGKILLed run leaves: two entries, one exit (visit of track 2 closed).
+    # What a SIGKILLed run leaves: two entries, one exit (visit of track 2 closed); and in a
+    # store-wide floor zone, one open stay of a visit cam1 began (its process wrote it), one
+    # closed, and one open stay of a visit another camera began (not cam1's to close).
     store.write_events(
         [
             Event.create(EventType.ZONE_ENTER, sid, "cam1", "left", 1, now - 60),
             Event.create(EventType.ZONE_ENTER, sid, "cam1", "right", 2, now - 50),
             Event.create(
                 EventType.ZONE_EXIT, sid, "cam1", "right", 2, now - 40, {"dwell_seconds": 10.0}
+            ),
+            Event.create(
+                EventType.ZONE_ENTER,
+                sid,
+                STORE_CAMERA,
+                "plaza",
+                1,
+                now - 58,
+                {"visit_id": "cam1:1"},
+            ),
+            Event.create(
+                EventType.ZONE_ENTER,
+                sid,
+                STORE_CAMERA,
+                "plaza",
+                2,
+                now - 49,
+                {"visit_id": "cam1:2"},
+            ),
+            Event.create(
+                EventType.ZONE_EXIT,
+                sid,
+                STORE_CAMERA,
+                "plaza",
+                2,
+                now - 41,
+                {"visit_id": "cam1:2", "dwell_seconds": 8.0},
+            ),
+            Event.create(
+                EventType.ZONE_ENTER,
+                sid,
+                STORE_CAMERA,
+                "plaza",
+                1,
+                now - 55,
+                {"visit_id": "cam2:1"},
             ),
         ]
     )
@@ -407,8 +446,15 @@ def test_restarted_push_camera_closes_visits_its_killed_run_left_open(
                 what="the open visit closed",
             )
             supervisor.stop()
-            assert [(e.target, e.track_id) for e in exits] == [("left", 1)]
-            assert exits[0].attributes["dwell_seconds"] == pytest.approx(20.0, abs=0.01)
+            assert sorted((e.camera_id, e.target, e.track_id) for e in exits) == [
+                (STORE_CAMERA, "plaza", 1),
+                ("cam1", "left", 1),
+            ]
+            by_camera = {e.camera_id: e for e in exits}
+            assert by_camera["cam1"].attributes["dwell_seconds"] == pytest.approx(20.0, abs=0.01)
+            store_exit = by_camera[STORE_CAMERA]
+            assert store_exit.attributes["visit_id"] == "cam1:1"
+            assert store_exit.attributes["dwell_seconds"] == pytest.approx(18.0, abs=0.01)
     finally:
         store.close()
 

@@ -15,6 +15,8 @@ from storesense.api.runtime.status import CameraState
 from storesense.api.store.base import EventQuery, Store, StoreUnavailableError
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
+from storesense.zones.journeys import VISIT_ATTRIBUTE
+from storesense.zones.store_visits import STORE_CAMERA
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,12 @@ def visit_closing_exits(open_enters: Iterable[Event], closed_at: float) -> list[
     exits = []
     for enter in open_enters:
         at = max(closed_at, enter.timestamp)
+        attributes: dict[str, object] = {
+            "dwell_seconds": round(at - enter.timestamp, 3),
+            "closed_by": CLOSED_BY_RESTART,
+        }
+        if VISIT_ATTRIBUTE in enter.attributes:
+            attributes[VISIT_ATTRIBUTE] = enter.attributes[VISIT_ATTRIBUTE]
         exits.append(
             Event.create(
                 EventType.ZONE_EXIT,
@@ -104,12 +112,27 @@ def visit_closing_exits(open_enters: Iterable[Event], closed_at: float) -> list[
                 enter.target,
                 enter.track_id,
                 at,
-                {"dwell_seconds": round(at - enter.timestamp, 3), "closed_by": CLOSED_BY_RESTART},
+                attributes,
                 run_id=f"closes:{enter.event_id}",
                 position=enter.timestamp,
             )
         )
     return exits
+
+
+def visit_camera(event: Event) -> str | None:
+    """The camera that began a store-wide event's visit (the process running it writes the
+    visit's events), from the visit key ``camera:track``; ``None`` without one.
+
+    >>> from storesense.zones.events import EventType as T
+    >>> enter = Event.create(T.ZONE_ENTER, "s", "@store", "plaza", 7, 1.0, {"visit_id": "cam2:7"})
+    >>> visit_camera(enter)
+    'cam2'
+    """
+    key = event.attributes.get(VISIT_ATTRIBUTE)
+    if not isinstance(key, str) or ":" not in key:
+        return None
+    return key.rpartition(":")[0]
 
 
 def worker_may_be_alive(worker: str) -> bool:
@@ -160,6 +183,16 @@ class OpenVisitCloser:
             return False
         return worker_may_be_alive(worker)
 
+    def _stored_stays(self, before: float, camera_id: str) -> list[Event]:
+        return self._store.query_events(
+            EventQuery(
+                start=before - VISIT_LOOKBACK_S,
+                end=before,
+                types=frozenset({EventType.ZONE_ENTER, EventType.ZONE_EXIT}),
+                camera_id=camera_id,
+            )
+        )
+
     def close(self) -> None:
         """Close the open visits if due (kept due while the store is unavailable)."""
         before = self.before
@@ -174,17 +207,22 @@ class OpenVisitCloser:
                 )
                 self.before = None
                 return
-            stored = self._store.query_events(
-                EventQuery(
-                    start=before - VISIT_LOOKBACK_S,
-                    end=before,
-                    types=frozenset({EventType.ZONE_ENTER, EventType.ZONE_EXIT}),
-                    camera_id=self.camera_id,
-                )
-            )
-            if stored:
-                last_seen = max(e.timestamp for e in stored)
-                exits = visit_closing_exits(open_visits(stored), last_seen)
+            stored = self._stored_stays(before, self.camera_id)
+            # Store-wide floor zones' stays of the visits this camera began: its process
+            # wrote them, so its restart closes them.
+            store_wide = [
+                e
+                for e in self._stored_stays(before, STORE_CAMERA)
+                if visit_camera(e) == self.camera_id
+            ]
+            if stored or store_wide:
+                exits = []
+                if stored:
+                    last_seen = max(e.timestamp for e in stored)
+                    exits += visit_closing_exits(open_visits(stored), last_seen)
+                if store_wide:
+                    last_seen = max(e.timestamp for e in stored + store_wide)
+                    exits += visit_closing_exits(open_visits(store_wide), last_seen)
                 if exits:
                     self._store.write_events(exits)
                     logger.warning(
