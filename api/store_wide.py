@@ -97,6 +97,13 @@ class StoreWideAnalytics:
         return None if visits is None else visits.count()
 
 
+def store_wide_counts(engine: object) -> StoreWideCounts | None:
+    """The store-wide counts of ``engine``'s shared :class:`StoreVisits` (``None`` for an
+    engine that shares none)."""
+    visits = getattr(engine, "store_visits", None)
+    return visits.counts() if isinstance(visits, StoreVisits) else None
+
+
 def publish_store_count(
     store: Store, engine: object, timestamp: float, last: StoreWideCounts | None
 ) -> StoreWideCounts | None:
@@ -105,11 +112,8 @@ def publish_store_count(
     the camera :data:`STORE_OCCUPANCY_KEY` (one write: one version); returns the counts
     published (``last`` for an engine that shares none, or while the store is unavailable:
     the next frame tries again)."""
-    visits = getattr(engine, "store_visits", None)
-    if not isinstance(visits, StoreVisits):
-        return last
-    counts = visits.counts()
-    if counts == last:
+    counts = store_wide_counts(engine)
+    if counts is None or counts == last:
         return last
     try:
         store.set_occupancy(

@@ -424,3 +424,36 @@ def test_line_counts_are_loaded_once_the_store_is_back(
     assert (counted["in"], counted["out"]) == (1, 0)
     recorder.close()
     store.close()
+
+
+@pytest.mark.parametrize("on_floor", [True, False])
+def test_store_wide_floor_zones_are_announced_when_a_camera_is_on_the_floor_plan(
+    mosquitto: MosquittoBroker, start_publisher: Any, on_floor: bool
+) -> None:
+    """A worker process with a camera on the floor plan publishes the store-wide floor
+    zones' counts (camera ``@store``) and announces them; one without, only its cameras'."""
+    square = [[0, 0], [768, 0], [768, 576], [0, 576]]
+    floor = {"image_points": square, "floor_points": [[0, 0], [8, 0], [8, 6], [0, 6]]}
+    cam1: dict[str, Any] = {"id": "cam1", **({"homography": floor} if on_floor else {})}
+    data = layout_dict("shop", cameras=[cam1, {"id": "cam2", "homography": floor}])
+    data["zones"].append({"id": "plaza", "floor_polygon": [[1, 1], [7, 1], [7, 5], [1, 5]]})
+    recorder = Recorder(mosquitto.port)
+    publisher = start_publisher(
+        f"{mosquitto.url}/{PREFIX}",
+        StoreLayout.model_validate(data),
+        cameras=["cam1"],
+        discovery=True,
+    )
+    base = f"{PREFIX}/shop"
+    announced = f"homeassistant/sensor/{PREFIX}_shop/zone_%s/config"
+    wait_for(lambda: recorder.on(announced % "left"), what="the camera zones' discovery")
+    if on_floor:
+        publisher.occupancy("@store", {"plaza": 3}, {"plaza": 1}, time.time())
+        wait_for(lambda: recorder.on(f"{base}/zones/plaza/occupancy"), what="the floor zone")
+        plaza = recorder.latest()[f"{base}/zones/plaza/occupancy"].json()
+        assert (plaza["count"], plaza["approaching"]) == (3, 1)
+        wait_for(lambda: recorder.on(announced % "plaza"), what="the floor zone's discovery")
+    else:
+        time.sleep(0.5)
+        assert not recorder.on(announced % "plaza")
+    recorder.close()

@@ -177,8 +177,9 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
     settings = ServiceSettings(
         store_url="sqlite:///unused.db", occupancy_refresh_s=0.02, realtime=True
     )
+    live = _RecordingSink()
     supervisor = WorkerSupervisor(
-        layout, store, settings, pipeline_factory=pipeline_factory_for(detector)
+        layout, store, settings, pipeline_factory=pipeline_factory_for(detector), sink=live
     )
     try:
         with TestClient(create_app(settings, store, layout, supervisor=supervisor)) as client:
@@ -225,6 +226,27 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
     # The store-wide floor zone too, published by the workers beside the store count.
     assert plaza["camera"] is None and 1 <= plaza["count"] <= len(people)
     assert plaza["updated_at"] == published["updated_at"]
+    # The live sink (MQTT) gets the store-wide floor zone's counts too, as camera "@store",
+    # and they change as people come and go.
+    floor_counts = [c["plaza"] for camera, c in live.occupancies if camera == STORE_OCCUPANCY_KEY]
+    assert floor_counts and max(floor_counts) >= 1
+    assert len(set(floor_counts)) > 1
+    assert all(
+        set(c) == {"plaza"} for camera, c in live.occupancies if camera == STORE_OCCUPANCY_KEY
+    )
+
+
+class _RecordingSink:
+    """A live sink (the MQTT publisher's interface) that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.occupancies: list[tuple[str, dict[str, int]]] = []
+
+    def events(self, camera_id: str, events: Any) -> None:
+        pass
+
+    def occupancy(self, camera_id: str, counts: Any, approaching: Any, timestamp: float) -> None:
+        self.occupancies.append((camera_id, dict(counts)))
 
 
 # ------------------------------------------------------------ store-wide floor zones

@@ -144,9 +144,15 @@ class MqttPublisher:
         return client
 
     def _own(self, layout: StoreLayout) -> None:
-        """Zones and lines of the cameras this process runs, in ``layout``."""
-        cameras = {c.id for c in layout.cameras if self._cameras is None or c.id in self._cameras}
-        self._zones = [z.id for z in layout.zones if z.camera in cameras]
+        """Zones and lines of the cameras this process runs, in ``layout``; and the store-wide
+        floor zones when one of them is on the floor plan (every such process publishes
+        the same store-wide counts)."""
+        owned = [c for c in layout.cameras if self._cameras is None or c.id in self._cameras]
+        cameras = {c.id for c in owned}
+        on_floor = any(c.homography is not None for c in owned)
+        self._zones = [
+            z.id for z in layout.zones if z.camera in cameras or (z.camera is None and on_floor)
+        ]
         self._lines = [ln.id for ln in layout.lines if ln.camera in cameras]
 
     def watch(self, statuses: StatusSource, layout_source: LayoutSource) -> None:

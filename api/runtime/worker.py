@@ -36,11 +36,11 @@ from storesense.api.runtime.status import FPS_WINDOW_FRAMES, CameraState, Camera
 from storesense.api.runtime.visits import OpenVisitCloser, event_identity_scope
 from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import Store, StoreUnavailableError
-from storesense.api.store_wide import publish_store_count
+from storesense.api.store_wide import publish_store_count, store_wide_counts
 from storesense.vision.frames import Frame
 from storesense.zones.config import CameraConfig, StoreLayout
 from storesense.zones.events import Event
-from storesense.zones.store_visits import StoreWideCounts
+from storesense.zones.store_visits import STORE_CAMERA, StoreWideCounts
 
 logger = logging.getLogger(__name__)
 
@@ -223,6 +223,13 @@ class StoreSink:
         self._store_count = publish_store_count(
             self._store, self._analytics, frame_time, self._store_count
         )
+        if self._live is not None:
+            floor_zones = store_wide_counts(self._analytics)
+            if floor_zones is not None and floor_zones.zones:
+                # The live sink keeps the last value of each zone and sends only changes.
+                self._live.occupancy(
+                    STORE_CAMERA, floor_zones.zones, floor_zones.approaching, frame_time
+                )
 
     def _set_occupancy(
         self,
