@@ -202,6 +202,22 @@ def test_relink_hands_a_fragmented_visit_to_the_new_track(
         assert (EventType.ZONE_ENTER, 7) in kinds and (EventType.ZONE_EXIT, 1) in kinds
 
 
+def test_relink_finds_a_person_who_stopped_where_they_vanished() -> None:
+    # Track 1 walks right at 80 px/s, vanishes at x=150 and comes back 0.8 s later as
+    # track 7 on the spot (it stopped or turned while hidden): 64 px from where its motion
+    # would have put it, beyond the re-link distance, but where it vanished.
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c", relink_seconds=1.0)
+    run(engine, [feet_at([(150.0, 200.0)], t, velocity=[(80.0, 0.0)]) for t in (0.0, 0.2, 0.4)])
+    events = engine.update(feet_at([(150.0, 200.0)], 1.2, ids=[7])) + engine.finish(3.0)
+    assert [(e.type, e.track_id) for e in events] == [(EventType.ZONE_EXIT, 7)]
+    assert events[0].attributes["dwell_seconds"] == 3.0
+    # Not a person somewhere else: 64 px from both the vanishing point and the prediction.
+    other = ZoneEngine(layout_with({"approach_seconds": 0}), "c", relink_seconds=1.0)
+    run(other, [feet_at([(150.0, 200.0)], t, velocity=[(80.0, 0.0)]) for t in (0.0, 0.2, 0.4)])
+    events = other.update(feet_at([(182.0, 255.0)], 1.2, ids=[7])) + other.finish(3.0)
+    assert (EventType.ZONE_ENTER, 7) in [(e.type, e.track_id) for e in events]
+
+
 def test_relink_counts_a_line_crossed_during_the_gap_once() -> None:
     engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
     run(engine, [feet_at([(185.0 + 5 * i, 200.0)], i * 0.1, ids=[1]) for i in range(3)])

@@ -373,7 +373,8 @@ class CameraConfig(_Strict):
     """Largest floor-point jump for a re-link, as a fraction of the new box's height."""
     occlusion_aware: bool = True
     """A track hidden behind someone stays in its zones where its motion says it is
-    (up to ``lost_after_seconds``); re-links look where the old track should be by now."""
+    (up to ``lost_after_seconds``); re-links look where the old track should be by now,
+    and where it vanished (a person who stopped or turned while hidden)."""
     tracker: TrackerConfig = Field(default_factory=TrackerConfig)
     """This camera's tracker settings (score thresholds, confirmation, lost buffer…);
     the defaults are tuned on PETS09-S2L1 and TUD-Campus."""

@@ -351,7 +351,8 @@ class ZoneEngine:
             return
         rows = np.asarray(new_rows, np.int64)
         heights = (xyxy[rows, 3] - xyxy[rows, 1]).astype(np.float64)
-        expected = self._prev[unseen, 0]
+        last = self._prev[unseen, 0]
+        expected = last
         if self.occlusion_aware:
             elapsed = (now - self._last_seen[unseen])[:, None]
             # Glimpsed since: still where it vanished.
@@ -359,6 +360,10 @@ class ZoneEngine:
             expected = expected + self._velocity[unseen] * elapsed
         gaps = anchors[rows, 0][:, None, :] - expected[None, :, :]
         distance = np.sqrt((gaps**2).sum(axis=2))
+        if self.occlusion_aware:
+            # It may have stopped or turned while out of sight: where it vanished counts too.
+            stayed = anchors[rows, 0][:, None, :] - last[None, :, :]
+            distance = np.minimum(distance, np.sqrt((stayed**2).sum(axis=2)))
         distance[~(distance <= (self.relink_distance * heights)[:, None])] = np.inf
         # Nearest pairs first; each old track continues at most one new track.
         for flat in np.argsort(distance, axis=None).tolist():
