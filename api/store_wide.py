@@ -105,14 +105,13 @@ def store_wide_counts(engine: object) -> StoreWideCounts | None:
 
 
 def publish_store_count(
-    store: Store, engine: object, timestamp: float, last: StoreWideCounts | None
+    store: Store, counts: StoreWideCounts | None, timestamp: float, last: StoreWideCounts | None
 ) -> StoreWideCounts | None:
-    """Publish the store-wide count and the store-wide floor zones' counts of ``engine``'s
-    shared :class:`StoreVisits` when they changed from ``last``, as the occupancy rows of
+    """Publish the store-wide count and the store-wide floor zones' counts (from
+    :func:`store_wide_counts`) when they changed from ``last``, as the occupancy rows of
     the camera :data:`STORE_OCCUPANCY_KEY` (one write: one version); returns the counts
-    published (``last`` for an engine that shares none, or while the store is unavailable:
-    the next frame tries again)."""
-    counts = store_wide_counts(engine)
+    published (``last`` for ``None``, an engine that shares none, or while the store is
+    unavailable: the next frame tries again)."""
     if counts is None or counts == last:
         return last
     try:

@@ -21,6 +21,7 @@ from storesense.api.store_wide import (
     STORE_OCCUPANCY_KEY,
     StoreWideAnalytics,
     publish_store_count,
+    store_wide_counts,
 )
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout
@@ -105,15 +106,15 @@ def test_publishing_writes_only_changes_of_the_store_count(tmp_path: Path) -> No
         engines = StoreWideAnalytics()
         engine = engines(_layout(), "a", "run", T0)
         engine.update(None, _people(0.0, 20, 70))
-        published = publish_store_count(store, engine, T0, None)
+        published = publish_store_count(store, store_wide_counts(engine), T0, None)
         version, rows = store.get_occupancy()
         assert published is not None and published.count == 2
         assert rows[STORE_OCCUPANCY_KEY].count == 2
-        assert publish_store_count(store, engine, T0 + 1, published) is published
+        assert publish_store_count(store, store_wide_counts(engine), T0 + 1, published) is published
         assert store.get_occupancy()[0] == version  # unchanged count: no new version
         # An engine without shared store visits publishes nothing.
         last = StoreWideCounts(5, {})
-        assert publish_store_count(store, object(), T0, last) is last
+        assert publish_store_count(store, store_wide_counts(object()), T0, last) is last
     finally:
         store.close()
 
@@ -308,11 +309,11 @@ def test_store_wide_floor_zones_are_served_like_zones_with_the_etag(store: Store
         assert client.get("/v1/zones/middle/occupancy").status_code == 401
         first = client.get("/v1/occupancy", headers=headers)
         assert first.json()["zones"]["middle"]["count"] == 0
-        published = publish_store_count(store, b, T0, None)
+        published = publish_store_count(store, store_wide_counts(b), T0, None)
         assert published is not None and published.zones == {"middle": 1, "east": 1}
         # Unchanged counts: nothing written, no new version.
         version = store.get_occupancy()[0]
-        assert publish_store_count(store, a, T0 + 1, published) is published
+        assert publish_store_count(store, store_wide_counts(a), T0 + 1, published) is published
         assert store.get_occupancy()[0] == version
 
         def changed() -> httpx.Response | None:

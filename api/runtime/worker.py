@@ -220,16 +220,11 @@ class StoreSink:
                 logger.warning(
                     "camera %s: store unavailable, occupancy not published", self.camera_id
                 )
-        self._store_count = publish_store_count(
-            self._store, self._analytics, frame_time, self._store_count
-        )
-        if self._live is not None:
-            floor_zones = store_wide_counts(self._analytics)
-            if floor_zones is not None and floor_zones.zones:
-                # The live sink keeps the last value of each zone and sends only changes.
-                self._live.occupancy(
-                    STORE_CAMERA, floor_zones.zones, floor_zones.approaching, frame_time
-                )
+        counts = store_wide_counts(self._analytics)
+        self._store_count = publish_store_count(self._store, counts, frame_time, self._store_count)
+        if self._live is not None and counts is not None and counts.zones:
+            # The live sink keeps the last value of each zone and sends only changes.
+            self._live.occupancy(STORE_CAMERA, counts.zones, counts.approaching, frame_time)
 
     def _set_occupancy(
         self,
