@@ -74,7 +74,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import shapely
 from scipy.optimize import linear_sum_assignment
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout, ZoneConfig
@@ -215,12 +214,8 @@ class StoreVisits:
             time_tolerance_seconds=time_tolerance_seconds,
             max_age_seconds=max_age_seconds,
         )
-        self._floor_zones: list[tuple[str, shapely.Polygon]] = []
-        for zone in layout.store_zones:
-            shape = shapely.Polygon(zone.floor_polygon)
-            shapely.prepare(shape)
-            self._floor_zones.append((zone.id, shape))
         self._zones: list[ZoneConfig] = list(layout.store_zones)
+        self._zone_by_id = {zone.id: zone for zone in self._zones}
         self._zone_polygons = PolygonSet([zone.floor_polygon or [] for zone in self._zones])
         self._stays: dict[str, dict[str, _FloorStay]] = {}
         """Each visit's stays in the store-wide floor zones (open, or waiting a hysteresis)."""
@@ -711,13 +706,10 @@ class StoreVisits:
         ``occlusion_aware``)."""
         with self._lock:
             unplaced, floor = self._occupancy.people(now)
-            placed = np.vstack([floor, self._hidden(now)]) if self._floor_zones else floor
+            placed = np.vstack([floor, self._hidden(now)]) if self._zones else floor
             approaching = dict(self._approaching)
-        x, y = placed[:, 0], placed[:, 1]
-        zones = {
-            zone_id: int(np.count_nonzero(shapely.contains_xy(shape, x, y)))
-            for zone_id, shape in self._floor_zones
-        }
+        inside = self._zone_polygons.contains(np.asarray(placed, np.float64).reshape(-1, 2))
+        zones = {zone.id: int(n) for zone, n in zip(self._zones, inside.sum(axis=0), strict=True)}
         return StoreWideCounts(unplaced + len(floor), zones, approaching)
 
     def _hidden(self, now: float | None) -> FloatArray:
@@ -894,8 +886,7 @@ class StoreVisits:
         stay was not reported yet but lasted ``min_dwell_seconds``), under the key its
         entry carries."""
         dwell = at - stay.entered_at
-        zone = next(z for z in self._zones if z.id == zone_id)
-        if stay.reported or dwell >= zone.min_dwell_seconds:
+        if stay.reported or dwell >= self._zone_by_id[zone_id].min_dwell_seconds:
             if not stay.reported:
                 self._emit(EventType.ZONE_ENTER, zone_id, key, stay.entered_at)
                 stay.visit = key
