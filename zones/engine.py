@@ -36,6 +36,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 from storesense.vision.detections import Tracks
+from storesense.vision.tracking.matching import box_areas, intersection_matrix
 from storesense.zones.amodal import AmodalBoxes
 from storesense.zones.config import ANCHOR_ORDER, StoreLayout
 from storesense.zones.events import Event, EventType
@@ -561,25 +562,13 @@ class ZoneEngine:
             return
         shift = self._velocity[hidden] * elapsed[hidden, None]
         predicted = self._prev[hidden] + shift[:, None, :]
-        if self._zone_point >= 0:
-            member = self._polygons.contains(predicted[:, self._zone_point])
-        else:
-            px = predicted[:, self._edge_anchor, 0]
-            py = predicted[:, self._edge_anchor, 1]
-            member = self._polygons.contains_per_edge(px, py)
+        member = self._members(predicted)
         covered = self._behind_someone(hidden, now)
         covered |= self._glimpsed_at[hidden] > self._last_seen[hidden]
         if covered.any():
             # Hidden behind a person in view: it may be standing where it vanished as well as
             # where its own (pre-occlusion) velocity would carry it.
-            last = self._prev[hidden[covered]]
-            if self._zone_point >= 0:
-                stay = self._polygons.contains(last[:, self._zone_point])
-            else:
-                stay = self._polygons.contains_per_edge(
-                    last[:, self._edge_anchor, 0], last[:, self._edge_anchor, 1]
-                )
-            member[covered] |= stay
+            member[covered] |= self._members(self._prev[hidden[covered]])
         in_picture = np.ones(len(hidden), np.bool_)
         if self.frame_size is not None:
             # Last seen at the picture's edge: it walked out, it is not hidden.
@@ -601,18 +590,23 @@ class ZoneEngine:
             self._hidden_out_at[hidden] = out_at
         self._hidden_in[hidden] = holding
 
+    def _members(self, anchors: FloatArray) -> npt.NDArray[np.bool_]:
+        """(N, 3, 2) anchor points per track → (N, Z) membership, each zone by its anchor."""
+        if self._zone_point >= 0:
+            return self._polygons.contains(anchors[:, self._zone_point])
+        return self._polygons.contains_per_edge(
+            anchors[:, self._edge_anchor, 0], anchors[:, self._edge_anchor, 1]
+        )
+
     def _behind_someone(self, hidden: npt.NDArray[np.int64], now: float) -> npt.NDArray[np.bool_]:
         """Which hidden tracks have their last box at least :data:`OCCLUDED_SHARE` inside the
         box of a track seen now: someone in view stands where they vanished."""
         seen = np.flatnonzero(self._last_seen == now)
         if len(seen) == 0:
             return np.zeros(len(hidden), np.bool_)
-        box, other = self._box[hidden], self._box[seen]
-        low = np.maximum(box[:, None, :2], other[None, :, :2])
-        high = np.minimum(box[:, None, 2:], other[None, :, 2:])
-        overlap = np.prod(np.clip(high - low, 0.0, None), axis=2).max(axis=1)
-        area = np.prod(box[:, 2:] - box[:, :2], axis=1)
-        result: npt.NDArray[np.bool_] = overlap >= OCCLUDED_SHARE * area
+        box = self._box[hidden]
+        overlap = intersection_matrix(box, self._box[seen]).max(axis=1)
+        result: npt.NDArray[np.bool_] = overlap >= OCCLUDED_SHARE * box_areas(box)
         return result
 
     def _last_sign(self) -> FloatArray:
@@ -637,14 +631,8 @@ class ZoneEngine:
         velocity: npt.NDArray[np.float32],
         now: float,
     ) -> list[Event]:
-        if self._zone_point >= 0:
-            points = anchors[:, self._zone_point]
-            raw = self._polygons.contains(points)
-        else:
-            px = anchors[:, self._edge_anchor, 0]
-            py = anchors[:, self._edge_anchor, 1]
-            raw = self._polygons.contains_per_edge(px, py)
-            points = anchors[:, 0]
+        raw = self._members(anchors)
+        points = anchors[:, max(self._zone_point, 0)]
         inside = self._inside[slots]
         differs = raw != inside
         events: list[Event] = []

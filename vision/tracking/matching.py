@@ -26,6 +26,17 @@ def box_areas(boxes: npt.NDArray[np.floating]) -> Array:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
+def intersection_matrix(
+    boxes_a: npt.NDArray[np.floating], boxes_b: npt.NDArray[np.floating]
+) -> Array:
+    """Intersection area of every ``xyxy`` box in ``a`` with every one in ``b``: ``(A, B)``."""
+    wh = np.minimum(boxes_a[:, None, 2:], boxes_b[:, 2:])
+    wh -= np.maximum(boxes_a[:, None, :2], boxes_b[:, :2])
+    np.maximum(wh, 0.0, out=wh)
+    result: Array = wh[:, :, 0] * wh[:, :, 1]
+    return result
+
+
 def iou_matrix(
     boxes_a: npt.NDArray[np.floating],
     boxes_b: npt.NDArray[np.floating],
@@ -36,11 +47,7 @@ def iou_matrix(
 
     Pass ``area_a``/``area_b`` (from :func:`box_areas`) when they are already known.
     """
-    top_left = np.maximum(boxes_a[:, None, :2], boxes_b[:, :2])
-    wh = np.minimum(boxes_a[:, None, 2:], boxes_b[:, 2:])
-    wh -= top_left
-    np.maximum(wh, 0.0, out=wh)
-    intersection = wh[:, :, 0] * wh[:, :, 1]
+    intersection = intersection_matrix(boxes_a, boxes_b)
     if area_a is None:
         area_a = box_areas(boxes_a)
     if area_b is None:

@@ -37,6 +37,7 @@ from storesense.vision.tracking.kalman import cxcywh_to_xyxy, xyxy_to_cxcywh
 from storesense.vision.tracking.matching import (
     box_areas,
     direction_consistency,
+    intersection_matrix,
     iou_matrix,
     match,
 )
@@ -201,7 +202,7 @@ class Tracker:
         if len(track_rows) == 0 or len(det_rows) == 0:
             return
         last = tracks.last_box[track_rows]
-        overlap = _overlap(cxcywh_to_xyxy(last), det_xyxy[det_rows])
+        overlap = intersection_matrix(cxcywh_to_xyxy(last), det_xyxy[det_rows])
         cover = overlap / np.minimum((last[:, 2] * last[:, 3])[:, None], det_area[det_rows])
         near: BoolArray = np.asarray((cover >= _GLIMPSE_COVER).any(axis=0))
         used = (~det_free).nonzero()[0]
@@ -229,7 +230,7 @@ class Tracker:
             return _EMPTY_IDS
         rows = tracks.held.nonzero()[0]
         last = tracks.last_box[rows]
-        overlap = _overlap(cxcywh_to_xyxy(last), det_xyxy[births]).max(axis=1)
+        overlap = intersection_matrix(cxcywh_to_xyxy(last), det_xyxy[births]).max(axis=1)
         gone = np.zeros(len(tracks), np.bool_)
         gone[rows[overlap >= _GLIMPSE_COVER * last[:, 2] * last[:, 3]]] = True
         if not gone.any():
@@ -322,7 +323,7 @@ class Tracker:
         if len(old) == 0:
             return result
         old_box, new_box = tracks.last_box[old], tracks.last_box[new]
-        overlap = _overlap(cxcywh_to_xyxy(old_box), cxcywh_to_xyxy(new_box))
+        overlap = intersection_matrix(cxcywh_to_xyxy(old_box), cxcywh_to_xyxy(new_box))
         smaller = np.minimum(
             (old_box[:, 2] * old_box[:, 3])[:, None], new_box[:, 2] * new_box[:, 3]
         )
@@ -404,14 +405,6 @@ class Tracker:
             lost_ids=lost_ids,
             held_ids=tracks.track_id[tracks.held & (tracks.last_glimpse == t)],
         )
-
-
-def _overlap(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    """Intersection areas of xyxy boxes, (len(a), len(b))."""
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    result: npt.NDArray[np.float64] = np.prod(np.clip(high - low, 0.0, None), axis=2)
-    return result
 
 
 def _same_person(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
