@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -514,8 +515,15 @@ def texts(page: Page, selector: str) -> list[str]:
     return [text.strip() for text in page.locator(selector).all_text_contents()]
 
 
+def to_fixed(value: float, digits: int) -> str:
+    """``value`` as the page writes it (JavaScript's ``toFixed`` / ``Math.round``): the
+    exact binary value rounded, ties up (Python's format rounds ties to even: 85.25 would
+    read 85.2 where the page shows 85.3)."""
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
 def pct(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate * 100:.1f} %"
+    return "–" if rate is None else f"{to_fixed(rate * 100, 1)} %"
 
 
 def test_dashboard_shows_the_numbers_the_api_returns(shop: Service, browser: Browser) -> None:
@@ -573,8 +581,8 @@ def test_dashboard_shows_the_numbers_the_api_returns(shop: Service, browser: Bro
     shop_row = page.locator('#dwell tr[data-zone="shop"] td')
     dwell = metrics["dwell"]["shop"]
     expect(shop_row.nth(1)).to_have_text(str(dwell["visits"]))
-    expect(shop_row.nth(2)).to_have_text(f"{dwell['mean_seconds']:.1f}")
-    expect(shop_row.nth(4)).to_have_text(f"{dwell['p90_seconds']:.1f}")
+    expect(shop_row.nth(2)).to_have_text(to_fixed(dwell["mean_seconds"], 1))
+    expect(shop_row.nth(4)).to_have_text(to_fixed(dwell["p90_seconds"], 1))
 
     entries = sum(
         r["count"] for r in counts["rows"] if r["target"] == "shop" and r["measure"] == "entries"
@@ -675,7 +683,7 @@ def test_the_floor_heatmap_draws_what_the_api_returns(shop: Service, browser: Br
     if (0, 0) not in occupied:
         assert corner[:3] == [244, 245, 247]
     expect(page.get_by_test_id("heatmap").locator(".note")).to_contain_text(
-        f"{round(heatmap['person_seconds'])} person-seconds"
+        f"{to_fixed(heatmap['person_seconds'], 0)} person-seconds"
     )
     with page.expect_download() as download:
         page.get_by_test_id("csv-download").click()
