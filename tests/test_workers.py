@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +21,9 @@ from storesense.api.runtime import CameraState, WorkerSupervisor, pipeline_facto
 from storesense.api.settings import BackoffSettings, ServiceSettings
 from storesense.api.store import open_store
 from storesense.api.store.base import EventQuery, Store
-from storesense.zones.config import StoreLayout
+from storesense.vision.frames import Frame
+from storesense.zones.config import CameraConfig, StoreLayout
+from storesense.zones.events import EventType
 
 FAST = ServiceSettings(
     store_url="sqlite:///unused.db",
@@ -272,3 +277,54 @@ def test_metrics_count_the_motion_gates_full_and_skipped_frames(
     )
     # Each processed frame is one kind (the frames in flight between the two reads aside).
     assert processed > 0 and processed <= counted <= processed + 2
+
+
+def test_a_live_cameras_runs_never_repeat_a_track_id(
+    pets09: Path, store: Store, detector: Any
+) -> None:
+    """A live camera whose stream drops reconnects as a new run with a fresh tracker. Its
+    ids follow on from no earlier run's (they start at the run's start in milliseconds),
+    so two runs' people are never one track in the store: not one visit in journeys, not
+    one staff member, not one passer-by. Both runs here see the same 15 PETS09 frames."""
+    capture = cv2.VideoCapture(str(pets09 / "PETS09-S2L1.avi"))
+    images = [capture.read()[1] for _ in range(15)]
+    capture.release()
+    run_starts: list[float] = []
+
+    def reconnecting(camera: CameraConfig, _settings: ServiceSettings) -> Iterator[Frame]:
+        run_starts.append(time.time())
+        for index, image in enumerate(images, start=1):
+            yield Frame(image, index, (index - 1) / 7, camera.id)
+        if len(run_starts) == 1:
+            raise ConnectionError("stream dropped")
+
+    layout = StoreLayout.model_validate(
+        layout_dict(store.store_id, cameras=[{"id": "cam1", "source": "rtsp://cam/1", "fps": 7}])
+    )
+    supervisor = WorkerSupervisor(
+        layout,
+        store,
+        FAST,
+        pipeline_factory=pipeline_factory_for(detector),
+        source_opener=reconnecting,
+    )
+
+    def entries() -> list[Any]:
+        return [
+            e
+            for e in store.query_events(
+                EventQuery(types=frozenset({EventType.ZONE_ENTER}), camera_id="cam1")
+            )
+        ]
+
+    with TestClient(create_app(FAST, store, layout, supervisor=supervisor)):
+        wait_for(
+            lambda: len(run_starts) == 2
+            and supervisor.statuses()["cam1"].state == CameraState.FINISHED,
+            timeout=60,
+            what="a second run to the end of its stream",
+        )
+    first = {e.track_id for e in entries() if e.timestamp < run_starts[1]}
+    second = {e.track_id for e in entries() if e.timestamp >= run_starts[1]}
+    assert len(first) >= 3 and len(second) >= 3, (first, second)
+    assert min(second) > max(first), (first, second)

@@ -38,6 +38,7 @@ from storesense.api.settings import ServiceSettings
 from storesense.api.store.base import Store, StoreUnavailableError
 from storesense.api.store_wide import publish_store_count, store_wide_counts
 from storesense.vision.frames import Frame
+from storesense.vision.tracking import run_first_track_id
 from storesense.zones.config import CameraConfig, StoreLayout
 from storesense.zones.events import Event
 from storesense.zones.store_visits import STORE_CAMERA, StoreWideCounts
@@ -447,7 +448,9 @@ class CameraWorker:
         # on it, events are moved to Unix time after), a live or pushed frame's capture time.
         clock = RunClock(time_origin, shift=time_origin if is_replayable(camera) else 0.0)
         if not is_replayable(camera):
-            # A replayed file re-emits its visits; a live camera's last run cannot.
+            # A replayed file re-emits its visits (same track ids, same event ids); a live
+            # camera's last run cannot, and this run's people are others: new track ids.
+            pipeline.tracker.reset(first_id=run_first_track_id(run_started))
             self.visits.due(run_started)
             self.visits.close()
         if self.parts.optin is not None:

@@ -9,6 +9,6 @@ Example:
 
 from storesense.vision.tracking.config import TrackerConfig
 from storesense.vision.tracking.kalman import ConstantVelocityKalman
-from storesense.vision.tracking.tracker import Tracker
+from storesense.vision.tracking.tracker import Tracker, run_first_track_id
 
-__all__ = ["ConstantVelocityKalman", "Tracker", "TrackerConfig"]
+__all__ = ["ConstantVelocityKalman", "Tracker", "TrackerConfig", "run_first_track_id"]

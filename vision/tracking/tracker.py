@@ -72,11 +72,22 @@ class Tracker:
         self._kalman = self.config.kalman()
         self.reset()
 
-    def reset(self) -> None:
-        """Forget every track and the clock; the next confirmed track gets id 1."""
+    def reset(self, first_id: int = 1) -> None:
+        """Forget every track and the clock; the next confirmed track gets id ``first_id``
+        (ids then count up from it: a camera whose runs must never repeat an id starts
+        each run past the last one's, e.g. at :func:`run_first_track_id`).
+
+        >>> tracker = Tracker()
+        >>> tracker.reset(first_id=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: first_id must be an integer >= 1, got 0
+        """
+        if isinstance(first_id, bool) or not isinstance(first_id, int) or first_id < 1:
+            raise ValueError(f"first_id must be an integer >= 1, got {first_id!r}")
         self._tracks = TrackTable()
         self._time: float | None = None
-        self._next_id = 1
+        self._next_id = first_id
 
     @property
     def active_count(self) -> int:
@@ -436,3 +447,16 @@ def _usable(
     if keep.all():
         return xyxy, score
     return xyxy[keep], score[keep]
+
+
+def run_first_track_id(started_at: float) -> int:
+    """The first track id of a camera run started at ``started_at`` (Unix seconds): one
+    past the start in milliseconds, so the ids of a live camera's runs (reconnects, restarts of the
+    service) never repeat, as long as it confirms fewer than 1,000 tracks a second.
+
+    >>> run_first_track_id(1_795_000_000.25)
+    1795000000251
+    """
+    if not (math.isfinite(started_at) and started_at >= 0):
+        raise ValueError(f"started_at must be a finite number of seconds >= 0, got {started_at}")
+    return int(started_at * 1000) + 1
