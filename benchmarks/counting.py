@@ -39,6 +39,12 @@ box is in the picture), beside the unchanged figures; and the opt-in ``line_dept
 ``glimpse_hold`` on and off (default layout: the design layout's plaza-right), in every
 zone the hold adds a person to: how many of those frames the truth has fewer people in,
 and the error and dwell of each, with the edge band as don't-care and without.
+
+``python benchmarks/counting.py --unseen-diagnosis [LAYOUT ...] [--scales 1 0.5]``: the
+person-frames our engine counts (in any zone of the layout) for a track not seen in that
+frame (held while hidden, or within the occupancy hold), and how many of them are not a
+second person: the gt person of the track's last box is in view under another track, or
+that box matches no annotated person (IoU < 0.3).
 """
 
 from __future__ import annotations
@@ -1113,6 +1119,64 @@ def hold_diagnosis(layout_paths: list[Path], frames: int | None, scales: list[fl
     return 0
 
 
+def _gt_of_boxes(
+    rows: npt.NDArray[np.float64], boxes: npt.NDArray[Any], min_iou: float = 0.3
+) -> list[int | None]:
+    """The gt id of each box (one box per person, best IoU first; None below ``min_iou``)."""
+    out: list[int | None] = [None] * len(boxes)
+    if not len(rows) or not len(boxes):
+        return out
+    gt_xyxy = np.stack(
+        [rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], axis=1
+    )
+    overlap = _iou(np.asarray(boxes, np.float64), gt_xyxy)
+    taken: set[int] = set()
+    for flat in np.argsort(-overlap, axis=None).tolist():
+        row, col = divmod(flat, len(rows))
+        if overlap[row, col] < min_iou:
+            break
+        person = int(rows[col, 1])
+        if out[row] is None and person not in taken:
+            out[row] = person
+            taken.add(person)
+    return out
+
+
+def unseen_diagnosis(layout_paths: list[Path], scales: list[float]) -> int:
+    """Per layout and frame size: person-frames counted in some zone for a track not seen
+    in that frame, and those that double a person in view under another track or match no
+    annotated person (our tracker on the cached detections, 7 fps, all-people truth)."""
+    gt_rows = np.loadtxt(PETS / "gt" / "gt.txt", delimiter=",")
+    rows_of = {int(f): gt_rows[gt_rows[:, 0] == f] for f in np.unique(gt_rows[:, 0])}
+    empty = np.zeros((0, gt_rows.shape[1]))
+    for path in layout_paths:
+        layout = load_layout(path)
+        for scale in scales:
+            tracks = cached_pipeline_tracks(layout, None, scale=scale)
+            engine = ZoneEngine(layout, CAMERA, frame_size=FRAME_SIZE)
+            last_person: dict[int, int | None] = {}
+            counted = doubled = unmatched = 0
+            for frame in tracks:
+                engine.update(frame)
+                rows = rows_of.get(int(frame.frame_index), empty)
+                in_view = _gt_of_boxes(rows, frame.xyxy)
+                ids = frame.track_id.tolist()
+                last_person.update(zip(ids, in_view, strict=True))
+                occupants = set().union(*map(set, engine.occupants().values()))
+                for track_id in occupants.difference(ids):
+                    counted += 1
+                    person = last_person.get(track_id)
+                    unmatched += person is None
+                    doubled += person is not None and person in in_view
+            print(
+                f"{path.resolve().relative_to(ROOT)} {scale:g}x size: {counted} person-frames"
+                f" counted for a track not seen in that frame; {doubled + unmatched} of them not"
+                f" a second person ({doubled} whose gt person is in view under another track,"
+                f" {unmatched} whose last box matches no annotated person)"
+            )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -1150,6 +1214,15 @@ def main(argv: list[str] | None = None) -> int:
         help="per frame with glimpse_hold on and off, on these layouts (default: the design"
         " layout; cached detections; --scales)",
     )
+    parser.add_argument(
+        "--unseen-diagnosis",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="person-frames counted for tracks not seen in that frame, and how many are not a"
+        " second person, on these layouts (default: the design layout; cached detections;"
+        " --scales)",
+    )
     parser.add_argument("--frames", type=int, default=None, help="first N frames only")
     parser.add_argument("--skip-pipeline", action="store_true", help="skip detector+tracker")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats (best of)")
@@ -1162,6 +1235,8 @@ def main(argv: list[str] | None = None) -> int:
         return anchor_noise()
     if args.hold_diagnosis is not None:
         return hold_diagnosis(args.hold_diagnosis or [LAYOUT], args.frames, args.scales or [1.0])
+    if args.unseen_diagnosis is not None:
+        return unseen_diagnosis(args.unseen_diagnosis or [LAYOUT], args.scales or [1.0])
     if args.holdout is not None:
         return holdout(args.holdout or HOLDOUT_LAYOUTS, args.frames, args.fps, args.scales)
     layout = load_layout(LAYOUT)

@@ -511,10 +511,38 @@ def test_hidden_behind_someone_counts_where_it_vanished(
     # Person 1 walks right at 80 px/s and vanishes at x=280; person 2 stays in view.
     engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
     for t in (0.0, 0.2, 0.4):
-        engine.update(feet_at([(280.0, 200.0), other], t, velocity=[(80.0, 0.0), (0.0, 0.0)]))
+        walker = (248.0 + 80.0 * t, 200.0)
+        engine.update(feet_at([walker, other], t, velocity=[(80.0, 0.0), (0.0, 0.0)]))
     counts = []
     for t in (1.0, 1.8, 2.35):  # predicted x 328 and beyond; within lost_after (2.0)
         engine.update(feet_at([other], t, ids=[2]))
+        counts.append(engine.occupancy()["z"])
+    assert counts == counted_while_hidden
+
+
+@pytest.mark.parametrize(
+    ("track_1", "counted_while_hidden"),
+    [
+        # Walked in from the left (seen apart), then hidden behind person 2: held.
+        ({0.0: (150.0, 200.0), 0.2: (175.0, 200.0), 0.4: (201.0, 201.0)}, [2, 2, 2]),
+        # Born on person 2 and never apart from them (each box 93 % inside the other): a
+        # second box on the same person, a fragment of its track, not a hidden person.
+        ({0.2: (201.0, 201.0), 0.4: (201.0, 201.0)}, [1, 1, 1]),
+    ],
+)
+def test_fragment_that_rode_on_someone_is_not_held_behind_them(
+    track_1: dict[float, tuple[float, float]], counted_while_hidden: list[int]
+) -> None:
+    # Person 2 stands at (200, 200) in view throughout; track 1 ends at its feet.
+    engine = ZoneEngine(layout_with({"approach_seconds": 0}), "c")
+    for t in (0.0, 0.2, 0.4):
+        points, ids = [(200.0, 200.0)], [2]
+        if t in track_1:
+            points, ids = [track_1[t], *points], [1, *ids]
+        engine.update(feet_at(points, t, ids=ids))
+    counts = []
+    for t in (1.0, 1.8, 2.35):  # beyond occupancy_hold_seconds (0.5), within lost_after (2.0)
+        engine.update(feet_at([(200.0, 200.0)], t, ids=[2]))
         counts.append(engine.occupancy()["z"])
     assert counts == counted_while_hidden
 

@@ -62,7 +62,8 @@ MIN_APPROACH_SPEED_PX_S = 10.0
 
 OCCLUDED_SHARE = 0.5
 """A hidden track whose last box is at least this much inside a visible track's box is
-behind that person (more than half of it would be out of sight)."""
+behind that person (more than half of it would be out of sight). Two boxes each at least
+this much inside the other are one person's box reported twice."""
 
 EDGE_MARGIN = 0.25
 """A box within this fraction of its width of the picture's edge may be walking out of it."""
@@ -97,9 +98,13 @@ class ZoneEngine:
     ``TrackerConfig.glimpse_hold``: behind a sign or a shelf end) counts the same way, and its
     ``lost_after_seconds`` run from the last glimpse instead of the last sighting. When
     it never comes back, its visit ends when that predicted point left the zone (or when
-    the track is closed). A re-link looks for the old track where it should be by now
-    (last point + velocity x gap), and a crossing is decided by the straight path from
-    the last sighting to the new one: the motion across the gap.
+    the track is closed). Only a track once seen apart from every other is held: one whose
+    box, in every frame it was seen, and another track's box each lay at least
+    :data:`OCCLUDED_SHARE` inside the other was never more than a second box on that person
+    (a fragment of its track), not a second person hidden behind them. A re-link looks for
+    the old track where it should be by now (last point + velocity x gap), and a crossing is
+    decided by the straight path from the last sighting to the new one: the motion across
+    the gap.
 
     **Line hysteresis** (each line's ``depth``, a fraction of the person's box height,
     default :data:`~storesense.zones.config.LINE_DEPTH`, the detector's anchor noise): a
@@ -140,6 +145,7 @@ class ZoneEngine:
     _box: FloatArray
     _hidden_in: npt.NDArray[np.bool_]
     _hidden_out_at: FloatArray
+    _seen_apart: npt.NDArray[np.bool_]
     _odometer: FloatArray
     _pending_odometer: FloatArray
     _entered_odometer: FloatArray
@@ -256,6 +262,7 @@ class ZoneEngine:
         self._slot_of: dict[int, int] = {}
         self._last_ids: list[int] | None = None
         self._last_slots = np.zeros(0, np.int64)
+        self._apart_slots: npt.NDArray[np.int64] | None = None
         self._free: list[int] = []
         self._capacity = 0
         self._grow(64)
@@ -283,6 +290,7 @@ class ZoneEngine:
         extend("_box", (capacity, 4), np.nan, np.float64)
         extend("_hidden_in", (capacity, zones), False, np.bool_)
         extend("_hidden_out_at", (capacity, zones), np.nan, np.float64)
+        extend("_seen_apart", (capacity,), False, np.bool_)
         extend("_odometer", (capacity,), 0.0, np.float64)
         extend("_pending_odometer", (capacity, zones), np.nan, np.float64)
         extend("_entered_odometer", (capacity, zones), np.nan, np.float64)
@@ -393,6 +401,7 @@ class ZoneEngine:
         ):
             state = getattr(self, name)
             state[new] = state[old]
+        self._seen_apart[new] |= self._seen_apart[old]
         self._release(old)
 
     def _release(self, slot: int) -> None:
@@ -414,6 +423,7 @@ class ZoneEngine:
         self._box[slot] = np.nan
         self._hidden_in[slot] = False
         self._hidden_out_at[slot] = np.nan
+        self._seen_apart[slot] = False
         self._odometer[slot] = 0.0
         self._pending_odometer[slot] = np.nan
         self._entered_odometer[slot] = np.nan
@@ -525,6 +535,7 @@ class ZoneEngine:
             if self.occlusion_aware and self.zones:
                 self._hidden_in[slots] = False
                 self._hidden_out_at[slots] = np.nan
+                self._see_apart(slots, tracks.xyxy)
         if self.occlusion_aware and len(tracks.held_ids):
             held = [self._slot_of[i] for i in tracks.held_ids.tolist() if i in self._slot_of]
             self._glimpsed_at[held] = now
@@ -557,6 +568,7 @@ class ZoneEngine:
             (elapsed > 0)
             & (now - self._last_sign() <= self.lost_after_seconds)
             & self._inside.any(axis=1)
+            & self._seen_apart
         )
         if len(hidden) == 0:
             return
@@ -589,6 +601,24 @@ class ZoneEngine:
             out_at[ends] = np.where(was_held, now, vanished)[ends]
             self._hidden_out_at[hidden] = out_at
         self._hidden_in[hidden] = holding
+
+    def _see_apart(self, slots: npt.NDArray[np.int64], xyxy: npt.NDArray[np.float32]) -> None:
+        """Mark the tracks of this frame whose box is not one person's box twice with
+        another's (each at least :data:`OCCLUDED_SHARE` inside the other)."""
+        if slots is self._apart_slots:
+            return  # the same tracks as last frame, all seen apart by then
+        rows = np.flatnonzero(~self._seen_apart[slots])
+        if len(rows) == 0:
+            self._apart_slots = slots
+            return
+        boxes = xyxy.astype(np.float64)
+        overlap = intersection_matrix(boxes[rows], boxes)
+        overlap[np.arange(len(rows)), rows] = 0.0  # not with itself
+        areas = box_areas(boxes)
+        twice = (overlap >= OCCLUDED_SHARE * areas[rows, None]) & (
+            overlap >= OCCLUDED_SHARE * areas[None, :]
+        )
+        self._seen_apart[slots[rows[~twice.any(axis=1)]]] = True
 
     def _members(self, anchors: FloatArray) -> npt.NDArray[np.bool_]:
         """(N, 3, 2) anchor points per track → (N, Z) membership, each zone by its anchor."""
