@@ -319,8 +319,9 @@ def test_a_live_cameras_runs_never_repeat_a_track_id(
 
     with TestClient(create_app(FAST, store, layout, supervisor=supervisor)):
         wait_for(
-            lambda: len(run_starts) == 2
-            and supervisor.statuses()["cam1"].state == CameraState.FINISHED,
+            lambda: (
+                len(run_starts) == 2 and supervisor.statuses()["cam1"].state == CameraState.FINISHED
+            ),
             timeout=60,
             what="a second run to the end of its stream",
         )
