@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,10 @@ from storesense.vision.detections import Tracks
 from storesense.vision.tracking import Tracker
 from storesense.zones.camera import CameraAnalytics
 from storesense.zones.config import Homography, StoreLayout
-from storesense.zones.events import Event
+from storesense.zones.events import Event, EventType
 from storesense.zones.floorplan import floor_positions
 from storesense.zones.journeys import VisitLinker
+from storesense.zones.metrics import compute_metrics
 from storesense.zones.store_visits import StoreVisits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,6 +242,33 @@ def floor_zone_truth(pets09: Path, frames: int, zone_id: str = FLOOR_ZONE) -> li
     return truth
 
 
+def visit_durations_truth(pets09: Path) -> list[float]:
+    """Each annotated person's visits in seconds: their frames with feet below y = 150,
+    a new visit after a gap of more than 3 s (``StoreVisits``' ``link_seconds``)."""
+    gt = np.loadtxt(pets09 / "gt" / "gt.txt", delimiter=",")
+    gt = gt[gt[:, 3] + gt[:, 5] >= FLOOR_TOP_PX]
+    durations = []
+    for person in np.unique(gt[:, 1]):
+        frames = np.sort(gt[gt[:, 1] == person, 0])
+        breaks = np.flatnonzero(np.diff(frames) > LINK_GAP_FRAMES)
+        for first, last in zip(np.r_[0, breaks + 1], np.r_[breaks, len(frames) - 1], strict=True):
+            durations.append(float(frames[last] - frames[first]) / FPS)
+    return durations
+
+
+def visit_durations_ours(events: list[Event]) -> tuple[float | None, str | None]:
+    """The mean visit duration ``compute_metrics`` reports from the split's events (frame
+    clock from Unix 0) and how it was computed."""
+    end = max(e.timestamp for e in events) + 1.0
+    metrics = compute_metrics(
+        events,
+        split_layout(),
+        start=datetime.fromtimestamp(0, UTC),
+        end=datetime.fromtimestamp(end, UTC),
+    )
+    return metrics.visit_duration_seconds, metrics.visit_duration_method
+
+
 def per_camera_zone_sum(
     split_tracks: dict[str, list[Tracks]], zone_id: str = FLOOR_ZONE
 ) -> list[int]:
@@ -336,7 +365,7 @@ def main() -> None:
     detector = Detector.from_model("yolox-nano")
     split_tracks = track_split(PETS, detector)
     zone_ours: list[dict[str, int]] = []
-    _, _, seen, ours, truth = run_split(split_tracks, PETS, zone_ours)
+    _, events, seen, ours, truth = run_split(split_tracks, PETS, zone_ours)
     total, kept = crossings(seen)
     shared, person_frames = shared_person_frames(seen)
     one_total, one_kept = one_camera_crossings(PETS, detector)
@@ -351,6 +380,14 @@ def main() -> None:
     print(
         f"store-wide occupancy: {sum(ours)} vs truth {sum(truth)} person-frames ({bias:+.1%}), "
         f"mean error {error:.2f} people a frame"
+    )
+    truth_visits = visit_durations_truth(PETS)
+    mean_visit, method = visit_durations_ours(events)
+    ended = sum(e.type == EventType.VISIT_END for e in events)
+    print(
+        f"visit duration ({method}, {ended} visit_end events): mean {mean_visit:.1f} s vs "
+        f"truth {np.mean(truth_visits):.1f} s over {len(truth_visits)} visits "
+        f"({mean_visit / np.mean(truth_visits) - 1:+.1%})"
     )
     for zone_id in FLOOR_ZONES:
         zone_truth = floor_zone_truth(PETS, len(zone_ours), zone_id)

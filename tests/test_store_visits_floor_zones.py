@@ -274,7 +274,14 @@ def test_across_processes_only_the_visits_owner_emits_its_events() -> None:
     taken["first"] += first.finish("a", 7.0)
     taken["second"] += second.finish("b", 7.0)
     assert second.visit_of("b", 7) == "a:1"
-    assert [e.type for e in taken["first"]] == [EventType.ZONE_ENTER, EventType.ZONE_EXIT]
+    assert [e.type for e in taken["first"]] == [
+        EventType.ZONE_ENTER,
+        EventType.ZONE_EXIT,
+        EventType.VISIT_END,
+    ]
+    ended = taken["first"][-1]
+    assert ended.attributes[VISIT_ATTRIBUTE] == "a:1" and ended.timestamp == pytest.approx(5.6)
+    assert ended.attributes["dwell_seconds"] == pytest.approx(5.6)  # seen 0-5.6 s, a then b
     assert taken["second"] == []
 
 

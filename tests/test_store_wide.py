@@ -25,6 +25,7 @@ from storesense.api.store_wide import (
 )
 from storesense.vision.detections import Tracks
 from storesense.zones.config import StoreLayout
+from storesense.zones.events import EventType
 from storesense.zones.store_visits import StoreWideCounts
 
 pytest_plugins = ["service_helpers"]
@@ -212,8 +213,19 @@ def test_camera_workers_share_visits_and_publish_one_store_count(
     assert any(cams == {"cam1", "cam2", STORE_OCCUPANCY_KEY} for cams in cameras_of.values())
     # The store-wide floor zone has its own events (camera @store), one enter and one
     # exit per visit however many cameras see it, served by GET /v1/events.
-    store_wide = [e for e in events if e.camera_id == STORE_OCCUPANCY_KEY]
+    store_wide = [
+        e for e in events if e.camera_id == STORE_OCCUPANCY_KEY and e.type != EventType.VISIT_END
+    ]
     assert {e.target for e in store_wide} == {"plaza"}
+    # Each visit ends once (``visit_end``, when both runs finished), its ``dwell_seconds``
+    # spanning its events on every camera: the visit's time in the store.
+    ends = [e for e in events if e.type == EventType.VISIT_END]
+    assert ends and {(e.camera_id, e.target) for e in ends} == {(STORE_OCCUPANCY_KEY,) * 2}
+    assert len({e.attributes["visit_id"] for e in ends}) == len(ends)
+    for end in ends:
+        key, began = end.attributes["visit_id"], end.timestamp - end.attributes["dwell_seconds"]
+        times = [e.timestamp for e in events if e.attributes["visit_id"] == key]
+        assert began - 0.2 <= min(times) and max(times) <= end.timestamp + 0.2, (end, times)
     for visit in cameras_of:
         mine = sorted(
             (e.timestamp, e.type.value) for e in store_wide if e.attributes["visit_id"] == visit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -247,3 +248,45 @@ def test_visit_duration_from_store_visits_when_cameras_share_a_floor_plan() -> N
     assert metrics.bounce_rate == pytest.approx(1 / 3, abs=1e-3)  # the 30 s visit
     fallback = compute_metrics(events, LAYOUT, **window)
     assert fallback.visit_duration_method == "littles_law"
+
+
+def test_visit_duration_from_visit_end_events() -> None:
+    """A visit that ended has a ``visit_end`` (its time in the store, first to last
+    sighting by any camera): that is its duration, however few zone events it has, and the
+    visits joined into it (``joined_visits``) are not visits of their own. One that began
+    before the range counts from the range's start; one still going on, from its events."""
+    placed = LAYOUT.model_dump()
+    square = [[0, 0], [10, 0], [10, 10], [0, 10]]
+    for x, camera in enumerate(placed["cameras"]):
+        camera["homography"] = {
+            "image_points": square,
+            "floor_points": [[x, 0], [x + 1, 0], [x + 1, 1], [x, 1]],
+        }
+    floor_plan = StoreLayout.model_validate(placed)
+
+    def at(kind: EventType, camera: str, target: str, seconds: float, **attributes: Any) -> Event:
+        return Event.create(kind, "s", camera, target, 1, T0.timestamp() + seconds, attributes)
+
+    events = [
+        # Visit a: one short till stay, 100 s in the store; b was joined into it.
+        at(EventType.ZONE_ENTER, "floor-cam", "till", 40, visit_id="door-cam:1"),
+        at(EventType.ZONE_EXIT, "floor-cam", "till", 50, visit_id="door-cam:1", dwell_seconds=10),
+        at(EventType.ZONE_ENTER, "floor-cam", "till", 60, visit_id="floor-cam:9"),
+        at(
+            EventType.VISIT_END,
+            "@store",
+            "@store",
+            110,
+            visit_id="door-cam:1",
+            dwell_seconds=100.0,
+            joined_visits=["floor-cam:9"],
+        ),
+        # Visit c began 30 s before the range and ended 20 s into it.
+        at(EventType.VISIT_END, "@store", "@store", 20, visit_id="door-cam:3", dwell_seconds=50.0),
+        # Visit d goes on after the range: from its events, 200 s to 260 s.
+        at(EventType.ZONE_ENTER, "floor-cam", "till", 200, visit_id="door-cam:4"),
+        at(EventType.ZONE_EXIT, "floor-cam", "till", 260, visit_id="door-cam:4", dwell_seconds=60),
+    ]
+    metrics = compute_metrics(events, floor_plan, start=T0, end=T0 + timedelta(minutes=5))
+    assert metrics.visit_duration_method == "store_visits"
+    assert metrics.visit_duration_seconds == pytest.approx((100 + 20 + 60) / 3, abs=1e-3)

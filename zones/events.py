@@ -17,6 +17,7 @@ class EventType(StrEnum):
     ITEM_TAKEN = "item_taken"
     ITEM_RETURNED = "item_returned"
     SHELF_INTERACTION = "shelf_interaction"
+    VISIT_END = "visit_end"
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,10 @@ JOINS_ATTRIBUTE = "visit_joins"
 """Set on the events of a track whose visit was decided after its first events were
 stamped (:class:`VisitLinker`'s overlap hand-over): the key those first events carry."""
 
-LINK_ATTRIBUTES = frozenset({VISIT_ATTRIBUTE, JOINS_ATTRIBUTE, "group_id"})
+JOINED_VISITS_ATTRIBUTE = "joined_visits"
+"""On a ``visit_end``: the keys of the visits the ended visit absorbed."""
+
+LINK_ATTRIBUTES = frozenset({VISIT_ATTRIBUTE, JOINS_ATTRIBUTE, JOINED_VISITS_ATTRIBUTE, "group_id"})
 """Event attributes that tie events of one person together: shown to admin keys only."""
 
 _TAKEOVER_TOLERANCE_SECONDS = 0.0015

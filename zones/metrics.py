@@ -52,6 +52,7 @@ import numpy as np
 from pydantic import BaseModel
 from storesense.zones.config import StoreLayout, ZoneKind
 from storesense.zones.events import Event, EventType
+from storesense.zones.journeys import JOINED_VISITS_ATTRIBUTE, visit_key
 from storesense.zones.shelf import shelf_metrics
 
 TrackKey = tuple[str, int]
@@ -301,7 +302,7 @@ def _metrics(
 
     method: str | None = None
     visit_seconds: float | None = None
-    visits = _store_visit_durations(in_range, layout)
+    visits = _store_visit_durations(in_range, layout, t0)
     if visits:
         method = "store_visits"
     else:
@@ -376,22 +377,39 @@ def _metrics(
     )
 
 
-def _store_visit_durations(events: list[Event], layout: StoreLayout) -> list[float]:
-    """Each store-wide visit's time in the store (from its first sighting in the events to
-    its last, over every camera: a zone stay from its enter, ``dwell_seconds`` before its
-    exit), when every camera of the layout has a homography: the cameras share one floor
-    plan and their events carry the visits of ``StoreVisits``, which continue from camera
-    to camera. Else none. Visits seen at a single moment (no duration) are left out."""
+def _store_visit_durations(
+    events: list[Event], layout: StoreLayout, start: float = -math.inf
+) -> list[float]:
+    """Each store-wide visit's time in the store, when every camera of the layout has a
+    homography (the cameras share one floor plan and their events carry the visits of
+    ``StoreVisits``, which continue from camera to camera); else none.
+
+    A visit that ended in the range has a ``visit_end`` event: its ``dwell_seconds`` (from
+    its first sighting by any camera to its last), from ``start`` if it began before.
+    Others (going on after the range, or cut off by a killed process) count from their
+    first sighting in the range's events to their last (a zone stay from its enter,
+    ``dwell_seconds`` before its exit). Visits seen at a single moment are left out."""
     if not layout.cameras or any(c.homography is None for c in layout.cameras):
         return []
+    ended: dict[str, float] = {}
+    covered: set[str] = set()
+    for e in events:
+        if e.type == EventType.VISIT_END:
+            key = visit_key(e)
+            first = e.timestamp - float(e.attributes.get("dwell_seconds", 0.0) or 0.0)
+            ended[key] = e.timestamp - max(first, start)
+            covered |= {key, *map(str, e.attributes.get(JOINED_VISITS_ATTRIBUTE) or ())}
     spans: dict[str, tuple[float, float]] = {}
     for e in events:
+        key = visit_key(e)
+        if e.type == EventType.VISIT_END or key in covered:
+            continue
         end = e.timestamp
         begin = end - float(e.attributes.get("dwell_seconds", 0.0) or 0.0)
-        key = str(e.attributes.get("visit_id") or f"{e.camera_id}:{e.track_id}")
         first, last = spans.get(key, (begin, end))
         spans[key] = (min(first, begin), max(last, end))
-    return [last - first for first, last in spans.values() if last > first]
+    durations = [last - first for first, last in spans.values() if last > first]
+    return [seconds for seconds in ended.values() if seconds > 0] + durations
 
 
 def _per_track_visits(events: list[Event], entrance_lines: set[str]) -> list[float]:

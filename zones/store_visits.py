@@ -81,7 +81,7 @@ from storesense.zones.engine import APPROACH_CHECK_SECONDS
 from storesense.zones.events import Event, EventType
 from storesense.zones.floorplan import StoreOccupancy, floor_positions
 from storesense.zones.geometry import PolygonSet
-from storesense.zones.journeys import JOINS_ATTRIBUTE, VISIT_ATTRIBUTE
+from storesense.zones.journeys import JOINED_VISITS_ATTRIBUTE, JOINS_ATTRIBUTE, VISIT_ATTRIBUTE
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -114,6 +114,8 @@ class _Visit:
     velocity: FloatArray = field(default_factory=lambda: np.zeros(2))
     by_camera: dict[str, _Sighting] = field(default_factory=dict)
     history: deque[tuple[float, float, float]] = field(default_factory=deque)
+    joined: list[str] = field(default_factory=list)
+    """The keys of the visits joined into this one (their first events carry them)."""
 
 
 @dataclass
@@ -270,9 +272,9 @@ class StoreVisits:
                 tracks = replace(tracks, timestamp=float(tracks.timestamp) + shift)
         with self._lock:
             self._update(camera_id, tracks)
+            self._local.add(camera_id)
+            self._finished.discard(camera_id)
             if self._zones:
-                self._local.add(camera_id)
-                self._finished.discard(camera_id)
                 self._step_floor_zones(self._frames[camera_id].timestamp)
 
     def _update(self, camera_id: str, tracks: Tracks) -> None:
@@ -597,6 +599,8 @@ class StoreVisits:
         if second.last_seen > first.last_seen:
             first.last_seen, first.floor = second.last_seen, second.floor
             first.velocity, first.history = second.velocity, second.history
+        first.first_seen = min(first.first_seen, second.first_seen)
+        first.joined += [second.key, *second.joined]
         self._merge_stays(first.key, second.key, now)
         del self._visits[second.key]
         self.handovers += 1
@@ -680,7 +684,7 @@ class StoreVisits:
         horizon = now - self.link_seconds - self.max_age_seconds - 60.0
         for key in [k for k, v in self._visits.items() if v.last_seen < horizon]:
             self._close_stays(key, self._visits[key].last_seen)
-            del self._visits[key]
+            self._end_visit(self._visits.pop(key))
         for key in [k for k in self._stays if k not in self._visits]:
             self._close_stays(key, now)
         self._visit_of = {
@@ -767,7 +771,26 @@ class StoreVisits:
                     for key in list(self._stays):
                         self._close_stays(key, timestamp)
                     self._approaching = dict.fromkeys(self._approaching, 0)
+            if self._local <= self._finished:
+                for key in [k for k, v in self._visits.items() if not self._is_remote(v)]:
+                    self._end_visit(self._visits.pop(key))
         return self.take_events()
+
+    def _is_remote(self, visit: _Visit) -> bool:
+        """Another process runs the camera that began the visit (its key names it)."""
+        return visit.key.rpartition(":")[0] in self.remote_cameras
+
+    def _end_visit(self, visit: _Visit) -> None:
+        """A ``visit_end`` event for a visit no camera will continue: its time in the store
+        (``dwell_seconds``, from its first sighting by any camera to its last) and the keys
+        of the visits joined into it (``joined_visits``), by the process that began it."""
+        if visit.last_seen > visit.first_seen:
+            attributes: dict[str, object] = {
+                "dwell_seconds": round(visit.last_seen - visit.first_seen, 3)
+            }
+            if visit.joined:
+                attributes[JOINED_VISITS_ATTRIBUTE] = list(visit.joined)
+            self._emit(EventType.VISIT_END, STORE_CAMERA, visit.key, visit.last_seen, attributes)
 
     def _placed(self, now: float) -> tuple[dict[str, FloatArray], set[str]]:
         """Where each visit on the floor is now: the mean of its feet over the fresh
