@@ -36,7 +36,7 @@ import yaml
 from fastapi import HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from storesense.api.store.base import ApiKeyRecord, Store, StoreUnavailableError
-from storesense.zones.config import syntax_error_message
+from storesense.zones.config import NESTED_TOO_DEEPLY, syntax_error_message
 
 KEY_PREFIX = "ss_"
 
@@ -124,6 +124,8 @@ def load_key_file(path: Path) -> list[ApiKeyRecord]:
         raw = yaml.safe_load(text) or []
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: {syntax_error_message(exc)}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: {NESTED_TOO_DEEPLY}") from None
     if not isinstance(raw, list):
         raise ValueError(f"{path}: expected a list of keys, got {type(raw).__name__}")
     records = []

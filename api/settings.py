@@ -33,6 +33,7 @@ from storesense.api.mqtt.config import MqttOptions
 from storesense.api.privacy.service import OptInSettings
 from storesense.api.store import DEFAULT_STORE_URL
 from storesense.api.store.url import parse_store_url
+from storesense.zones.config import NESTED_TOO_DEEPLY
 
 ENV_PREFIX = "STORESENSE_"
 MQTT_URL_ENV = "STORESENSE_MQTT_URL"
@@ -52,19 +53,28 @@ _FILE_VALUES: ContextVar[Mapping[str, Any] | None] = ContextVar(
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
+MAX_PERIOD_S = 86_400.0
+"""Longest period, wait or cache time a setting may give: a day. Beyond ``threading``'s
+``TIMEOUT_MAX`` (about 292 years; ``inf`` included) a wait raises ``OverflowError`` and the
+thread that waits (status line, layout poll, camera reports…) dies."""
+
+
 class BackoffSettings(BaseModel):
     """Exponential back-off of a failing camera worker: ``initial * factor**n`` capped."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    initial_s: float = Field(1.0, gt=0, description="first wait after a failure")
-    factor: float = Field(2.0, ge=1.0, description="multiplier per consecutive failure")
-    max_s: float = Field(60.0, gt=0, description="longest wait between restarts")
+    initial_s: float = Field(1.0, gt=0, le=MAX_PERIOD_S, description="first wait after a failure")
+    factor: float = Field(2.0, ge=1.0, le=10.0, description="multiplier per consecutive failure")
+    max_s: float = Field(60.0, gt=0, le=MAX_PERIOD_S, description="longest wait between restarts")
     max_restarts: int | None = Field(
         None, ge=0, description="give up (state 'failed') after this many; None = never"
     )
     healthy_after_s: float = Field(
-        30.0, ge=0, description="a run this long resets the back-off to ``initial_s``"
+        30.0,
+        ge=0,
+        le=MAX_PERIOD_S,
+        description="a run this long resets the back-off to ``initial_s``",
     )
 
     @model_validator(mode="after")
@@ -104,6 +114,8 @@ def read_settings_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         reason = (str(exc).strip().splitlines() or ["syntax error"])[0]
         raise ValueError(f"settings file {file}: {reason}") from None
+    except RecursionError:
+        raise ValueError(f"settings file {file}: {NESTED_TOO_DEEPLY}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -188,17 +200,22 @@ class ServiceSettings(BaseSettings):
         0.05, gt=0, le=5, description="how often live occupancy is re-read from the store"
     )
     layout_poll_s: float = Field(
-        2.0, gt=0, description="how often workers look for a layout changed by another replica"
+        2.0,
+        gt=0,
+        le=MAX_PERIOD_S,
+        description="how often workers look for a layout changed by another replica",
     )
     camera_report_s: float = Field(
         5.0,
         gt=0,
+        le=MAX_PERIOD_S,
         description="how often workers publish their cameras' states to the store "
         "(replicas show a camera as stale after three missed reports)",
     )
     heatmap_publish_s: float = Field(
         15.0,
         gt=0,
+        le=MAX_PERIOD_S,
         description="how often workers add their floor heatmap sums to the store "
         "(cameras with a homography; also at stop and on a layout change)",
     )
@@ -206,6 +223,7 @@ class ServiceSettings(BaseSettings):
     sse_keepalive_s: float = Field(
         15.0,
         gt=0,
+        le=MAX_PERIOD_S,
         description="seconds of silence after which an SSE stream sends a keep-alive comment "
         "(so proxies and browsers keep the connection open)",
     )
@@ -229,12 +247,16 @@ class ServiceSettings(BaseSettings):
         "image header before decoding); 413 beyond",
     )
     status_print_s: float = Field(
-        5.0, ge=0, description="seconds between live-count lines in the terminal; 0 = quiet"
+        5.0,
+        ge=0,
+        le=MAX_PERIOD_S,
+        description="seconds between live-count lines in the terminal; 0 = quiet",
     )
     realtime: bool = Field(True, description="pace file sources at their frame rate")
     source_max_lag_s: float | None = Field(
         0.5,
         ge=0,
+        le=MAX_PERIOD_S,
         description="with realtime pacing, drop frames (as a live camera does) when the "
         "worker falls this many seconds behind; None = never drop",
     )
@@ -261,7 +283,9 @@ class ServiceSettings(BaseSettings):
         3600.0, gt=0, le=86_400, description="longest an admin may turn debug snapshots on for"
     )
     loop_sources: bool = Field(False, description="replay file sources forever")
-    key_cache_s: float = Field(5.0, ge=0, description="how long a verified key is trusted")
+    key_cache_s: float = Field(
+        5.0, ge=0, le=MAX_PERIOD_S, description="how long a verified key is trusted"
+    )
     outage_buffer_events: int = Field(
         10_000,
         ge=1,

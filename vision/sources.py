@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import tenacity
 from storesense.vision.frames import Frame
+from storesense.zones.timemodel import MAX_FPS, MIN_FPS
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +107,12 @@ class _Closed(Exception):
 
 
 def _check_rate(name: str, value: float | None) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number of frames per second, got {value}")
+    # The layout's fps bounds: at 1e-300 fps a frame's time step overflows the tracker.
+    if value is not None and not (math.isfinite(value) and MIN_FPS <= value <= MAX_FPS):
+        raise ValueError(
+            f"{name} must be a positive number of frames per second "
+            f"({MIN_FPS:g} to {MAX_FPS:g}), got {value}"
+        )
 
 
 class FrameSource(ABC):

@@ -47,7 +47,14 @@ from storesense.vision.motion import MotionConfig
 from storesense.vision.tracking.config import TrackerConfig
 from storesense.zones.timemodel import MAX_FPS, MIN_FPS, check_fps, parse_timestamp
 
+MAX_ID_LENGTH = 200
+"""Store, camera, zone, line and funnel ids: names, not documents (an id becomes an MQTT
+topic level, which MQTT limits to 65,535 bytes in all)."""
+
 Point = tuple[float, float]
+FinitePoint = tuple[
+    Annotated[float, Field(allow_inf_nan=False)], Annotated[float, Field(allow_inf_nan=False)]
+]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
@@ -103,7 +110,7 @@ class _Strict(BaseModel):
 class FunnelConfig(_Strict):
     """A custom funnel: visits reaching each step in order within ``within_seconds``."""
 
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     """The funnel's name, unique among ``funnels``; served at ``/v1/funnels/{id}``."""
     steps: list[str] = Field(min_length=1, max_length=20)
     """Zone ids or zone kinds (``kind:shelf``), in order."""
@@ -183,7 +190,7 @@ class JourneySettings(_Strict):
 
 
 class StoreInfo(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     """The store's name; also its name inside the store back-end unless the service's
     ``store_id`` says otherwise."""
     timezone: str = "UTC"
@@ -197,8 +204,9 @@ class StoreInfo(_Strict):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name)") from exc
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            # OSError: a tz database folder ("Europe") or a name too long for a file name.
+            raise ValueError(f"unknown timezone {value[:80]!r} (use an IANA name)") from exc
         return value
 
     @property
@@ -347,7 +355,7 @@ def _finite(value: float) -> float:
 
 
 class CameraConfig(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     """The camera's name, unique in the layout (``--camera ID``); must not start with ``@``."""
     source: str | None = None
     """Video file (relative to the layout file's folder), URL or device."""
@@ -467,7 +475,7 @@ class ShelfZoneOptions(_Strict):
         return None if value is None else _finite(value)
 
 
-NonNegative = Annotated[float, Field(ge=0)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 LINE_DEPTH = 0.04
 """Default :attr:`LineConfig.depth`: the detector's anchor noise, a fraction of the box
@@ -479,7 +487,7 @@ _CAMERA_ONLY_KINDS = frozenset({ZoneKind.SHELF, ZoneKind.STAFF_ONLY})
 
 
 class ZoneConfig(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     """The zone's name, unique among zones (the ``target`` of its events); must not start
     with ``@``."""
     camera: str | None = None
@@ -556,13 +564,13 @@ class Coordinates(StrEnum):
 
 
 class LineConfig(_Strict):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
     """The line's name, unique among lines (the ``target`` of its crossing events)."""
     camera: str
     """The camera whose view the line is drawn in (one of ``cameras[].id``)."""
-    points: tuple[Point, Point]
+    points: tuple[FinitePoint, FinitePoint]
     """The line's two distinct end points, in ``coordinates``."""
-    inside: Point
+    inside: FinitePoint
     """Any point on the side that counts as "in"."""
     coordinates: Coordinates = Coordinates.IMAGE
     """``image`` (pixels) or ``floor`` (metres; needs the camera's homography)."""
@@ -808,6 +816,10 @@ def parse_layout(data: Any, *, base_dir: Path | None = None) -> StoreLayout:
     return layout.model_copy(update={"cameras": cameras})
 
 
+NESTED_TOO_DEEPLY = "lists or mappings nested too deeply to read (thousands of levels)"
+"""JSON/YAML nested thousands of levels deep (the parsers recurse): refused, not a crash."""
+
+
 def syntax_error_message(error: json.JSONDecodeError | yaml.YAMLError) -> str:
     """One line for a YAML/JSON syntax error: what is wrong and where.
 
@@ -833,10 +845,14 @@ def load_layout(path: str | Path) -> StoreLayout:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise LayoutError(f"{file}: cannot read layout ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise LayoutError(f"{file}: not UTF-8 text (byte {exc.start}): not a layout file") from None
     try:
         data = json.loads(text) if file.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise LayoutError(f"{file}: {syntax_error_message(exc)}") from None
+    except RecursionError:
+        raise LayoutError(f"{file}: {NESTED_TOO_DEEPLY}") from None
     if not isinstance(data, dict):
         raise LayoutError(f"{file}: the layout must be a mapping with store, cameras, zones, lines")
     return parse_layout(data, base_dir=file.resolve().parent)

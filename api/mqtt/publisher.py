@@ -445,9 +445,14 @@ class MqttPublisher:
     def _send(self, messages: list[Message]) -> int:
         """Hand messages to the client; returns how many it took."""
         for index, message in enumerate(messages):
-            info = self._client.publish(
-                message.topic, message.payload, qos=QOS, retain=message.retain
-            )
+            try:
+                info = self._client.publish(
+                    message.topic, message.payload, qos=QOS, retain=message.retain
+                )
+            except ValueError as exc:  # a topic MQTT cannot carry (over 65,535 bytes)
+                logger.error("MQTT: dropped a %s message: %s", message.kind, exc)
+                self._count_drop(message.kind)
+                continue
             if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
                 return index
             # Taken (also NO_CONN: a QoS 1 message stays with the client until it is sent).

@@ -20,6 +20,8 @@ from storesense.api.store.base import Store
 logger = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400.0
+MAX_DAYS = 36_500.0
+"""A century: longer is not a retention period (and ``inf`` days is not a number of days)."""
 
 
 class RetentionPolicy(BaseModel):
@@ -33,10 +35,16 @@ class RetentionPolicy(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    days: float = Field(30.0, gt=0, description="keep events and check-ins this many days")
-    consent_days: float = Field(365.0, gt=0, description="keep consent records this many days")
-    audit_days: float = Field(730.0, gt=0, description="keep audit entries this many days")
-    interval_s: float = Field(3600.0, gt=0, description="seconds between purges")
+    days: float = Field(
+        30.0, gt=0, le=MAX_DAYS, description="keep events and check-ins this many days"
+    )
+    consent_days: float = Field(
+        365.0, gt=0, le=MAX_DAYS, description="keep consent records this many days"
+    )
+    audit_days: float = Field(
+        730.0, gt=0, le=MAX_DAYS, description="keep audit entries this many days"
+    )
+    interval_s: float = Field(3600.0, gt=0, le=DAY_SECONDS, description="seconds between purges")
 
     def __init__(self, days: float = 30.0, **data: float) -> None:
         super().__init__(days=days, **data)

@@ -59,10 +59,10 @@ from storesense.api.privacy.hooks import (
     load_hooks,
 )
 from storesense.api.privacy.linker import RecentTrackIndex, zone_polygons
-from storesense.api.privacy.retention import RetentionLoop, RetentionPolicy
+from storesense.api.privacy.retention import DAY_SECONDS, RetentionLoop, RetentionPolicy
 from storesense.api.store.base import Store
 from storesense.vision.detections import Tracks
-from storesense.zones.config import syntax_error_message
+from storesense.zones.config import NESTED_TOO_DEEPLY, syntax_error_message
 from storesense.zones.events import Event
 from storesense.zones.timemodel import parse_timestamp
 
@@ -90,6 +90,7 @@ class OptInSettings(BaseModel):
     visit_gap_s: float = Field(
         default=120.0,
         ge=0,
+        le=DAY_SECONDS,
         description="a member's visit ends when none of their tracks was seen this long",
     )
     checkin_tolerance_s: float = Field(
@@ -122,6 +123,8 @@ class OptInSettings(BaseModel):
             raise ValueError(f"{path}: cannot read privacy settings ({exc.strerror})") from None
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: {syntax_error_message(exc)}") from None
+        except RecursionError:
+            raise ValueError(f"{path}: {NESTED_TOO_DEEPLY}") from None
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

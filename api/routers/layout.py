@@ -14,7 +14,13 @@ from storesense.api.auth import Principal, Scope, require
 from storesense.api.errors import error_response
 from storesense.api.schemas import ErrorOut, LayoutProblem
 from storesense.api.store.base import Store
-from storesense.zones.config import LayoutError, StoreLayout, parse_layout, syntax_error_message
+from storesense.zones.config import (
+    NESTED_TOO_DEEPLY,
+    LayoutError,
+    StoreLayout,
+    parse_layout,
+    syntax_error_message,
+)
 
 router = APIRouter(prefix="/v1", tags=["layout"])
 
@@ -75,6 +81,8 @@ def decode_layout_body(body: bytes, content_type: str) -> Any:
         data = yaml.safe_load(text) if media in YAML_TYPES else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ValueError(syntax_error_message(exc)) from None
+    except RecursionError:
+        raise ValueError(NESTED_TOO_DEEPLY) from None
     check_expanded_size(data, MAX_LAYOUT_VALUES)
     return data
 
