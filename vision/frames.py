@@ -7,6 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+MIN_FPS = 0.01
+"""The slowest frame rate a source may declare: one frame every 100 s (a time-lapse camera)."""
+MAX_FPS = 1_000.0
+"""The fastest frame rate a source may declare."""
+
 
 @dataclass(frozen=True)
 class Frame:

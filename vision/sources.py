@@ -29,8 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import tenacity
-from storesense.vision.frames import Frame
-from storesense.zones.timemodel import MAX_FPS, MIN_FPS
+from storesense.vision.frames import MAX_FPS, MIN_FPS, Frame
 
 logger = logging.getLogger(__name__)
 

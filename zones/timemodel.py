@@ -35,6 +35,8 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from storesense.vision.frames import MAX_FPS, MIN_FPS
+
 EARLIEST = 946_684_800.0
 """2000-01-01T00:00:00Z: nothing this service counts happened before."""
 HAPPENED_AHEAD_S = 86_400.0
@@ -47,9 +49,6 @@ MAX_RANGE_S = 3_653 * 86_400.0
 """The longest query range: ten years."""
 MIN_BUCKET_S = 1
 MAX_BUCKET_S = 366 * 86_400
-MIN_FPS = 0.01
-"""One frame every 100 s (a time-lapse camera)."""
-MAX_FPS = 1_000.0
 MAX_COUNT = 1_000_000_000
 """The largest count a client may send (e.g. transactions in one bucket)."""
 
