@@ -129,9 +129,14 @@ def first_time(walker: Walker, inside: Callable[[float], bool], after: float = -
     return math.nan
 
 
-def store_wide(events: list[Event], zone: str) -> list[Event]:
+def store_wide(
+    events: list[Event],
+    zone: str,
+    types: tuple[EventType, ...] = (EventType.ZONE_ENTER, EventType.ZONE_EXIT),
+) -> list[Event]:
+    """The store-wide zone's events of ``types`` (its entries and exits), in time order."""
     return sorted(
-        (e for e in events if e.camera_id == STORE_CAMERA and e.target == zone),
+        (e for e in events if e.camera_id == STORE_CAMERA and e.target == zone and e.type in types),
         key=lambda e: (e.timestamp, e.type != EventType.ZONE_ENTER),
     )
 
@@ -184,13 +189,19 @@ def test_one_enter_and_one_exit_per_person_across_the_overlap_hand_over() -> Non
         "middle": {"east": 1, "west": 1},
         "east": {"middle": 1},
     }
-    # Approaching before each entry, none while inside.
-    for walker in (one, two):
+    # Approaching before each entry, none while inside; and one ``approaching`` event per
+    # approach, as a camera's zone gives, its eta about when they stepped in.
+    announced = store_wide(events, "middle", (EventType.APPROACHING,))
+    assert [e.attributes[VISIT_ATTRIBUTE] for e in announced] == ["a:1", "b:9"]
+    for walker, event in zip((one, two), announced, strict=True):
         entered = first_time(walker, lambda x: 0.6 < x < 1.1)
         started = first_time(walker, lambda x: True)
         before = [n for t, n, _ in approaching if started < t < entered]
         assert max(before) == 1, before
         assert all(n == 0 for t, n, inside in approaching if inside)
+        assert started <= event.timestamp < entered
+        assert 0 < event.attributes["eta_seconds"] <= 3.0
+        assert event.timestamp + event.attributes["eta_seconds"] == pytest.approx(entered, abs=0.3)
 
 
 def test_event_ids_are_stable_across_replays() -> None:
@@ -258,7 +269,8 @@ def test_a_visit_that_ends_inside_exits_when_it_was_last_there() -> None:
 def test_across_processes_only_the_visits_owner_emits_its_events() -> None:
     """Cameras ``a`` and ``b`` in two processes sharing floor frames (as the Redis live
     floor does): a person walking from ``a`` into ``b`` through the zone gives one enter
-    and one exit store-wide, from the process that began the visit."""
+    and one exit store-wide (and its approach and the visit's end), from the process that
+    began the visit."""
     store = layout(0.5, [{"id": "middle", **band(0.6, 1.1)}])
     first, second = StoreVisits(store), StoreVisits(store)
     first.on_frame = second.update_remote
@@ -275,6 +287,7 @@ def test_across_processes_only_the_visits_owner_emits_its_events() -> None:
     taken["second"] += second.finish("b", 7.0)
     assert second.visit_of("b", 7) == "a:1"
     assert [e.type for e in taken["first"]] == [
+        EventType.APPROACHING,
         EventType.ZONE_ENTER,
         EventType.ZONE_EXIT,
         EventType.VISIT_END,

@@ -999,6 +999,8 @@ class StoreVisits:
                     continue
                 stay.approach_sent = True
                 stay.approach_until = now + float(eta[i, col]) + APPROACH_CHECK_SECONDS
+                eta_seconds = round(float(eta[i, col]), 2)
+                self._emit(EventType.APPROACHING, zone_id, key, now, {"eta_seconds": eta_seconds})
 
     def _emit(
         self,
