@@ -208,18 +208,23 @@ def test_bad_parameters(kwargs: dict[str, object], message: str) -> None:
         littles_law(1.0, 0.0)
 
 
-def test_visit_duration_from_store_visits_when_cameras_share_a_floor_plan() -> None:
-    """Cameras on one floor plan: each visit's own time in the store, across cameras
-    (``store_visits``), not Little's law. The door camera loses every track between in and
-    out, so without the floor plan only Little's law is left."""
-    placed = LAYOUT.model_dump()
+def on_one_floor_plan(layout: StoreLayout) -> StoreLayout:
+    """``layout`` with every camera given a homography onto one floor plan (side by side)."""
+    placed = layout.model_dump()
     square = [[0, 0], [10, 0], [10, 10], [0, 10]]
     for x, camera in enumerate(placed["cameras"]):
         camera["homography"] = {
             "image_points": square,
             "floor_points": [[x, 0], [x + 1, 0], [x + 1, 1], [x, 1]],
         }
-    floor_plan = StoreLayout.model_validate(placed)
+    return StoreLayout.model_validate(placed)
+
+
+def test_visit_duration_from_store_visits_when_cameras_share_a_floor_plan() -> None:
+    """Cameras on one floor plan: each visit's own time in the store, across cameras
+    (``store_visits``), not Little's law. The door camera loses every track between in and
+    out, so without the floor plan only Little's law is left."""
+    floor_plan = on_one_floor_plan(LAYOUT)
 
     def seen(
         kind: EventType, camera: str, target: str, track: int, at: float, **extra: object
@@ -255,14 +260,7 @@ def test_visit_duration_from_visit_end_events() -> None:
     sighting by any camera): that is its duration, however few zone events it has, and the
     visits joined into it (``joined_visits``) are not visits of their own. One that began
     before the range counts from the range's start; one still going on, from its events."""
-    placed = LAYOUT.model_dump()
-    square = [[0, 0], [10, 0], [10, 10], [0, 10]]
-    for x, camera in enumerate(placed["cameras"]):
-        camera["homography"] = {
-            "image_points": square,
-            "floor_points": [[x, 0], [x + 1, 0], [x + 1, 1], [x, 1]],
-        }
-    floor_plan = StoreLayout.model_validate(placed)
+    floor_plan = on_one_floor_plan(LAYOUT)
 
     def at(kind: EventType, camera: str, target: str, seconds: float, **attributes: Any) -> Event:
         return Event.create(kind, "s", camera, target, 1, T0.timestamp() + seconds, attributes)
