@@ -259,7 +259,8 @@ def test_visit_duration_from_visit_end_events() -> None:
     """A visit that ended has a ``visit_end`` (its time in the store, first to last
     sighting by any camera): that is its duration, however few zone events it has, and the
     visits joined into it (``joined_visits``) are not visits of their own. One that began
-    before the range counts from the range's start; one still going on, from its events."""
+    before the range counts from the range's start; one still going on, from its events;
+    one that ended twice (a layout change ends every visit) is one visit."""
     floor_plan = on_one_floor_plan(LAYOUT)
 
     def at(kind: EventType, camera: str, target: str, seconds: float, **attributes: Any) -> Event:
@@ -281,10 +282,13 @@ def test_visit_duration_from_visit_end_events() -> None:
         ),
         # Visit c began 30 s before the range and ended 20 s into it.
         at(EventType.VISIT_END, "@store", "@store", 20, visit_id="door-cam:3", dwell_seconds=50.0),
+        # Visit e ended twice (a layout change between): one visit, 120 s to 180 s.
+        at(EventType.VISIT_END, "@store", "@store", 150, visit_id="door-cam:5", dwell_seconds=30.0),
+        at(EventType.VISIT_END, "@store", "@store", 180, visit_id="door-cam:5", dwell_seconds=20.0),
         # Visit d goes on after the range: from its events, 200 s to 260 s.
         at(EventType.ZONE_ENTER, "floor-cam", "till", 200, visit_id="door-cam:4"),
         at(EventType.ZONE_EXIT, "floor-cam", "till", 260, visit_id="door-cam:4", dwell_seconds=60),
     ]
     metrics = compute_metrics(events, floor_plan, start=T0, end=T0 + timedelta(minutes=5))
     assert metrics.visit_duration_method == "store_visits"
-    assert metrics.visit_duration_seconds == pytest.approx((100 + 20 + 60) / 3, abs=1e-3)
+    assert metrics.visit_duration_seconds == pytest.approx((100 + 20 + 60 + 60) / 4, abs=1e-3)

@@ -391,13 +391,15 @@ def _store_visit_durations(
     ``dwell_seconds`` before its exit). Visits seen at a single moment are left out."""
     if not layout.cameras or any(c.homography is None for c in layout.cameras):
         return []
-    ended: dict[str, float] = {}
+    ended: dict[str, tuple[float, float]] = {}
     covered: set[str] = set()
     for e in events:
         if e.type == EventType.VISIT_END:
+            # One key may end twice (a layout change ends every visit; the track goes on).
             key = visit_key(e)
             first = e.timestamp - float(e.attributes.get("dwell_seconds", 0.0) or 0.0)
-            ended[key] = e.timestamp - max(first, start)
+            begun, last = ended.get(key, (first, e.timestamp))
+            ended[key] = (min(begun, first), max(last, e.timestamp))
             covered |= {key, *map(str, e.attributes.get(JOINED_VISITS_ATTRIBUTE) or ())}
     spans: dict[str, tuple[float, float]] = {}
     for e in events:
@@ -409,7 +411,8 @@ def _store_visit_durations(
         first, last = spans.get(key, (begin, end))
         spans[key] = (min(first, begin), max(last, end))
     durations = [last - first for first, last in spans.values() if last > first]
-    return [seconds for seconds in ended.values() if seconds > 0] + durations
+    ends = [last - max(first, start) for first, last in ended.values()]
+    return [seconds for seconds in ends if seconds > 0] + durations
 
 
 def _per_track_visits(events: list[Event], entrance_lines: set[str]) -> list[float]:
