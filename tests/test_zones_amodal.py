@@ -75,6 +75,47 @@ def test_behind_a_closer_person_even_with_a_jumpy_top() -> None:
     assert float(alone.update(frame(t, cut)).xyxy[0, 3]) == pytest.approx(cut[3])
 
 
+def test_legs_covered_gradually_by_a_closer_person() -> None:
+    """A closer person walks across the legs: the box loses 4 % of the height a frame (no
+    single frame is a sudden cut) while its feet point lies inside that person's box and
+    its top and width follow the walker. Once a ninth of the legs is gone the feet are put
+    back on the walker's path; without the closer box the same boxes are believed."""
+    covered = {}
+    for with_closer in (True, False):
+        amodal = AmodalBoxes()
+        for k in range(14):
+            t = k / FPS
+            amodal.update(frame(t, walker(t)))
+        feet = []
+        for k in range(14, 21):
+            t = k / FPS
+            cut = walker(t, hidden=0.04 * (k - 13))
+            closer = np.array([cut[0] - 20.0, cut[3] - 20.0, cut[2] + 20.0, cut[3] + 80.0])
+            boxes = (cut, closer) if with_closer else (cut,)
+            ids = (1, 2) if with_closer else (1,)
+            out = amodal.update(frame(t, *boxes, ids=ids))
+            feet.append(abs(float(out.xyxy[0, 3]) - walker(t)[3]))
+        covered[with_closer] = feet
+    # 12 % and more hidden (frames 16-20): on the path, within 3 px.
+    assert max(covered[True][2:]) < 3.0, covered[True]
+    assert min(covered[False][2:]) > 11.0, covered[False]
+
+
+def test_walking_away_behind_a_closer_person_is_believed() -> None:
+    """A person walking away shrinks while a closer person's box covers their feet point:
+    their feet rise as fast as they did before, so the box is not cut."""
+    amodal = AmodalBoxes()
+    for k in range(40):
+        t = k / FPS
+        top = 300.0 - 20.0 * t
+        box = np.array([100.0, top, 140.0, top + 150.0 - 25.0 * t])
+        boxes = [box]
+        if k >= 10:
+            boxes.append(np.array([80.0, box[3] - 30.0, 160.0, box[3] + 200.0]))
+        out = amodal.update(frame(t, *boxes, ids=(1, 2)[: len(boxes)]))
+        assert float(out.xyxy[0, 3]) == pytest.approx(box[3]), k
+
+
 @pytest.mark.parametrize(
     "shrunk",
     [

@@ -20,6 +20,16 @@ the person never moved. :class:`AmodalBoxes` puts such a box's bottom back at
   like one upright person (its full height 0.75-1.33 x the camera's usual height at its
   row), and at least 40 % of it is still in view.
 
+A closer person who walks across the legs covers them over several frames, so the box
+shrinks gradually and none of its frames is sudden. Such a box is cut too when its feet
+point lies inside the closer person's box and, against the track's last sightings clear
+of every other box (its *recent height*), its top is where the track's motion puts it,
+its width is the same (within ``min_shrink``), its feet rose against their speed then, and
+it is shorter by more than three quarters of ``min_shrink`` (the level that keeps a cut box
+cut); the recent height must agree with the track's full height within half of
+``min_shrink`` (a recent box that held two people is no person's height). Its bottom is
+put back at ``top + recent height`` (scaled by the perspective) while the cut lasts.
+
 The full height is the track's median, over its unoccluded frames, of its box height
 divided by the camera's usual height at that frame's feet row: a line fitted online to
 every unoccluded box of the camera (on a flat floor a person's height in pixels grows
@@ -65,6 +75,8 @@ _MIN_VISIBLE = 0.4
 """Less than this fraction of a person in view: too little to place the rest."""
 _RATIO_EVERY = 8
 """Recompute a track's median height once this fraction (1/8) of its frames is new."""
+_RECENT = 3
+"""Sightings clear of other boxes whose median height is a track's recent height."""
 
 
 @dataclass(slots=True)
@@ -83,6 +95,13 @@ class _Track:
     appended: int = 0
     version: int = -1
     hidden_since: float = math.nan
+    clear: deque[tuple[float, float, float, float, float]] = field(
+        default_factory=lambda: deque(maxlen=_RECENT)
+    )
+    """The last sightings whose feet point lay inside no other box: (time, height, feet
+    row, width, feet speed)."""
+    cut_behind: bool = False
+    """Cut while behind a closer person: the cut keeps the recent height, not the full."""
 
 
 @dataclass
@@ -188,6 +207,7 @@ class AmodalBoxes:
         slope, intercept = self._perspective.current()
         version = self._perspective.version
         corrected: dict[int, float] = {}
+        behind_rows = _behind(boxes)
         for row, track_id in enumerate(tracks.track_id.tolist()):
             state = self._tracks.get(track_id)
             y, b = tops[row], bottoms[row]
@@ -205,7 +225,11 @@ class AmodalBoxes:
             ):
                 state.ratio = _ratio(state.heights, slope, intercept, self.smooth_seconds)
                 state.appended, state.version = 0, version
-            ratio = min(state.ratio, 0.9 / slope) if slope > 0 else state.ratio
+            hiding = not math.isnan(state.hidden_since)
+            if hiding and state.cut_behind:
+                ratio = _capped(_recent_ratio(state.clear, slope, intercept), slope)
+            else:
+                ratio = _capped(state.ratio, slope)
             # The feet row where the track's height, scaled by the perspective from the
             # rows it was seen at, meets this top: b - top = ratio x (slope b + intercept).
             full_bottom = (y + ratio * intercept) / (1.0 - ratio * slope)
@@ -214,23 +238,33 @@ class AmodalBoxes:
             top_error = abs(y - (state.top + state.top_velocity * dt))
             # Where the feet would be now: from the last sighting at full height, moved on.
             bottom_rise = state.full_bottom + state.bottom_velocity * (now - state.full_seen) - b
-            hiding = not math.isnan(state.hidden_since)
+            behind = behind_rows[row]
+            behind_cut = math.nan
             if hiding:
                 # Hysteresis: once cut, three quarters of the shortening keep it cut.
                 cut = shrink > 0.75 * self.min_shrink * full
             else:
-                cut = (
+                trusted = (
                     len(state.heights) >= self.warmup
                     and now - state.heights[0][0] >= self.warmup_seconds
                     and (slope == 0.0 or _PLAUSIBLE[0] <= ratio <= _PLAUSIBLE[1])
+                )
+                cut = (
+                    trusted
                     and h >= _MIN_VISIBLE * full
                     and shrink > self.min_shrink * full
                     and bottom_rise > 0.5 * shrink
-                    and (top_error < 0.5 * shrink or (top_error < shrink and _behind(boxes, row)))
+                    and (top_error < 0.5 * shrink or (top_error < shrink and behind))
                     and h < (1.0 - self.min_shrink) * self._recent_height(state)
                 )
+                if not cut and trusted and behind:
+                    behind_cut = self._behind_cut(state, boxes[row], now, ratio, slope, intercept)
+                    if not math.isnan(behind_cut):
+                        cut = True
+                        full_bottom = (y + behind_cut * intercept) / (1.0 - behind_cut * slope)
             if cut and not hiding:
                 state.hidden_since = now
+                state.cut_behind = not math.isnan(behind_cut)
             if dt > 0:
                 weight = 1.0 - math.exp(-dt / self.smooth_seconds)
                 state.top_velocity += weight * ((y - state.top) / dt - state.top_velocity)
@@ -243,6 +277,7 @@ class AmodalBoxes:
                 state.heights.clear()
                 state.ratio = math.nan
             state.hidden_since = math.nan
+            state.cut_behind = False
             if not state.heights or h >= (1.0 - 0.5 * self.min_shrink) * state.heights[-1][2]:
                 # Not shorter than the last sighting: the feet are seen, follow their speed.
                 step = now - state.full_seen
@@ -251,6 +286,9 @@ class AmodalBoxes:
                     speed = (b - state.full_bottom) / step
                     state.bottom_velocity += weight * (speed - state.bottom_velocity)
                 state.full_seen, state.full_bottom = now, b
+            if not behind:
+                width = float(boxes[row, 2] - boxes[row, 0])
+                state.clear.append((now, h, b, width, state.bottom_velocity))
             state.heights.append((now, b, h))
             state.appended += 1
             self._perspective.add(b, h)
@@ -268,6 +306,38 @@ class AmodalBoxes:
                 break
             tallest = max(tallest, h)
         return tallest
+
+    def _behind_cut(
+        self,
+        state: _Track,
+        box: FloatArray,
+        now: float,
+        ratio: float,
+        slope: float,
+        intercept: float,
+    ) -> float:
+        """The track's recent height (over the perspective line) when this box, whose feet
+        point lies inside a closer person's box, is that person's legs cut off from the
+        bottom against its last sightings clear of other boxes; NaN when it is not."""
+        if not state.clear or now - state.clear[-1][0] > self.max_seconds:
+            return math.nan
+        recent = _capped(_recent_ratio(state.clear, slope, intercept), slope)
+        if abs(recent - ratio) >= 0.5 * self.min_shrink * ratio:
+            return math.nan
+        y, b = float(box[1]), float(box[3])
+        full = (y + recent * intercept) / (1.0 - recent * slope) - y
+        shrink = full - (b - y)
+        seen, _, feet, width, speed = state.clear[-1]
+        top_error = abs(y - (state.top + state.top_velocity * max(now - state.seen, 0.0)))
+        if (
+            b - y >= _MIN_VISIBLE * full
+            and shrink > 0.75 * self.min_shrink * full
+            and top_error < 0.5 * shrink
+            and abs(float(box[2] - box[0]) - width) < self.min_shrink * width
+            and feet + speed * (now - seen) - b > 0.5 * shrink
+        ):
+            return recent
+        return math.nan
 
     def _forget(self, now: float) -> None:
         stale = [i for i, s in self._tracks.items() if now - s.seen > self.forget_seconds]
@@ -292,10 +362,31 @@ def _ratio(
     return ratios[middle] if len(ratios) % 2 else 0.5 * (ratios[middle - 1] + ratios[middle])
 
 
-def _behind(boxes: FloatArray, row: int) -> bool:
-    """Box ``row``'s feet point lies inside another box whose bottom is lower (a person
+def _recent_ratio(
+    clear: deque[tuple[float, float, float, float, float]], slope: float, intercept: float
+) -> float:
+    """A track's recent height: the median of its last sightings clear of other boxes, each
+    over the perspective line at its feet row (the line as it is now)."""
+    ratios = sorted(h / max(slope * bottom + intercept, 1.0) for _, h, bottom, _, _ in clear)
+    return ratios[len(ratios) // 2]
+
+
+def _capped(ratio: float, slope: float) -> float:
+    """A ratio whose feet row stays finite: ``1 - ratio x slope`` is the denominator."""
+    return min(ratio, 0.9 / slope) if slope > 0 else ratio
+
+
+def _behind(boxes: FloatArray) -> list[bool]:
+    """Per box: its feet point lies inside another box whose bottom is lower (a person
     closer to the camera, in front of the legs)."""
-    x = 0.5 * (boxes[row, 0] + boxes[row, 2])
-    y = boxes[row, 3]
-    inside = (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y < boxes[:, 3])
-    return bool(inside.any())
+    rows = boxes.tolist()
+    behind = []
+    for x0, _, x1, y in rows:
+        x = 0.5 * (x0 + x1)
+        for left, top, right, bottom in rows:
+            if left <= x <= right and top <= y < bottom:
+                behind.append(True)
+                break
+        else:
+            behind.append(False)
+    return behind
