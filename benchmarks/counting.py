@@ -94,6 +94,24 @@ SCENES = {
 }
 
 
+SCENE_OCCLUDERS: dict[str, list[list[list[float]]]] = {
+    "PETS09-S2L1": [[[413, 203], [444, 203], [444, 244], [413, 244]]],
+}
+"""Each scene camera's static occluders, as a user would draw them (``cameras[].occluders``):
+on PETS09-S2L1 the "Fire assembly point" sign on its post in the middle of the plaza
+(read off frames 209 and 320). A property of the camera, configured once like a mask;
+``--scene-occluders`` adds them, the headline figures are without."""
+
+
+def with_scene_occluders(layout: StoreLayout) -> StoreLayout:
+    """The layout with its scene's occluders drawn on the camera (none for other scenes)."""
+    data = layout.model_dump()
+    for camera in data["cameras"]:
+        if camera["id"] == CAMERA:
+            camera["occluders"] = SCENE_OCCLUDERS.get(scene_of(layout).name, [])
+    return StoreLayout.model_validate(data)
+
+
 def scene_of(layout: StoreLayout) -> Scene:
     """The shared sequence a layout's camera source names (PETS09-S2L1 by default)."""
     source = str(layout.camera(CAMERA).source or "")
@@ -835,9 +853,14 @@ DEPTH_SWEEP = [0.0, 0.02, 0.04, 0.06, 0.08]
 
 
 def holdout(
-    layout_paths: list[Path], frames: int | None, rates: list[float], scales: list[float]
+    layout_paths: list[Path],
+    frames: int | None,
+    rates: list[float],
+    scales: list[float],
+    scene_occluders: bool = False,
 ) -> int:
-    """Held-out layouts: lines per direction summed, each zone's mean occupancy and dwell."""
+    """Held-out layouts: lines per direction summed, each zone's mean occupancy and dwell
+    (``scene_occluders``: with each scene's :data:`SCENE_OCCLUDERS` on the camera)."""
     met_all = True
     summary: list[str] = []
     # (sequence, fps) -> lines summed over every layout: ours, rule truth, plain truth, sv.
@@ -847,6 +870,10 @@ def holdout(
     for path in layout_paths:
         layout = load_layout(path)
         scene = scene_of(layout)
+        if scene_occluders:
+            layout = with_scene_occluders(layout)
+            drawn = layout.camera(CAMERA).occluders
+            print(f"\n(scene configured: {path.stem}, camera occluders {drawn})")
         width = scene.frame_size[0]
         depth = LINE_DEPTH
         truth_tracks = load_gt_tracks(scene.gt, scene.fps, frames, with_dont_care=True)
@@ -1223,6 +1250,12 @@ def main(argv: list[str] | None = None) -> int:
         " second person, on these layouts (default: the design layout; cached detections;"
         " --scales)",
     )
+    parser.add_argument(
+        "--scene-occluders",
+        action="store_true",
+        help="with --holdout: each scene's static occluders (SCENE_OCCLUDERS: the PETS09 sign)"
+        " added to the layout's camera",
+    )
     parser.add_argument("--frames", type=int, default=None, help="first N frames only")
     parser.add_argument("--skip-pipeline", action="store_true", help="skip detector+tracker")
     parser.add_argument("--repeats", type=int, default=5, help="timing repeats (best of)")
@@ -1238,7 +1271,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.unseen_diagnosis is not None:
         return unseen_diagnosis(args.unseen_diagnosis or [LAYOUT], args.scales or [1.0])
     if args.holdout is not None:
-        return holdout(args.holdout or HOLDOUT_LAYOUTS, args.frames, args.fps, args.scales)
+        return holdout(
+            args.holdout or HOLDOUT_LAYOUTS,
+            args.frames,
+            args.fps,
+            args.scales,
+            scene_occluders=args.scene_occluders,
+        )
     layout = load_layout(LAYOUT)
     zone_ids = [z.id for z in layout.zones_of(CAMERA)]
     main_zone = zone_ids.index("plaza-right")

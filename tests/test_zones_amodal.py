@@ -116,6 +116,71 @@ def test_walking_away_behind_a_closer_person_is_believed() -> None:
         assert float(out.xyxy[0, 3]) == pytest.approx(box[3]), k
 
 
+COUNTER = [[150.0, 250.0], [600.0, 250.0], [600.0, 400.0], [150.0, 400.0]]
+"""A counter in front of the floor: its top edge at y 250 hides whatever is below it."""
+
+
+def behind_counter(t: float) -> tuple[np.ndarray, float]:
+    """A 100 px person walking right at 35 px/s and down at 20 px/s behind ``COUNTER``:
+    the detector's box ends at the counter's top edge once the feet pass it (the legs
+    disappear 20 px/s, never suddenly). Returns the box and the true feet row."""
+    top = 100.0 + 20.0 * t
+    box = np.array([100.0 + 35.0 * t, top, 140.0 + 35.0 * t, min(top + 100.0, 250.0)])
+    return box, top + 100.0
+
+
+def test_legs_hidden_behind_an_occluder_keep_the_feet() -> None:
+    """No closer person: the counter, drawn as an occluder, hides the legs over a second.
+    Once more than an eighth of the height is gone the feet are put back on the walker's
+    path below the counter (top and sides as detected); without the occluder the same
+    boxes are believed (the feet stay on the counter's edge)."""
+    feet_off = {}
+    for occluders in ([COUNTER], []):
+        amodal = AmodalBoxes(occluders=occluders)
+        off = []
+        for k in range(31):
+            t = k / FPS
+            box, feet = behind_counter(t)
+            out = amodal.update(frame(t, box))
+            assert out.xyxy[0, :3].tolist() == pytest.approx(box[:3].tolist())
+            off.append(abs(float(out.xyxy[0, 3]) - feet))
+        feet_off[bool(occluders)] = off
+    # Frames 0-17 (feet above the counter, then up to 0.07 of the legs hidden): as detected.
+    assert max(feet_off[True][:18]) < 1e-3 and max(feet_off[False][:18]) < 1e-3
+    # 12 % and more hidden (frames 22-30, 1.3 s): on the path, within 3 px.
+    assert max(feet_off[True][22:]) < 3.0, feet_off[True]
+    assert min(feet_off[False][22:]) > 11.0, feet_off[False]
+
+
+def test_walking_away_past_an_occluder_is_believed() -> None:
+    """A person walking away, their feet point crossing a sign's polygon, shrinks as the
+    perspective says and their feet rise at their own speed: left as detected."""
+    sign = [[60.0, 200.0], [180.0, 200.0], [180.0, 330.0], [60.0, 330.0]]
+    amodal = AmodalBoxes(occluders=[sign])
+    for k in range(40):
+        t = k / FPS
+        top = 300.0 - 20.0 * t
+        box = np.array([100.0, top, 140.0, top + 150.0 - 25.0 * t])
+        out = amodal.update(frame(t, box))
+        assert float(out.xyxy[0, 3]) == pytest.approx(box[3]), k
+
+
+@pytest.mark.parametrize(
+    ("occluders", "message"),
+    [
+        ([[[0.0, 0.0], [10.0, 0.0]]], r"occluders\[0\]: needs at least 3"),
+        (
+            [[[0.0, 0.0], [10.0, 0.0], [5.0, 5.0]], [[0.0, 0.0], [1.0, 1.0], [2.0, 3.0, 4.0]]],
+            r"occluders\[1\]",
+        ),
+        ([[[0.0, 0.0], [float("inf"), 0.0], [5.0, 5.0]]], r"occluders\[0\]: points must be finite"),
+    ],
+)
+def test_bad_occluders_raise(occluders: list[list[list[float]]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AmodalBoxes(occluders=occluders)
+
+
 @pytest.mark.parametrize(
     "shrunk",
     [
@@ -243,6 +308,38 @@ def test_zone_engine_keeps_a_person_whose_legs_are_hidden_in_the_zone() -> None:
             events += engine.update(frame(t, walker(t, hidden=0.35 if 14 <= k < 20 else 0.0)))
         entries[amodal] = sum(e.type == EventType.ZONE_ENTER for e in events)
     assert entries == {True: 1, False: 2}
+
+
+def test_zone_engine_uses_the_cameras_occluders() -> None:
+    """A zone whose top edge (y 262) lies below the counter's: the walker behind the counter
+    stays in it while their legs are hidden when the camera has the counter as an
+    occluder (one visit, still inside at the end); without it the feet stay on the
+    counter's edge and they leave the zone."""
+    zone = {
+        "id": "z",
+        "camera": "c",
+        "polygon": [[0, 262], [800, 262], [800, 500], [0, 500]],
+        "min_outside_seconds": 0.0,
+    }
+    inside = {}
+    for occluders in ([COUNTER], []):
+        layout = StoreLayout.model_validate(
+            {
+                "store": {"id": "s"},
+                "cameras": [{"id": "c", "occluders": occluders}],
+                "zones": [zone],
+            }
+        )
+        engine = ZoneEngine(layout, "c")
+        occupancy = []
+        for k in range(31):
+            t = k / FPS
+            engine.update(frame(t, behind_counter(t)[0]))
+            occupancy.append(engine.occupancy()["z"])
+        inside[bool(occluders)] = occupancy
+    # True feet pass y 262 at frame 25 (t 3.6 s).
+    assert inside[True][26:] == [1] * 5, inside[True]
+    assert inside[False][26:] == [0] * 5, inside[False]
 
 
 # Real footage: PETS09-S2L1, annotated person 2 walks behind person 1 at about 71 s

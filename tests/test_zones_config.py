@@ -83,6 +83,26 @@ def test_valid_multi_camera_layout() -> None:
         ("cameras.1.id", "cam1", "cameras[1].id: duplicate id 'cam1'"),
         ("cameras.0.fps", -3, "cameras[0].fps: fps -3 is outside 0.01 to 1000 frames per second"),
         ("cameras.0.masks", [[[0, 0], [1, 1]]], "cameras[0].masks[0]: needs at least 3 points"),
+        (
+            "cameras.0.occluders",
+            [[[0, 0], [1, 1]]],
+            "cameras[0].occluders[0]: needs at least 3 points",
+        ),
+        (
+            "cameras.1.occluders",
+            [[[0, 0], [9, 0], [9, 9]], [[0, 0], [float("nan"), 0], [9, 9]]],
+            "cameras[1].occluders[1]: points must be finite",
+        ),
+        (
+            "cameras.0.occluders",
+            [[[0, 0], [10, 10], [10, 0], [0, 10]]],
+            "cameras[0].occluders[0]: self-intersecting",
+        ),
+        (
+            "cameras.0.occluders",
+            [[[0, 0], [5, 5], [10, 10]]],
+            "cameras[0].occluders[0]: degenerate",
+        ),
         ("zones.0.min_inside_seconds", -1, "zones[0].min_inside_seconds: Input should be greater"),
         (
             "zones.2.shelf",
@@ -101,6 +121,13 @@ def test_errors_name_item_and_field(path: str, value: Any, message: str) -> None
     with pytest.raises(LayoutError) as raised:
         parse_layout(_with(path, value))
     assert message in str(raised.value)
+
+
+def test_occluders_are_camera_polygons() -> None:
+    sign = [[413, 203], [444, 203], [444, 244], [413, 244]]
+    layout = parse_layout(_with("cameras.0.occluders", [sign]))
+    assert layout.camera("cam1").occluders == [[tuple(map(float, p)) for p in sign]]
+    assert layout.camera("cam2").occluders == []
 
 
 def test_every_problem_is_listed() -> None:

@@ -38,6 +38,12 @@ meets the observed top, so it holds at any scale and as people walk towards or a
 the camera. Until the camera's boxes span enough rows for a line, the track's median
 height of the last second is used as it is.
 
+Legs hidden behind an object (a shelf end, a counter, a sign) have no closer box to tell:
+the camera's ``occluders`` (image polygons, ``cameras[].occluders``) stand in for it. A box
+whose legs meet one (the middle half of its bottom edge inside the polygon, or the polygon
+within ``_OCCLUDER_REACH`` of the box's height below it) is treated as behind a closer
+person by both rules above, and is no clear sighting. With no occluders nothing changes.
+
 A box that shrinks from the top (someone crouching, a head hidden) is left as it is. Once
 cut, a box stays corrected while it is shorter by three quarters of ``min_shrink``
 (hysteresis), for at most ``max_seconds`` at a stretch; then the observed box is the
@@ -60,6 +66,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -77,6 +84,9 @@ _RATIO_EVERY = 8
 """Recompute a track's median height once this fraction (1/8) of its frames is new."""
 _RECENT = 3
 """Sightings clear of other boxes whose median height is a track's recent height."""
+_OCCLUDER_REACH = 0.1
+"""A box's legs meet an occluder that starts within this fraction of the box's height
+below its bottom (the detector's box ends a few pixels above the object hiding the rest)."""
 
 
 @dataclass(slots=True)
@@ -172,7 +182,12 @@ class AmodalBoxes:
     """Longest uninterrupted correction; after it the observed box is believed."""
     forget_seconds: float = 10.0
     """A track unseen this long is forgotten."""
+    occluders: Sequence[npt.ArrayLike] = ()
+    """The camera's static occluders (``cameras[].occluders``): image polygons of objects
+    in front of the floor (a shelf end, a counter, a sign). A box whose legs meet one is
+    treated as behind a closer person."""
     _tracks: dict[int, _Track] = field(default_factory=dict, repr=False)
+    _occluders: list[_Occluder] = field(default_factory=list, repr=False)
     _perspective: _Perspective = field(default_factory=_Perspective, repr=False)
     _next_forget: float = field(default=-math.inf, repr=False)
 
@@ -189,6 +204,9 @@ class AmodalBoxes:
             raise ValueError(f"min_shrink must be between 0 and 1, got {self.min_shrink}")
         if self.warmup < 1:
             raise ValueError(f"warmup must be at least 1, got {self.warmup}")
+        self._occluders = [
+            _Occluder(polygon, index) for index, polygon in enumerate(self.occluders)
+        ]
 
     def update(self, tracks: Tracks) -> Tracks:
         """These tracks with the bottom of every box whose legs are hidden put back where
@@ -208,6 +226,11 @@ class AmodalBoxes:
         version = self._perspective.version
         corrected: dict[int, float] = {}
         behind_rows = _behind(boxes)
+        if self._occluders:
+            behind_rows = [
+                behind or any(o.meets_legs(box) for o in self._occluders)
+                for behind, box in zip(behind_rows, boxes.tolist(), strict=True)
+            ]
         for row, track_id in enumerate(tracks.track_id.tolist()):
             state = self._tracks.get(track_id)
             y, b = tops[row], bottoms[row]
@@ -390,3 +413,69 @@ def _behind(boxes: FloatArray) -> list[bool]:
         else:
             behind.append(False)
     return behind
+
+
+class _Occluder:
+    """One static occluder polygon, tested against the legs of a box."""
+
+    def __init__(self, polygon: npt.ArrayLike, index: int) -> None:
+        try:
+            vertices = np.asarray(polygon, np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"occluders[{index}]: not a list of [x, y] points ({exc})") from exc
+        if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
+            raise ValueError(f"occluders[{index}]: needs at least 3 [x, y] points")
+        if not np.all(np.isfinite(vertices)):
+            raise ValueError(f"occluders[{index}]: points must be finite")
+        points = [(float(x), float(y)) for x, y in vertices.tolist()]
+        self._edges = list(zip(points, points[1:] + points[:1], strict=True))
+        xs, ys = vertices[:, 0], vertices[:, 1]
+        self._bounds = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+
+    def meets_legs(self, box: list[float]) -> bool:
+        """The middle half of the box's bottom edge, or the strip ``_OCCLUDER_REACH`` of
+        its height below it, overlaps the polygon: the legs end at (or behind) it."""
+        x0, top, x1, bottom = box
+        quarter = 0.25 * (x1 - x0)
+        left, right = x0 + quarter, x1 - quarter
+        low = bottom + _OCCLUDER_REACH * (bottom - top)
+        min_x, min_y, max_x, max_y = self._bounds
+        if right < min_x or left > max_x or low < min_y or bottom > max_y:
+            return False
+        if self._contains(0.5 * (left + right), 0.5 * (bottom + low)):
+            return True
+        return any(
+            _segment_meets_rect(start, end, left, bottom, right, low) for start, end in self._edges
+        )
+
+    def _contains(self, x: float, y: float) -> bool:
+        inside = False
+        for (ax, ay), (bx, by) in self._edges:
+            if (ay > y) != (by > y) and x < ax + (y - ay) * (bx - ax) / (by - ay):
+                inside = not inside
+        return inside
+
+
+def _segment_meets_rect(
+    start: tuple[float, float],
+    end: tuple[float, float],
+    left: float,
+    top: float,
+    right: float,
+    bottom: float,
+) -> bool:
+    """The segment passes through the rectangle (Liang-Barsky clipping)."""
+    (ax, ay), (bx, by) = start, end
+    dx, dy = bx - ax, by - ay
+    enter, leave = 0.0, 1.0
+    for step, room in ((-dx, ax - left), (dx, right - ax), (-dy, ay - top), (dy, bottom - ay)):
+        if step == 0.0:
+            if room < 0.0:
+                return False
+        elif step < 0.0:
+            enter = max(enter, room / step)
+        else:
+            leave = min(leave, room / step)
+        if enter > leave:
+            return False
+    return True

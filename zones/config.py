@@ -38,6 +38,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -367,6 +368,11 @@ class CameraConfig(_Strict):
     2000-01-01 to now + 1 day); events then carry Unix time."""
     masks: list[list[Point]] = Field(default_factory=list)
     """Image polygons where detections are ignored (mannequins, posters)."""
+    occluders: list[list[Point]] = Field(default_factory=list)
+    """Image polygons of static objects in front of the floor that can hide a person's
+    legs (shelf ends, counters, tills, a sign), checked like ``masks``: a box whose legs
+    end at one and that got shorter at the bottom keeps the track's recent height (see
+    Hidden legs in the zones guide). A property of the camera, drawn once like a mask."""
     homography: Homography | None = None
     """Image → floor mapping; needed for floor zones and lines, floor heatmaps, metre
     distances and store-wide floor zones (``null``: pixels only)."""
@@ -432,15 +438,17 @@ class CameraConfig(_Strict):
             )
         return self
 
-    @field_validator("masks")
+    @field_validator("masks", "occluders")
     @classmethod
-    def _valid_masks(cls, masks: list[list[Point]]) -> list[list[Point]]:
-        for index, mask in enumerate(masks):
+    def _valid_polygons(
+        cls, polygons: list[list[Point]], info: ValidationInfo
+    ) -> list[list[Point]]:
+        for index, polygon in enumerate(polygons):
             try:
-                _check_polygon(mask)
+                _check_polygon(polygon)
             except ValueError as exc:
-                raise ValueError(f"masks[{index}]: {exc}") from exc
-        return masks
+                raise ValueError(f"{info.field_name}[{index}]: {exc}") from exc
+        return polygons
 
 
 class ShelfZoneOptions(_Strict):
@@ -772,6 +780,8 @@ class StoreLayout(_Strict):
         return _side_sign(*self.image_line(line))
 
 
+_POLYGON_LISTS = ("masks", "occluders")
+"""Camera fields holding polygons; their errors name the polygon (``masks[0]: ...``)."""
 _FIELD_PREFIX = re.compile(r"^[a-z_]+(\[\d+\])?: ")
 
 
@@ -785,8 +795,10 @@ def format_validation_error(error: ValidationError) -> str:
         message = str(item["msg"]).removeprefix("Value error, ")
         if not path:
             lines.extend(message.split("; "))
-        elif path.endswith(".masks") and message.startswith("masks["):
-            lines.append(f"{path.removesuffix('.masks')}.{message}")
+        elif (polygons := path.rpartition(".")[2]) in _POLYGON_LISTS and message.startswith(
+            f"{polygons}["
+        ):
+            lines.append(f"{path.removesuffix('.' + polygons)}.{message}")
         elif _FIELD_PREFIX.match(message):
             lines.append(f"{path}.{message}")
         else:

@@ -180,8 +180,9 @@ class ZoneEngine:
         """Overrides every line's ``depth`` when set (see class doc)."""
         self.occlusion_aware = bool(occlusion_aware)
         """Hidden tracks stay in their zones where their motion says they are (see class doc)."""
-        self.amodal: AmodalBoxes | None = AmodalBoxes()
-        """Feet of people whose legs are hidden, from head and height (None: the boxes as given)."""
+        self.amodal: AmodalBoxes | None = AmodalBoxes(occluders=camera.occluders)
+        """Feet of people whose legs are hidden (behind someone closer, or behind one of the
+        camera's ``occluders``), from head and height (None: the boxes as given)."""
         self.frame_size: tuple[int, int] | None = frame_size
         """Picture width and height in pixels, when known (:class:`CameraAnalytics` sets it
         from the first image): a track last seen at the edge walked out, it is not hidden."""
