@@ -267,6 +267,70 @@ def test_a_mask_is_saved_on_its_camera(setup_page: Page, editor: Service) -> Non
     assert_close(camera["masks"][0], clicked)
 
 
+def test_an_occluder_is_drawn_moved_and_deleted_on_its_camera(
+    setup_page: Page, editor: Service
+) -> None:
+    setup_page.get_by_test_id("draw-occluder").click()
+    clicked = click_image(setup_page, [(420, 300), (560, 300), (560, 380), (420, 380)])
+    setup_page.get_by_test_id("finish-shape").click()
+    occluder = setup_page.locator('[data-shape-id="occluder 1"] polygon')
+    expect(occluder).to_have_class("occluder selected")  # its own outline, not a mask's
+    expect(setup_page.locator('#shapes li[data-shape-type="occluder"]')).to_contain_text("occluder")
+    save(setup_page)
+    camera = saved_layout(editor)["cameras"][0]
+    assert camera["id"] == "plaza"
+    assert camera["masks"] == []
+    assert len(camera["occluders"]) == 1
+    assert_close(camera["occluders"][0], clicked)
+
+    box, scale = view_geometry(setup_page)
+    setup_page.locator('#shapes li[data-shape-type="occluder"]').click()
+    expect(setup_page.locator("#props-title")).to_have_text("Occluder 1")
+    expect(setup_page.get_by_test_id("vertex-handle")).to_have_count(4)
+    start, end = clicked[1], (clicked[1][0] + 40, clicked[1][1] - 30)
+    setup_page.mouse.move(box["x"] + start[0] * scale, box["y"] + start[1] * scale)
+    setup_page.mouse.down()
+    setup_page.mouse.move(box["x"] + end[0] * scale, box["y"] + end[1] * scale, steps=5)
+    setup_page.mouse.up()
+    save(setup_page)
+    moved = saved_layout(editor)["cameras"][0]["occluders"][0]
+    assert_close(moved, [clicked[0], end, clicked[2], clicked[3]])
+
+    setup_page.get_by_test_id("delete-shape").click()
+    save(setup_page)
+    assert saved_layout(editor)["cameras"][0]["occluders"] == []
+
+
+def test_a_self_intersecting_occluder_shows_the_servers_message_on_it(
+    setup_page: Page, editor: Service
+) -> None:
+    setup_page.get_by_test_id("draw-mask").click()  # a valid mask first: the error is not its
+    click_image(setup_page, [(20, 20), (120, 20), (120, 90), (20, 90)])
+    setup_page.get_by_test_id("finish-shape").click()
+    setup_page.get_by_test_id("draw-occluder").click()
+    click_image(setup_page, [(450, 80), (700, 300), (700, 80), (450, 300)])  # a bow tie
+    setup_page.get_by_test_id("finish-shape").click()
+    setup_page.get_by_test_id("save-layout").click()
+    errors = setup_page.get_by_test_id("layout-errors")
+    expect(errors).to_contain_text("cameras[0].occluders[0]: self-intersecting")
+    on_shape = setup_page.get_by_test_id("shape-error")
+    expect(on_shape).to_have_count(1)
+    expect(on_shape).to_contain_text("self-intersecting")
+    label = on_shape.bounding_box()
+    shape = setup_page.locator('[data-shape-id="occluder 1"]').bounding_box()
+    assert label is not None and shape is not None
+    assert abs(label["x"] - shape["x"]) < 40 and abs(label["y"] - shape["y"]) < 60  # beside it
+    expect(setup_page.locator('[data-shape-id="occluder 1"] polygon')).to_have_class(
+        "occluder selected invalid"
+    )
+    expect(setup_page.locator('#shapes li[data-shape-type="occluder"] .error')).to_contain_text(
+        "self-intersecting"
+    )
+    expect(setup_page.locator('#shapes li[data-shape-type="mask"] .error')).to_have_count(0)
+    camera = saved_layout(editor)["cameras"][0]
+    assert camera["masks"] == [] and camera["occluders"] == []
+
+
 def test_drag_a_vertex_undo_and_delete(setup_page: Page, editor: Service) -> None:
     box, scale = view_geometry(setup_page)
     setup_page.locator('#shapes li[data-shape-type="zone"]').first.click()

@@ -1,18 +1,27 @@
-// The operator's zone editor: draw zones, lines (with their "in" side) and masks on a
-// camera's pixelated frame, in image pixels, and save the layout with PUT /v1/layout.
+// The operator's zone editor: draw zones, lines (with their "in" side), masks and occluders
+// on a camera's pixelated frame, in image pixels, and save the layout with PUT /v1/layout.
 import { authHeaders, el, request, wireSignOut } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const KINDS = ["area", "entrance", "passerby", "queue", "shelf", "staff_only", "display"];
 const ANCHORS = ["bottom_center", "center", "top_center"];
 const FALLBACK_SIZE = { width: 1280, height: 720 };
+// Shapes that are a bare point list on the camera (cameras[i].masks, cameras[i].occluders), no id.
+const CAMERA_POLYGONS = {
+  mask: { field: "masks", title: "Mask", about: "People whose feet fall in a mask are ignored (posters, mannequins)." },
+  occluder: {
+    field: "occluders", title: "Occluder",
+    about: "A static object that can hide a person's legs (shelf end, counter, sign): a box cut off at it keeps the person's recent height.",
+  },
+};
+const isCameraPolygon = (type) => Object.hasOwn(CAMERA_POLYGONS, type);
 
 const state = {
   layout: null,
   camera: null,
   frame: { width: FALLBACK_SIZE.width, height: FALLBACK_SIZE.height, url: null },
   scale: 1,
-  selected: null, // {type: "zone"|"line"|"mask", index}
+  selected: null, // {type: "zone"|"line"|"mask"|"occluder", index}
   draft: null, // {type, points: [[x, y]...], inside: [x, y] | null}
   history: [],
   errors: [],
@@ -46,17 +55,19 @@ function shapesOfCamera() {
   state.layout.lines.forEach((line, index) => {
     if (line.camera === state.camera) shapes.push({ type: "line", index, id: line.id, drawn: (line.coordinates || "image") === "image" });
   });
-  (cameraConfig()?.masks || []).forEach((_, index) => shapes.push({ type: "mask", index, id: `mask ${index + 1}`, drawn: true }));
+  for (const [type, { field }] of Object.entries(CAMERA_POLYGONS)) {
+    (cameraConfig()?.[field] || []).forEach((_, index) => shapes.push({ type, index, id: `${type} ${index + 1}`, drawn: true }));
+  }
   return shapes;
 }
 
 function shapeObject(shape) {
   if (shape.type === "zone") return state.layout.zones[shape.index];
   if (shape.type === "line") return state.layout.lines[shape.index];
-  return cameraConfig().masks[shape.index];
+  return cameraConfig()[CAMERA_POLYGONS[shape.type].field][shape.index];
 }
 
-/** The points of a shape in image pixels (a mask is its point list). */
+/** The points of a shape in image pixels (a mask or an occluder is its point list). */
 function shapePoints(shape) {
   const obj = shapeObject(shape);
   if (shape.type === "zone") return obj.polygon;
@@ -67,19 +78,20 @@ function shapePoints(shape) {
 function setShapePoint(shape, vertex, point) {
   const obj = shapeObject(shape);
   if (shape.type === "zone") obj.polygon[vertex] = point;
-  else if (shape.type === "mask") obj[vertex] = point;
+  else if (isCameraPolygon(shape.type)) obj[vertex] = point;
   else if (vertex < 2) obj.points[vertex] = point;
   else obj.inside = point;
 }
 
-/** The shape a server path names: zones[2].polygon, lines[0].inside, cameras[0].masks[1]. */
+/** The shape a server path names: zones[2].polygon, lines[0].inside, cameras[0].masks[1], cameras[0].occluders[1]. */
 function shapeOfPath(path) {
   let match = /^(?:body\.)?zones\[(\d+)\]/.exec(path);
   if (match) return { type: "zone", index: +match[1], camera: state.layout.zones[+match[1]]?.camera };
   match = /^(?:body\.)?lines\[(\d+)\]/.exec(path);
   if (match) return { type: "line", index: +match[1], camera: state.layout.lines[+match[1]]?.camera };
-  match = /^(?:body\.)?cameras\[(\d+)\]\.masks\[(\d+)\]/.exec(path);
-  if (match) return { type: "mask", index: +match[2], camera: state.layout.cameras[+match[1]]?.id };
+  match = /^(?:body\.)?cameras\[(\d+)\]\.(\w+)\[(\d+)\]/.exec(path);
+  const type = match && Object.keys(CAMERA_POLYGONS).find((t) => CAMERA_POLYGONS[t].field === match[2]);
+  if (type) return { type, index: +match[3], camera: state.layout.cameras[+match[1]]?.id };
   return null;
 }
 
@@ -169,9 +181,10 @@ function finishShape() {
     selected = { type: "line", index: state.layout.lines.length - 1 };
   } else {
     const camera = cameraConfig();
-    camera.masks = camera.masks || [];
-    camera.masks.push(draft.points);
-    selected = { type: "mask", index: camera.masks.length - 1 };
+    const { field } = CAMERA_POLYGONS[draft.type];
+    camera[field] = camera[field] || [];
+    camera[field].push(draft.points);
+    selected = { type: draft.type, index: camera[field].length - 1 };
   }
   state.draft = null;
   state.selected = selected;
@@ -186,7 +199,7 @@ function deleteSelected() {
   remember();
   if (shape.type === "zone") state.layout.zones.splice(shape.index, 1);
   else if (shape.type === "line") state.layout.lines.splice(shape.index, 1);
-  else cameraConfig().masks.splice(shape.index, 1);
+  else cameraConfig()[CAMERA_POLYGONS[shape.type].field].splice(shape.index, 1);
   state.selected = null;
   state.errors = [];
   message("Deleted (not saved yet).");
@@ -337,14 +350,14 @@ function renderShapeList() {
   const shapes = shapesOfCamera();
   list.replaceChildren(...shapes.map((shape) => {
     const obj = shapeObject(shape);
-    const kind = shape.type === "zone" ? `zone · ${obj.kind || "area"}` : shape.type === "line" ? `line${obj.entrance ? " · entrance" : ""}` : "mask";
+    const kind = shape.type === "zone" ? `zone · ${obj.kind || "area"}` : shape.type === "line" ? `line${obj.entrance ? " · entrance" : ""}` : shape.type;
     const item = el("li", { className: sameShape(shape, state.selected) ? "selected" : "", dataset: { shapeType: shape.type, shapeIndex: shape.index } },
       el("span", {}, el("strong", {}, shape.id), " ", el("span", { className: "muted" }, kind + (shape.drawn ? "" : " · floor metres, not drawn"))));
     for (const error of errorsOf(shape)) item.append(el("span", { className: "error" }, `${error.path}: ${error.message}`));
     item.addEventListener("click", () => { state.selected = { type: shape.type, index: shape.index }; render(); });
     return item;
   }));
-  if (!shapes.length) list.append(el("li", { className: "muted" }, "No zones, lines or masks on this camera yet."));
+  if (!shapes.length) list.append(el("li", { className: "muted" }, "No zones, lines, masks or occluders on this camera yet."));
 }
 
 function numberField(obj, key, name, onChange, attrs = {}) {
@@ -376,7 +389,7 @@ function renderProps() {
   if (state.draft) {
     props.hidden = false;
     $("#props-title").textContent = `New ${state.draft.type} (${state.draft.points.length} points)`;
-    idInput.disabled = state.draft.type === "mask";
+    idInput.disabled = isCameraPolygon(state.draft.type);
     return;
   }
   if (!state.selected) {
@@ -386,9 +399,10 @@ function renderProps() {
   props.hidden = false;
   const shape = state.selected;
   const obj = shapeObject(shape);
-  $("#props-title").textContent = shape.type === "mask" ? `Mask ${shape.index + 1}` : `${shape.type === "zone" ? "Zone" : "Line"} ${obj.id}`;
-  idInput.disabled = shape.type === "mask";
-  idInput.value = shape.type === "mask" ? "" : obj.id;
+  const cameraPolygon = CAMERA_POLYGONS[shape.type];
+  $("#props-title").textContent = cameraPolygon ? `${cameraPolygon.title} ${shape.index + 1}` : `${shape.type === "zone" ? "Zone" : "Line"} ${obj.id}`;
+  idInput.disabled = !!cameraPolygon;
+  idInput.value = cameraPolygon ? "" : obj.id;
   if (shape.type === "zone") {
     fields.append(selectField(obj, "kind", "Kind", KINDS, "area"), selectField(obj, "anchor", "Anchor", ANCHORS, "bottom_center"),
       numberField(obj, "min_inside_seconds", "Min inside s"), numberField(obj, "min_outside_seconds", "Min outside s"),
@@ -426,7 +440,7 @@ function renderProps() {
       }),
       el("label", {}, "In side", flip));
   } else {
-    fields.append(el("p", { className: "muted" }, "People whose feet fall in a mask are ignored (posters, mannequins)."));
+    fields.append(el("p", { className: "muted" }, cameraPolygon.about));
   }
 }
 
@@ -584,7 +598,7 @@ async function start() {
   $("#shape-id").addEventListener("change", () => {
     const shape = state.selected;
     const value = $("#shape-id").value.trim();
-    if (!shape || state.draft || shape.type === "mask" || !value) return;
+    if (!shape || state.draft || isCameraPolygon(shape.type) || !value) return;
     remember();
     const obj = shapeObject(shape);
     if (shape.type === "zone") {
