@@ -70,9 +70,9 @@ def test_visit_duration_across_two_cameras_is_each_visits_time_in_the_store(
 ) -> None:
     """Every visit ends with a ``visit_end`` (first to last sighting by either camera), so
     the mean visit duration is the visits' time in the store, not the span of their zone
-    events. Measured 24.6 s against the truth's 34.8 s (19 visits); 19.4 s from the zone
-    events alone (fragments of a few seconds, where the tracker lost someone for more than
-    3 s, pull both down)."""
+    events. Measured 30.6 s over 20 visits against the truth's 34.8 s over 19 (24.6 s over
+    23 while a second box on a person made a visit of its own); from the zone events alone
+    much less (a visit's time outside every zone is not in them)."""
     _, events, *_ = run_split(split_tracks, pets09)
     ends = [e for e in events if e.type == EventType.VISIT_END]
     keys = [e.attributes["visit_id"] for e in ends]
@@ -80,7 +80,7 @@ def test_visit_duration_across_two_cameras_is_each_visits_time_in_the_store(
     mean, method = visit_durations_ours(events)
     truth = visit_durations_truth(pets09)
     assert method == "store_visits" and len(truth) == 19
-    assert mean is not None and 0.65 <= mean / np.mean(truth) <= 1.05, (mean, np.mean(truth))
+    assert mean is not None and 0.8 <= mean / np.mean(truth) <= 1.05, (mean, np.mean(truth))
     without_ends = [e for e in events if e.type != EventType.VISIT_END]
     from_events, _ = visit_durations_ours(without_ends)
     assert from_events is not None and from_events < mean - 3.0
@@ -96,8 +96,11 @@ def test_a_store_wide_floor_zone_across_both_views_counts_the_people_in_it(
     ours = [frame[FLOOR_ZONE] for frame in zone_counts]
     truth = floor_zone_truth(pets09, len(ours))
     assert sum(truth) > 1000  # the plaza's middle is busy
-    assert abs(sum(ours) / sum(truth) - 1) <= 0.05, (sum(ours), sum(truth))
-    assert np.mean(np.abs(np.array(ours) - np.array(truth))) < 0.5
+    # Measured -5.2 %, mean error 0.20 people a frame. Before second boxes stopped making
+    # visits of their own: -4.3 %, 0.22 (a second box's visit was held as a hidden person
+    # for 2 s after it ended, over-counting frames that masked misses elsewhere).
+    assert abs(sum(ours) / sum(truth) - 1) <= 0.06, (sum(ours), sum(truth))
+    assert np.mean(np.abs(np.array(ours) - np.array(truth))) < 0.21
     # Each camera's people in it added up count the overlap's people twice.
     summed = per_camera_zone_sum(split_tracks)
     assert sum(summed) / sum(truth) - 1 > 0.15, (sum(summed), sum(truth))
@@ -175,4 +178,81 @@ def test_a_track_that_swapped_onto_someone_else_leaves_the_visit() -> None:
         ),
     )
     assert visits.visit_of("b", 9) == "b:9"
+    assert visits.visit_of("a", 1) == "a:1"
+
+
+def people(boxes: dict[int, list[float]], t: float) -> Tracks:
+    """One camera's tracks at ``t``: each track id's ``xyxy`` box (100 px = 1 m)."""
+    return Tracks(
+        np.array(list(boxes.values()), np.float64).reshape(-1, 4),
+        np.ones(len(boxes)),
+        np.array(list(boxes), np.int64),
+        np.zeros((len(boxes), 2)),
+        timestamp=t,
+    )
+
+
+def visit_ends(visits: StoreVisits, t: float) -> dict[str, float]:
+    """Finish both cameras: each ended visit's ``dwell_seconds``."""
+    events = visits.finish("a", t) + visits.finish("b", t)
+    return {
+        e.attributes["visit_id"]: e.attributes["dwell_seconds"]
+        for e in events
+        if e.type == EventType.VISIT_END
+    }
+
+
+def test_a_second_box_on_a_person_starts_no_visit_of_its_own() -> None:
+    # Both cameras see one person standing at x 0.5 m for 2 s; for 0.3 s camera a's
+    # tracker also holds a second, wider box on them (each box at least half inside the
+    # other), then drops it.
+    visits = StoreVisits(two_cameras(0.0))
+    for i in range(20):
+        t = 0.1 * i
+        boxes = {1: [45.0, 0.0, 55.0, 50.0]}
+        if 5 <= i < 8:
+            boxes[2] = [43.0, -2.0, 58.0, 50.0]
+        visits.update("a", people(boxes, t))
+        visits.update("b", person(9, 50, t))
+        if i == 6:
+            assert visits.visit_of("a", 2) == visits.visit_of("a", 1) == "a:1"
+    assert visit_ends(visits, 2.0) == {"a:1": 1.9}
+
+
+def test_a_person_behind_another_starts_a_visit_once_seen_apart() -> None:
+    # Camera a first sees someone behind a standing person (boxes each at least half
+    # inside the other); from t = 0.5 s they walk away from them at 1 m/s.
+    visits = StoreVisits(two_cameras(2.0))  # camera b far away: a alone sees them
+    for i in range(15):
+        t = 0.1 * i
+        boxes = {1: [45.0, 0.0, 55.0, 50.0]}
+        if i >= 2:
+            x = 48 + 10 * max(0, i - 5)
+            boxes[2] = [x - 5, 0.0, x + 5, 50.0]
+        visits.update("a", people(boxes, t))
+        visits.update("b", Tracks.empty(t))
+        if i == 4:
+            assert visits.visit_of("a", 2) == "a:1"
+    assert visits.visit_of("a", 2) == "a:2"
+    assert visits.visit_of("a", 1) == "a:1"
+    ends = visit_ends(visits, 1.5)
+    assert set(ends) == {"a:1", "a:2"}
+    assert ends["a:1"] == 1.4
+
+
+def test_a_track_born_on_someone_where_a_lost_person_was_continues_their_visit() -> None:
+    # Two people stand side by side in camera a; the tracker loses the right one (track 2)
+    # for 0.5 s and finds them again as track 3, whose first box is half inside the
+    # left one's: that may be the lost person back, so the hand-over decides.
+    visits = StoreVisits(two_cameras(2.0))
+    for i in range(20):
+        t = 0.1 * i
+        boxes = {1: [40.0, 0.0, 52.0, 50.0]}
+        if i < 5:
+            boxes[2] = [44.0, 0.0, 56.0, 50.0]
+        elif i >= 10:
+            boxes[3] = [44.0, 0.0, 56.0, 50.0]
+        visits.update("a", people(boxes, t))
+        visits.update("b", Tracks.empty(t))
+    assert visits.visit_of("a", 3) == "a:2"
     assert visits.visit_of("a", 1) == "a:1"

@@ -76,8 +76,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 from storesense.vision.detections import Tracks
+from storesense.vision.tracking.matching import box_areas, intersection_matrix
 from storesense.zones.config import StoreLayout, ZoneConfig
-from storesense.zones.engine import APPROACH_CHECK_SECONDS
+from storesense.zones.engine import APPROACH_CHECK_SECONDS, OCCLUDED_SHARE
 from storesense.zones.events import Event, EventType
 from storesense.zones.floorplan import StoreOccupancy, floor_positions
 from storesense.zones.geometry import PolygonSet
@@ -209,6 +210,11 @@ class StoreVisits:
         self._spans: dict[tuple[str, int], tuple[float, float]] = {}
         self._paths: dict[tuple[str, int], deque[tuple[float, float, float]]] = {}
         """Each camera's track's recent floor points (two velocity windows)."""
+        self._boxes: dict[tuple[str, int], tuple[float, FloatArray]] = {}
+        """Each local camera's track's last sighting time and image box (``xyxy``)."""
+        self._second_box_of: dict[tuple[str, int], int] = {}
+        """Tracks never seen apart from another track of their camera (see
+        :meth:`_second_boxes`): that track's id."""
         """(first, last) time each camera's track was seen."""
         self._occupancy = StoreOccupancy(
             layout,
@@ -245,7 +251,8 @@ class StoreVisits:
     def visit_of(self, camera_id: str, track_id: int) -> str:
         """The store-wide visit key of a camera's track (``camera:track`` if unknown)."""
         with self._lock:
-            return self._visit_of.get((camera_id, int(track_id)), f"{camera_id}:{int(track_id)}")
+            track_id = self._second_box_of.get((camera_id, int(track_id)), int(track_id))
+            return self._visit_of.get((camera_id, track_id), f"{camera_id}:{track_id}")
 
     def stamp(self, camera_id: str, events: Iterable[Event]) -> list[Event]:
         """One camera's events with their store-wide visit key in ``visit_id``."""
@@ -289,9 +296,15 @@ class StoreVisits:
             self._publish(camera_id, placed=False)
             return
         floor, on_floor = floor_positions(tracks, camera.homography)
-        rows = [r for r in range(len(ids)) if on_floor[r]]
+        people = self._second_boxes(camera_id, now, ids, tracks.xyxy, floor, on_floor)
+        rows = [r for r in range(len(ids)) if on_floor[r] and people[r] is not None]
+        unplaced = sum(not on_floor[r] and people[r] is not None for r in range(len(ids)))
         self._update_floor(
-            camera_id, now, [ids[r] for r in rows], floor[rows].reshape(-1, 2), len(ids) - len(rows)
+            camera_id,
+            now,
+            [person for r in rows if (person := people[r]) is not None],
+            floor[rows].reshape(-1, 2),
+            unplaced,
         )
         self._publish(camera_id, placed=True)
 
@@ -408,6 +421,74 @@ class StoreVisits:
                     )
                 },
             )
+
+    def _second_boxes(
+        self,
+        camera_id: str,
+        now: float,
+        track_ids: list[int],
+        xyxy: npt.NDArray[np.floating],
+        floor: FloatArray,
+        on_floor: npt.NDArray[np.bool_],
+    ) -> list[int | None]:
+        """Per track of a local camera's frame, the track whose person it is: ``None`` for a
+        second box on a person another track of the camera holds now. A track first seen
+        with its box and an older track's each at least :data:`OCCLUDED_SHARE` inside the
+        other is that track's second box for as long as it is never seen apart from it: in
+        a frame without the older track, a box so placed on the older track's last box is
+        that person, missed by the older track (the older track's id stands for it). A
+        second box never starts a visit of its own; its events carry its person's visit."""
+        boxes = np.asarray(xyxy, np.float64).reshape(-1, 4)
+        row_of = {track_id: r for r, track_id in enumerate(track_ids)}
+        people: list[int | None] = list(track_ids)
+        for r, track_id in enumerate(track_ids):
+            track = (camera_id, track_id)
+            main = self._second_box_of.get(track)
+            if main is None:
+                if track in self._boxes:
+                    continue
+                known = [
+                    c
+                    for c, other in enumerate(track_ids)
+                    if c != r
+                    and (camera_id, other) in self._boxes
+                    and (camera_id, other) not in self._second_box_of
+                ]
+                share = self._shared(boxes[r], boxes[known])
+                if (
+                    len(known)
+                    and share.max() >= OCCLUDED_SHARE
+                    # Not where it may continue a visit: someone back from behind another.
+                    and not (
+                        on_floor[r]
+                        and self._hand_over_candidates(camera_id, [r], track_ids, floor, now)
+                    )
+                ):
+                    self._second_box_of[track] = track_ids[known[int(share.argmax())]]
+                    people[r] = None
+                continue
+            if (
+                main in row_of
+                and self._shared(boxes[r], boxes[[row_of[main]]])[0] >= OCCLUDED_SHARE
+            ):
+                people[r] = None
+                continue
+            del self._second_box_of[track]  # seen apart: a person of its own from now on
+        for r, person in enumerate(people):
+            if person is not None:
+                self._boxes[(camera_id, person)] = (now, boxes[r])
+        return people
+
+    @staticmethod
+    def _shared(box: FloatArray, others: FloatArray) -> FloatArray:
+        """Per box of ``others`` (N, 4), the smaller of the shares of ``box`` inside it
+        and of it inside ``box``."""
+        overlap = intersection_matrix(box[None], others)[0]
+        areas = box_areas(others)
+        result: FloatArray = np.minimum(
+            overlap / max(float(box_areas(box[None])[0]), 1e-9), overlap / np.maximum(areas, 1e-9)
+        )
+        return result
 
     def _detach_duplicates(self, camera_id: str, track_ids: list[int]) -> None:
         """One camera sees two tracks of one visit at once: they are two people. The one
@@ -630,6 +711,26 @@ class StoreVisits:
         floor: FloatArray,
         now: float,
     ) -> None:
+        candidates = self._hand_over_candidates(camera_id, new_rows, ids, floor, now)
+        taken_rows: set[int] = set()
+        taken_visits: set[str] = set()
+        for _, r, key in sorted(candidates):
+            if r in taken_rows or key in taken_visits:
+                continue
+            taken_rows.add(r)
+            taken_visits.add(key)
+            self._visit_of[(camera_id, ids[r])] = key
+            self.handovers += 1
+
+    def _hand_over_candidates(
+        self,
+        camera_id: str,
+        new_rows: list[int],
+        ids: list[int],
+        floor: FloatArray,
+        now: float,
+    ) -> list[tuple[float, int, str]]:
+        """(rank, row, visit) of each visit a new track of ``new_rows`` may continue."""
         here = set(ids)
         candidates: list[tuple[float, int, str]] = []
         for key, visit in self._visits.items():
@@ -666,15 +767,7 @@ class StoreVisits:
                     if gap <= self.link_distance_m + WALKING_SPEED_M_S * unseen:
                         # Gap hand-overs rank after every overlap hand-over.
                         candidates.append((self.merge_distance_m + gap, r, key))
-        taken_rows: set[int] = set()
-        taken_visits: set[str] = set()
-        for _, r, key in sorted(candidates):
-            if r in taken_rows or key in taken_visits:
-                continue
-            taken_rows.add(r)
-            taken_visits.add(key)
-            self._visit_of[(camera_id, ids[r])] = key
-            self.handovers += 1
+        return candidates
 
     def _forget(self, now: float) -> None:
         """Drop visits unseen for a minute past any hand-over (every 10 s of clock)."""
@@ -693,6 +786,10 @@ class StoreVisits:
         live = {(c, s.track_id) for v in self._visits.values() for c, s in v.by_camera.items()}
         self._spans = {k: span for k, span in self._spans.items() if k in self._visit_of}
         self._paths = {k: path for k, path in self._paths.items() if k in self._visit_of}
+        self._boxes = {k: seen for k, seen in self._boxes.items() if seen[0] >= horizon}
+        self._second_box_of = {
+            k: main for k, main in self._second_box_of.items() if (k[0], main) in self._boxes
+        }
         self._streaks = {k: n for k, n in self._streaks.items() if k[0] in live and k[1] in live}
 
     def count(self, now: float | None = None) -> int:
