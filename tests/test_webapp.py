@@ -201,6 +201,16 @@ def test_draw_a_zone_with_four_clicks_and_save_it_in_image_pixels(
     setup_page.screenshot(path=str(SCREENSHOTS / "setup.jpg"), quality=85)
 
 
+def assert_error_beside(page: Page, shape_id: str, message: str) -> None:
+    """The server's ``message`` is shown on the picture, beside the shape ``shape_id``."""
+    on_shape = page.get_by_test_id("shape-error")
+    expect(on_shape).to_contain_text(message)
+    label = on_shape.bounding_box()
+    shape = page.locator(f'[data-shape-id="{shape_id}"]').bounding_box()
+    assert label is not None and shape is not None
+    assert abs(label["x"] - shape["x"]) < 40 and abs(label["y"] - shape["y"]) < 60
+
+
 def test_a_self_intersecting_zone_shows_the_servers_message_and_saves_nothing(
     setup_page: Page, editor: Service
 ) -> None:
@@ -211,12 +221,7 @@ def test_a_self_intersecting_zone_shows_the_servers_message_and_saves_nothing(
     setup_page.get_by_test_id("save-layout").click()
     errors = setup_page.get_by_test_id("layout-errors")
     expect(errors).to_contain_text("zones[1].polygon: self-intersecting")
-    on_shape = setup_page.get_by_test_id("shape-error")
-    expect(on_shape).to_contain_text("self-intersecting")
-    label = on_shape.bounding_box()
-    shape = setup_page.locator('[data-shape-id="bowtie"]').bounding_box()
-    assert label is not None and shape is not None
-    assert abs(label["x"] - shape["x"]) < 40 and abs(label["y"] - shape["y"]) < 60  # beside it
+    assert_error_beside(setup_page, "bowtie", "self-intersecting")
     expect(setup_page.locator('#shapes li[data-shape-index="1"] .error')).to_contain_text(
         "self-intersecting"
     )
@@ -313,13 +318,8 @@ def test_a_self_intersecting_occluder_shows_the_servers_message_on_it(
     setup_page.get_by_test_id("save-layout").click()
     errors = setup_page.get_by_test_id("layout-errors")
     expect(errors).to_contain_text("cameras[0].occluders[0]: self-intersecting")
-    on_shape = setup_page.get_by_test_id("shape-error")
-    expect(on_shape).to_have_count(1)
-    expect(on_shape).to_contain_text("self-intersecting")
-    label = on_shape.bounding_box()
-    shape = setup_page.locator('[data-shape-id="occluder 1"]').bounding_box()
-    assert label is not None and shape is not None
-    assert abs(label["x"] - shape["x"]) < 40 and abs(label["y"] - shape["y"]) < 60  # beside it
+    expect(setup_page.get_by_test_id("shape-error")).to_have_count(1)
+    assert_error_beside(setup_page, "occluder 1", "self-intersecting")
     expect(setup_page.locator('[data-shape-id="occluder 1"] polygon')).to_have_class(
         "occluder selected invalid"
     )
