@@ -71,7 +71,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 from storesense.vision.detections import Tracks
+from storesense.zones.config import check_polygon
 
 FloatArray = npt.NDArray[np.float64]
 _PLAUSIBLE = (0.75, 1.33)
@@ -402,17 +404,11 @@ def _capped(ratio: float, slope: float) -> float:
 def _behind(boxes: FloatArray) -> list[bool]:
     """Per box: its feet point lies inside another box whose bottom is lower (a person
     closer to the camera, in front of the legs)."""
-    rows = boxes.tolist()
-    behind = []
-    for x0, _, x1, y in rows:
-        x = 0.5 * (x0 + x1)
-        for left, top, right, bottom in rows:
-            if left <= x <= right and top <= y < bottom:
-                behind.append(True)
-                break
-        else:
-            behind.append(False)
-    return behind
+    x = 0.5 * (boxes[:, 0] + boxes[:, 2])[:, None]
+    y = boxes[:, 3][:, None]
+    inside = (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y < boxes[:, 3])
+    result: list[bool] = inside.any(axis=1).tolist()
+    return result
 
 
 class _Occluder:
@@ -420,62 +416,16 @@ class _Occluder:
 
     def __init__(self, polygon: npt.ArrayLike, index: int) -> None:
         try:
-            vertices = np.asarray(polygon, np.float64)
+            points = check_polygon(np.asarray(polygon, np.float64).tolist())
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"occluders[{index}]: not a list of [x, y] points ({exc})") from exc
-        if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
-            raise ValueError(f"occluders[{index}]: needs at least 3 [x, y] points")
-        if not np.all(np.isfinite(vertices)):
-            raise ValueError(f"occluders[{index}]: points must be finite")
-        points = [(float(x), float(y)) for x, y in vertices.tolist()]
-        self._edges = list(zip(points, points[1:] + points[:1], strict=True))
-        xs, ys = vertices[:, 0], vertices[:, 1]
-        self._bounds = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+            raise ValueError(f"occluders[{index}]: {exc}") from exc
+        self._shape = shapely.Polygon(points)
+        shapely.prepare(self._shape)
 
     def meets_legs(self, box: list[float]) -> bool:
         """The middle half of the box's bottom edge, or the strip ``_OCCLUDER_REACH`` of
         its height below it, overlaps the polygon: the legs end at (or behind) it."""
         x0, top, x1, bottom = box
         quarter = 0.25 * (x1 - x0)
-        left, right = x0 + quarter, x1 - quarter
         low = bottom + _OCCLUDER_REACH * (bottom - top)
-        min_x, min_y, max_x, max_y = self._bounds
-        if right < min_x or left > max_x or low < min_y or bottom > max_y:
-            return False
-        if self._contains(0.5 * (left + right), 0.5 * (bottom + low)):
-            return True
-        return any(
-            _segment_meets_rect(start, end, left, bottom, right, low) for start, end in self._edges
-        )
-
-    def _contains(self, x: float, y: float) -> bool:
-        inside = False
-        for (ax, ay), (bx, by) in self._edges:
-            if (ay > y) != (by > y) and x < ax + (y - ay) * (bx - ax) / (by - ay):
-                inside = not inside
-        return inside
-
-
-def _segment_meets_rect(
-    start: tuple[float, float],
-    end: tuple[float, float],
-    left: float,
-    top: float,
-    right: float,
-    bottom: float,
-) -> bool:
-    """The segment passes through the rectangle (Liang-Barsky clipping)."""
-    (ax, ay), (bx, by) = start, end
-    dx, dy = bx - ax, by - ay
-    enter, leave = 0.0, 1.0
-    for step, room in ((-dx, ax - left), (dx, right - ax), (-dy, ay - top), (dy, bottom - ay)):
-        if step == 0.0:
-            if room < 0.0:
-                return False
-        elif step < 0.0:
-            enter = max(enter, room / step)
-        else:
-            leave = min(leave, room / step)
-        if enter > leave:
-            return False
-    return True
+        return bool(self._shape.intersects(shapely.box(x0 + quarter, bottom, x1 - quarter, low)))

@@ -87,7 +87,9 @@ class Anchor(StrEnum):
 ANCHOR_ORDER: tuple[Anchor, ...] = (Anchor.BOTTOM_CENTER, Anchor.CENTER, Anchor.TOP_CENTER)
 
 
-def _check_polygon(points: list[Point]) -> list[Point]:
+def check_polygon(points: list[Point]) -> list[Point]:
+    """``points`` if they make a valid image polygon (at least 3 finite points, not all on
+    one line, not self-intersecting); else a ValueError saying what is wrong."""
     if len(points) < 3:
         raise ValueError(f"needs at least 3 points, got {len(points)}")
     coords = np.asarray(points, np.float64)
@@ -445,7 +447,7 @@ class CameraConfig(_Strict):
     ) -> list[list[Point]]:
         for index, polygon in enumerate(polygons):
             try:
-                _check_polygon(polygon)
+                check_polygon(polygon)
             except ValueError as exc:
                 raise ValueError(f"{info.field_name}[{index}]: {exc}") from exc
         return polygons
@@ -543,7 +545,7 @@ class ZoneConfig(_Strict):
     @field_validator("polygon", "floor_polygon")
     @classmethod
     def _valid_polygon(cls, points: list[Point] | None) -> list[Point] | None:
-        return None if points is None else _check_polygon(points)
+        return None if points is None else check_polygon(points)
 
     @model_validator(mode="after")
     def _one_shape(self) -> ZoneConfig:
