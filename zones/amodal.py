@@ -229,10 +229,10 @@ class AmodalBoxes:
         corrected: dict[int, float] = {}
         behind_rows = _behind(boxes)
         if self._occluders:
-            behind_rows = [
-                behind or any(o.meets_legs(box) for o in self._occluders)
-                for behind, box in zip(behind_rows, boxes.tolist(), strict=True)
-            ]
+            behind_rows |= np.array(
+                [any(o.meets_legs(box) for o in self._occluders) for box in boxes.tolist()],
+                np.bool_,
+            ).reshape(-1)
         for row, track_id in enumerate(tracks.track_id.tolist()):
             state = self._tracks.get(track_id)
             y, b = tops[row], bottoms[row]
@@ -263,7 +263,7 @@ class AmodalBoxes:
             top_error = abs(y - (state.top + state.top_velocity * dt))
             # Where the feet would be now: from the last sighting at full height, moved on.
             bottom_rise = state.full_bottom + state.bottom_velocity * (now - state.full_seen) - b
-            behind = behind_rows[row]
+            behind = bool(behind_rows[row])
             behind_cut = math.nan
             if hiding:
                 # Hysteresis: once cut, three quarters of the shortening keep it cut.
@@ -401,13 +401,15 @@ def _capped(ratio: float, slope: float) -> float:
     return min(ratio, 0.9 / slope) if slope > 0 else ratio
 
 
-def _behind(boxes: FloatArray) -> list[bool]:
+def _behind(boxes: FloatArray) -> npt.NDArray[np.bool_]:
     """Per box: its feet point lies inside another box whose bottom is lower (a person
     closer to the camera, in front of the legs)."""
     x = 0.5 * (boxes[:, 0] + boxes[:, 2])[:, None]
     y = boxes[:, 3][:, None]
-    inside = (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y < boxes[:, 3])
-    result: list[bool] = inside.any(axis=1).tolist()
+    inside: npt.NDArray[np.bool_] = (
+        (boxes[:, 0] <= x) & (x <= boxes[:, 2]) & (boxes[:, 1] <= y) & (y < boxes[:, 3])
+    )
+    result: npt.NDArray[np.bool_] = np.asarray(inside.any(axis=1), np.bool_)
     return result
 
 

@@ -36,7 +36,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 from storesense.vision.detections import Tracks
-from storesense.vision.tracking.matching import box_areas, intersection_matrix
+from storesense.vision.tracking.matching import box_areas, intersection_matrix, mutual_cover
 from storesense.zones.amodal import AmodalBoxes
 from storesense.zones.config import ANCHOR_ORDER, StoreLayout
 from storesense.zones.events import Event, EventType
@@ -613,13 +613,9 @@ class ZoneEngine:
             self._apart_slots = slots
             return
         boxes = xyxy.astype(np.float64)
-        overlap = intersection_matrix(boxes[rows], boxes)
-        overlap[np.arange(len(rows)), rows] = 0.0  # not with itself
-        areas = box_areas(boxes)
-        twice = (overlap >= OCCLUDED_SHARE * areas[rows, None]) & (
-            overlap >= OCCLUDED_SHARE * areas[None, :]
-        )
-        self._seen_apart[slots[rows[~twice.any(axis=1)]]] = True
+        cover = mutual_cover(boxes[rows], boxes)
+        cover[np.arange(len(rows)), rows] = 0.0  # not with itself
+        self._seen_apart[slots[rows[~(cover >= OCCLUDED_SHARE).any(axis=1)]]] = True
 
     def _members(self, anchors: FloatArray) -> npt.NDArray[np.bool_]:
         """(N, 3, 2) anchor points per track → (N, Z) membership, each zone by its anchor."""

@@ -76,7 +76,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import linear_sum_assignment
 from storesense.vision.detections import Tracks
-from storesense.vision.tracking.matching import box_areas, intersection_matrix
+from storesense.vision.tracking.matching import mutual_cover
 from storesense.zones.config import StoreLayout, ZoneConfig
 from storesense.zones.engine import APPROACH_CHECK_SECONDS, OCCLUDED_SHARE
 from storesense.zones.events import Event, EventType
@@ -208,6 +208,7 @@ class StoreVisits:
         self._frames: dict[str, _CameraFrame] = {}
         self._streaks: dict[tuple[tuple[str, int], tuple[str, int]], int] = {}
         self._spans: dict[tuple[str, int], tuple[float, float]] = {}
+        """(first, last) time each camera's track was seen."""
         self._paths: dict[tuple[str, int], deque[tuple[float, float, float]]] = {}
         """Each camera's track's recent floor points (two velocity windows)."""
         self._boxes: dict[tuple[str, int], tuple[float, FloatArray]] = {}
@@ -215,7 +216,6 @@ class StoreVisits:
         self._second_box_of: dict[tuple[str, int], int] = {}
         """Tracks never seen apart from another track of their camera (see
         :meth:`_second_boxes`): that track's id."""
-        """(first, last) time each camera's track was seen."""
         self._occupancy = StoreOccupancy(
             layout,
             merge_distance_m=merge_distance_m,
@@ -454,7 +454,7 @@ class StoreVisits:
                     and (camera_id, other) in self._boxes
                     and (camera_id, other) not in self._second_box_of
                 ]
-                share = self._shared(boxes[r], boxes[known])
+                share = mutual_cover(boxes[[r]], boxes[known])[0]
                 if (
                     len(known)
                     and share.max() >= OCCLUDED_SHARE
@@ -469,7 +469,7 @@ class StoreVisits:
                 continue
             if (
                 main in row_of
-                and self._shared(boxes[r], boxes[[row_of[main]]])[0] >= OCCLUDED_SHARE
+                and mutual_cover(boxes[[r]], boxes[[row_of[main]]])[0, 0] >= OCCLUDED_SHARE
             ):
                 people[r] = None
                 continue
@@ -478,17 +478,6 @@ class StoreVisits:
             if person is not None:
                 self._boxes[(camera_id, person)] = (now, boxes[r])
         return people
-
-    @staticmethod
-    def _shared(box: FloatArray, others: FloatArray) -> FloatArray:
-        """Per box of ``others`` (N, 4), the smaller of the shares of ``box`` inside it
-        and of it inside ``box``."""
-        overlap = intersection_matrix(box[None], others)[0]
-        areas = box_areas(others)
-        result: FloatArray = np.minimum(
-            overlap / max(float(box_areas(box[None])[0]), 1e-9), overlap / np.maximum(areas, 1e-9)
-        )
-        return result
 
     def _detach_duplicates(self, camera_id: str, track_ids: list[int]) -> None:
         """One camera sees two tracks of one visit at once: they are two people. The one
@@ -869,13 +858,13 @@ class StoreVisits:
                         self._close_stays(key, timestamp)
                     self._approaching = dict.fromkeys(self._approaching, 0)
             if self._local <= self._finished:
-                for key in [k for k, v in self._visits.items() if not self._is_remote(v)]:
+                for key in [k for k, v in self._visits.items() if not self._began_elsewhere(k)]:
                     self._end_visit(self._visits.pop(key))
         return self.take_events()
 
-    def _is_remote(self, visit: _Visit) -> bool:
-        """Another process runs the camera that began the visit (its key names it)."""
-        return visit.key.rpartition(":")[0] in self.remote_cameras
+    def _began_elsewhere(self, key: str) -> bool:
+        """Another process runs the camera that began visit ``key`` (the key names it)."""
+        return key.rpartition(":")[0] in self.remote_cameras
 
     def _end_visit(self, visit: _Visit) -> None:
         """A ``visit_end`` event for a visit no camera will continue: its time in the store
@@ -1110,9 +1099,9 @@ class StoreVisits:
         """A store-wide event of visit ``key``, by the process that runs the camera in the
         key (the one that began the visit): one person, one event across processes. Its id
         hashes the visit key, the zones' configuration and ``at`` (deterministic)."""
-        camera_id, _, track = key.rpartition(":")
-        if camera_id in self.remote_cameras:
+        if self._began_elsewhere(key):
             return
+        camera_id, _, track = key.rpartition(":")
         self._zone_events.append(
             Event.create(
                 type,
