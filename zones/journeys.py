@@ -67,6 +67,15 @@ _TAKEOVER_TOLERANCE_SECONDS = 0.0015
 """``dwell_seconds`` is rounded to 1 ms: an exit's entry time matches an enter within this."""
 
 
+def visit_camera(key: str) -> str:
+    """The camera that began a visit, from its key ``camera:track`` (``""`` for none).
+
+    >>> visit_camera("cam2:17"), visit_camera("no-camera")
+    ('cam2', '')
+    """
+    return key.rpartition(":")[0]
+
+
 def visit_key(event: Event) -> str:
     """The visit an event belongs to: its ``visit_id`` attribute, else ``camera:track``.
 

@@ -82,7 +82,12 @@ from storesense.zones.engine import APPROACH_CHECK_SECONDS, OCCLUDED_SHARE
 from storesense.zones.events import Event, EventType
 from storesense.zones.floorplan import StoreOccupancy, floor_positions
 from storesense.zones.geometry import PolygonSet
-from storesense.zones.journeys import JOINED_VISITS_ATTRIBUTE, JOINS_ATTRIBUTE, VISIT_ATTRIBUTE
+from storesense.zones.journeys import (
+    JOINED_VISITS_ATTRIBUTE,
+    JOINS_ATTRIBUTE,
+    VISIT_ATTRIBUTE,
+    visit_camera,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -864,7 +869,7 @@ class StoreVisits:
 
     def _began_elsewhere(self, key: str) -> bool:
         """Another process runs the camera that began visit ``key`` (the key names it)."""
-        return key.rpartition(":")[0] in self.remote_cameras
+        return visit_camera(key) in self.remote_cameras
 
     def _end_visit(self, visit: _Visit) -> None:
         """A ``visit_end`` event for a visit no camera will continue: its time in the store

@@ -15,7 +15,7 @@ from storesense.api.runtime.status import CameraState
 from storesense.api.store.base import EventQuery, Store, StoreUnavailableError
 from storesense.zones.config import StoreLayout
 from storesense.zones.events import Event, EventType
-from storesense.zones.journeys import VISIT_ATTRIBUTE
+from storesense.zones.journeys import VISIT_ATTRIBUTE, visit_camera
 from storesense.zones.store_visits import STORE_CAMERA
 
 logger = logging.getLogger(__name__)
@@ -120,21 +120,6 @@ def visit_closing_exits(open_enters: Iterable[Event], closed_at: float) -> list[
     return exits
 
 
-def visit_camera(event: Event) -> str | None:
-    """The camera that began a store-wide event's visit (the process running it writes the
-    visit's events), from the visit key ``camera:track``; ``None`` without one.
-
-    >>> from storesense.zones.events import EventType as T
-    >>> enter = Event.create(T.ZONE_ENTER, "s", "@store", "plaza", 7, 1.0, {"visit_id": "cam2:7"})
-    >>> visit_camera(enter)
-    'cam2'
-    """
-    key = event.attributes.get(VISIT_ATTRIBUTE)
-    if not isinstance(key, str) or ":" not in key:
-        return None
-    return key.rpartition(":")[0]
-
-
 def worker_may_be_alive(worker: str) -> bool:
     """``host:pid`` of a report: ``False`` only when it is a process of this host that is gone
     (a killed worker restarted here); a worker on another host may be alive."""
@@ -213,7 +198,7 @@ class OpenVisitCloser:
             store_wide = [
                 e
                 for e in self._stored_stays(before, STORE_CAMERA)
-                if visit_camera(e) == self.camera_id
+                if visit_camera(str(e.attributes.get(VISIT_ATTRIBUTE, ""))) == self.camera_id
             ]
             if stored or store_wide:
                 exits = []
