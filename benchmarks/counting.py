@@ -45,6 +45,12 @@ person-frames our engine counts (in any zone of the layout) for a track not seen
 frame (held while hidden, or within the occupancy hold), and how many of them are not a
 second person: the gt person of the track's last box is in view under another track, or
 that box matches no annotated person (IoU < 0.3).
+
+``python benchmarks/counting.py --noise-floor [LAYOUT ...]``: each held-out zone's error
+beside the truth scored against itself with every annotated box moved by an offset as large
+and as lasting as our boxes' (measured in the same run, as in ``journeys.py``): how far off
+a zone reads from the detector's feet noise alone, whatever the tracker. A zone whose error
+lies inside that range misses 5 % for the detector's boxes; one outside it has another cause.
 """
 
 from __future__ import annotations
@@ -423,6 +429,16 @@ def with_line_hysteresis(layout: StoreLayout, seconds: float) -> StoreLayout:
     data = layout.model_dump()
     for line in data["lines"]:
         line["min_side_seconds"] = seconds
+    return StoreLayout.model_validate(data)
+
+
+def with_output_box(layout: StoreLayout, output_box: str | None) -> StoreLayout:
+    """The same layout with every camera's tracker reporting ``output_box`` (None: as is)."""
+    if output_box is None:
+        return layout
+    data = layout.model_dump()
+    for camera in data["cameras"]:
+        camera["tracker"]["output_box"] = output_box
     return StoreLayout.model_validate(data)
 
 
@@ -858,6 +874,7 @@ def holdout(
     rates: list[float],
     scales: list[float],
     scene_occluders: bool = False,
+    output_box: str | None = None,
 ) -> int:
     """Held-out layouts: lines per direction summed, each zone's mean occupancy and dwell
     (``scene_occluders``: with each scene's :data:`SCENE_OCCLUDERS` on the camera)."""
@@ -868,7 +885,7 @@ def holdout(
         lambda: np.zeros(8, np.int64)
     )
     for path in layout_paths:
-        layout = load_layout(path)
+        layout = with_output_box(load_layout(path), output_box)
         scene = scene_of(layout)
         if scene_occluders:
             layout = with_scene_occluders(layout)
@@ -1011,6 +1028,90 @@ def holdout(
             f" out {_relative(s_out, t_out)} ({_relative(s_out, p_out).strip()})"
         )
     return 0 if met_all else 1
+
+
+NOISE_SEEDS = 10
+"""Seeds of the drifting-feet noise floor (``--noise-floor``)."""
+
+
+def noise_floor(
+    layout_paths: list[Path], seeds: int = NOISE_SEEDS, output_box: str | None = None
+) -> int:
+    """Per held-out zone: our occupancy and dwell error beside the truth against itself with
+    every annotated box moved by a drifting offset as large and as lasting as our boxes'
+    (``journeys.feet_error`` / ``journeys.drifted``, measured on each scene in the same run):
+    the error a feet point that far off costs in that zone whatever the tracker, as the
+    median and the largest |error| over ``seeds`` seeds and how many seeds are within 5 %.
+    Lines per direction, summed over each scene's layouts, the same way."""
+    from journeys import drifted, feet_error  # journeys imports this module
+
+    drift: dict[str, tuple[float, float]] = {}
+    # scene -> [ours in, ours out, truth in, truth out] and per seed [in, out].
+    lines: defaultdict[str, npt.NDArray[np.int64]] = defaultdict(lambda: np.zeros(4, np.int64))
+    seed_lines: defaultdict[str, npt.NDArray[np.int64]] = defaultdict(
+        lambda: np.zeros((seeds, 2), np.int64)
+    )
+    print(
+        "zone error, ours against the drifting-feet noise floor (the truth against itself with"
+        " its boxes moved by an offset as large and lasting as ours; |error| over"
+        f" {seeds} seeds), occupancy / dwell; with the left/right border band don't-care"
+    )
+    print(
+        f"{'layout':<18} {'zone':<18} {'truth dwell s':>13} {'ours':>17}"
+        f" {'floor median':>17} {'floor max':>17} {'seeds within 5 %':>17}"
+    )
+    for path in layout_paths:
+        layout = with_output_box(load_layout(path), output_box)
+        scene = scene_of(layout)
+        width = scene.frame_size[0]
+        truth_tracks = load_gt_tracks(scene.gt, scene.fps, None, with_dont_care=True)
+        band, _ = border_band(scene.gt, width)
+        truth = truth_counts(
+            layout, truth_tracks, border=band, depth=LINE_DEPTH, fps=scene.fps, width=width
+        )
+        tracks = cached_pipeline_tracks(layout, None, scene)
+        if scene.name not in drift:
+            drift[scene.name] = feet_error(tracks, truth_tracks)
+        sigma, tau = drift[scene.name]
+        ours = run_engine(layout, tracks, band, fps=scene.fps, frame_size=scene.frame_size)
+        floors = []
+        for seed in range(seeds):
+            noisy = run_engine(
+                layout,
+                drifted(truth_tracks, sigma, tau, seed),
+                band,
+                fps=scene.fps,
+                frame_size=scene.frame_size,
+            )
+            floors.append(_zone_errors(noisy, truth, "border_"))
+            seed_lines[scene.name][seed] += _sum_lines(noisy)
+        lines[scene.name] += [*_sum_lines(ours), *_sum_lines(truth)]
+        zone_ids = [z.id for z in layout.zones_of(CAMERA)]
+        for z, zone_id in enumerate(zone_ids):
+            occ, dwell = _zone_errors(ours, truth, "border_")[z]
+            floor = np.abs(np.array([f[z] for f in floors]))
+            within = int((floor.max(axis=1) <= 0.05).sum())
+            median, worst = np.median(floor, axis=0), floor.max(axis=0)
+            print(
+                f"{path.stem:<18} {zone_id:<18} {float(truth['dwell'][z]):>13.1f}"
+                f" {occ:>+8.1%} {dwell:>+8.1%} {median[0]:>8.1%} {median[1]:>8.1%}"
+                f" {worst[0]:>8.1%} {worst[1]:>8.1%} {within:>14} / {seeds}"
+            )
+    print(
+        "drift measured (sigma px, correlation time s): "
+        + ", ".join(f"{name} {sigma:.1f} px {tau:.2f} s" for name, (sigma, tau) in drift.items())
+    )
+    print("lines summed per scene, in / out against the rule truth: ours; floor median (max)")
+    for name, (o_in, o_out, t_in, t_out) in lines.items():
+        per_seed = seed_lines[name]
+        errors = np.abs(per_seed / np.array([t_in, t_out]) - 1)
+        print(
+            f"  {name}: truth {t_in} / {t_out}; ours {_relative(o_in, t_in)} /"
+            f" {_relative(o_out, t_out)}; floor {np.median(errors[:, 0]):.1%}"
+            f" ({errors[:, 0].max():.1%}) / {np.median(errors[:, 1]):.1%}"
+            f" ({errors[:, 1].max():.1%})"
+        )
+    return 0
 
 
 def _summary_row(
@@ -1251,6 +1352,21 @@ def main(argv: list[str] | None = None) -> int:
         " --scales)",
     )
     parser.add_argument(
+        "--noise-floor",
+        nargs="*",
+        type=Path,
+        default=None,
+        help="each held-out zone's error beside the truth with its boxes drifted as far and"
+        " as long as ours (default: every held-out layout; cached detections)",
+    )
+    parser.add_argument(
+        "--output-box",
+        choices=["filtered", "detection"],
+        default=None,
+        help="with --holdout or --noise-floor: every camera's tracker output_box (default: the"
+        " layout's, i.e. the Kalman-filtered box)",
+    )
+    parser.add_argument(
         "--scene-occluders",
         action="store_true",
         help="with --holdout: each scene's static occluders (SCENE_OCCLUDERS: the PETS09 sign)"
@@ -1268,6 +1384,8 @@ def main(argv: list[str] | None = None) -> int:
         return anchor_noise()
     if args.hold_diagnosis is not None:
         return hold_diagnosis(args.hold_diagnosis or [LAYOUT], args.frames, args.scales or [1.0])
+    if args.noise_floor is not None:
+        return noise_floor(args.noise_floor or HOLDOUT_LAYOUTS, output_box=args.output_box)
     if args.unseen_diagnosis is not None:
         return unseen_diagnosis(args.unseen_diagnosis or [LAYOUT], args.scales or [1.0])
     if args.holdout is not None:
@@ -1277,6 +1395,7 @@ def main(argv: list[str] | None = None) -> int:
             args.fps,
             args.scales,
             scene_occluders=args.scene_occluders,
+            output_box=args.output_box,
         )
     layout = load_layout(LAYOUT)
     zone_ids = [z.id for z in layout.zones_of(CAMERA)]

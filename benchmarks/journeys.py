@@ -73,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from counting import _iou as box_iou
 from counting import border_band, in_border_band, load_gt_tracks
 from storesense.vision.detections import Detections, Tracks
-from storesense.vision.tracking import Tracker
+from storesense.vision.tracking import Tracker, TrackerConfig
 from storesense.zones.camera import CameraAnalytics
 from storesense.zones.config import StoreLayout, load_layout
 from storesense.zones.engine import ZoneEngine
@@ -138,8 +138,10 @@ def rows_to_tracks(rows: list[TrackRow], fps: float) -> list[Tracks]:
     return out
 
 
-def our_tracks(frames: list[Detections], fps: float) -> list[Tracks]:
-    tracker = Tracker()
+def our_tracks(
+    frames: list[Detections], fps: float, config: TrackerConfig | None = None
+) -> list[Tracks]:
+    tracker = Tracker(config)
     out = []
     for index, detections in enumerate(frames):
         keep = detections.confidence >= SERVICE_SCORE_THRESHOLD
@@ -562,6 +564,12 @@ def main() -> None:
         action="store_true",
         help="also list, per layout, every person whose transitions differ, with the stays",
     )
+    parser.add_argument(
+        "--output-box",
+        choices=["filtered", "detection"],
+        default=None,
+        help="our tracker's output_box (default: its default, the Kalman-filtered box)",
+    )
     args = parser.parse_args()
     if args.step < 1:
         parser.error(f"--step must be >= 1, got {args.step}")
@@ -571,7 +579,10 @@ def main() -> None:
     sequence, gt = sampled("PETS09-S2L1", args.step)
     fps = sequence.fps
     print(f"PETS09-S2L1 at {fps:g} fps (every {args.step} frame(s))\n")
-    tracks: dict[str, list[Tracks]] = {"storesense": our_tracks(sequence.frames, fps)}
+    config = (
+        TrackerConfig() if args.output_box is None else TrackerConfig(output_box=args.output_box)
+    )
+    tracks: dict[str, list[Tracks]] = {"storesense": our_tracks(sequence.frames, fps, config)}
     for peer, build in PEERS.items():
         tracks[peer] = rows_to_tracks(run_tracker(build, sequence)[0], fps)
     people = {label: track_people(per_frame, gt) for label, per_frame in tracks.items()}
