@@ -1041,13 +1041,15 @@ def noise_floor(
     every annotated box moved by a drifting offset as large and as lasting as our boxes'
     (``journeys.feet_error`` / ``journeys.drifted``, measured on each scene in the same run):
     the error a feet point that far off costs in that zone whatever the tracker, as the
-    median and the largest |error| over ``seeds`` seeds and how many seeds are within 5 %.
+    median and the largest |error| over ``seeds`` seeds and how many seeds are within 5 %;
+    and the truth with each annotated box replaced by our box that follows it
+    (``journeys.with_boxes_of``: our boxes' positions with every identity right).
     Lines per direction, summed over each scene's layouts, the same way."""
-    from journeys import drifted, feet_error  # journeys imports this module
+    from journeys import drifted, feet_error, with_boxes_of  # journeys imports this module
 
     drift: dict[str, tuple[float, float]] = {}
-    # scene -> [ours in, ours out, truth in, truth out] and per seed [in, out].
-    lines: defaultdict[str, npt.NDArray[np.int64]] = defaultdict(lambda: np.zeros(4, np.int64))
+    # scene -> [ours in, ours out, truth in, truth out, our boxes in, out] and per seed [in, out].
+    lines: defaultdict[str, npt.NDArray[np.int64]] = defaultdict(lambda: np.zeros(6, np.int64))
     seed_lines: defaultdict[str, npt.NDArray[np.int64]] = defaultdict(
         lambda: np.zeros((seeds, 2), np.int64)
     )
@@ -1059,6 +1061,7 @@ def noise_floor(
     print(
         f"{'layout':<18} {'zone':<18} {'truth dwell s':>13} {'ours':>17}"
         f" {'floor median':>17} {'floor max':>17} {'seeds within 5 %':>17}"
+        f" {'our boxes, true ids':>20}"
     )
     for path in layout_paths:
         layout = with_output_box(load_layout(path), output_box)
@@ -1085,31 +1088,43 @@ def noise_floor(
             )
             floors.append(_zone_errors(noisy, truth, "border_"))
             seed_lines[scene.name][seed] += _sum_lines(noisy)
-        lines[scene.name] += [*_sum_lines(ours), *_sum_lines(truth)]
+        placed = run_engine(
+            layout,
+            with_boxes_of(truth_tracks, tracks),
+            band,
+            fps=scene.fps,
+            frame_size=scene.frame_size,
+        )
+        lines[scene.name] += [*_sum_lines(ours), *_sum_lines(truth), *_sum_lines(placed)]
         zone_ids = [z.id for z in layout.zones_of(CAMERA)]
         for z, zone_id in enumerate(zone_ids):
             occ, dwell = _zone_errors(ours, truth, "border_")[z]
             floor = np.abs(np.array([f[z] for f in floors]))
             within = int((floor.max(axis=1) <= 0.05).sum())
             median, worst = np.median(floor, axis=0), floor.max(axis=0)
+            placed_occ, placed_dwell = _zone_errors(placed, truth, "border_")[z]
             print(
                 f"{path.stem:<18} {zone_id:<18} {float(truth['dwell'][z]):>13.1f}"
                 f" {occ:>+8.1%} {dwell:>+8.1%} {median[0]:>8.1%} {median[1]:>8.1%}"
                 f" {worst[0]:>8.1%} {worst[1]:>8.1%} {within:>14} / {seeds}"
+                f" {placed_occ:>+9.1%} {placed_dwell:>+9.1%}"
             )
     print(
         "drift measured (sigma px, correlation time s): "
         + ", ".join(f"{name} {sigma:.1f} px {tau:.2f} s" for name, (sigma, tau) in drift.items())
     )
-    print("lines summed per scene, in / out against the rule truth: ours; floor median (max)")
-    for name, (o_in, o_out, t_in, t_out) in lines.items():
+    print(
+        "lines summed per scene, in / out against the rule truth: ours; floor median (max);"
+        " our boxes with true identities"
+    )
+    for name, (o_in, o_out, t_in, t_out, b_in, b_out) in lines.items():
         per_seed = seed_lines[name]
         errors = np.abs(per_seed / np.array([t_in, t_out]) - 1)
         print(
             f"  {name}: truth {t_in} / {t_out}; ours {_relative(o_in, t_in)} /"
             f" {_relative(o_out, t_out)}; floor {np.median(errors[:, 0]):.1%}"
             f" ({errors[:, 0].max():.1%}) / {np.median(errors[:, 1]):.1%}"
-            f" ({errors[:, 1].max():.1%})"
+            f" ({errors[:, 1].max():.1%}); {_relative(b_in, t_in)} / {_relative(b_out, t_out)}"
         )
     return 0
 

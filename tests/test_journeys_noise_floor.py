@@ -1,4 +1,5 @@
-"""The journey benchmark's noise floor moves every box by the stated noise and nothing else."""
+"""The journey benchmark's noise floor moves every box by the stated noise and nothing else,
+and puts a tracker's boxes into the truth only where they follow an annotated box."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from storesense.vision.detections import Tracks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from journeys import drifted, feet_error, jittered
+from journeys import drifted, feet_error, jittered, with_boxes_of
 
 
 def _frames(count: int, people: int) -> list[Tracks]:
@@ -77,3 +78,44 @@ def test_drift_moves_whole_boxes_by_a_lasting_offset_that_feet_error_measures() 
     assert abs(sigma - 3.0) < 0.4
     assert 0.75 < tau < 1.3
     assert feet_error(clean, clean)[0] == 0.0
+
+
+def test_our_boxes_replace_only_the_annotated_boxes_they_follow() -> None:
+    truth = _frames(3, 3)
+    ours = [
+        Tracks(
+            np.array(
+                [
+                    frame.xyxy[0] + [4.0, 2.0, 4.0, 2.0],  # follows person 1 (IoU ~0.8)
+                    frame.xyxy[1] + [30.0, 0.0, 30.0, 0.0],  # half a box off person 2 (IoU < 0.5)
+                    frame.xyxy[0] + [2.0, 0.0, 2.0, 0.0],  # a second box on person 1
+                ]
+            ),
+            np.ones(3),
+            np.array([70, 71, 72]),
+            np.zeros((3, 2)),
+            timestamp=frame.timestamp,
+        )
+        for frame in truth
+    ]
+    placed = with_boxes_of(truth, ours)
+    for before, after, mine in zip(truth, placed, ours, strict=True):
+        # One to one, the most overlap in all: person 1 takes the closer second box.
+        np.testing.assert_allclose(after.xyxy[0], mine.xyxy[2])
+        np.testing.assert_allclose(after.xyxy[1:], before.xyxy[1:])
+        np.testing.assert_array_equal(after.track_id, before.track_id)
+        assert after.timestamp == before.timestamp
+    nobody = [
+        Tracks(
+            np.zeros((0, 4)),
+            np.zeros(0),
+            np.zeros(0, np.int64),
+            np.zeros((0, 2)),
+            timestamp=t.timestamp,
+        )
+        for t in truth
+    ]
+    assert all(
+        np.array_equal(a.xyxy, b.xyxy)
+        for a, b in zip(with_boxes_of(truth, nobody), truth, strict=True)
+    )
