@@ -56,6 +56,7 @@ lies inside that range misses 5 % for the detector's boxes; one outside it has a
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -1076,25 +1077,16 @@ def noise_floor(
         if scene.name not in drift:
             drift[scene.name] = feet_error(tracks, truth_tracks)
         sigma, tau = drift[scene.name]
-        ours = run_engine(layout, tracks, band, fps=scene.fps, frame_size=scene.frame_size)
+        counts = functools.partial(
+            run_engine, layout, border=band, fps=scene.fps, frame_size=scene.frame_size
+        )
+        ours = counts(tracks)
         floors = []
         for seed in range(seeds):
-            noisy = run_engine(
-                layout,
-                drifted(truth_tracks, sigma, tau, seed),
-                band,
-                fps=scene.fps,
-                frame_size=scene.frame_size,
-            )
+            noisy = counts(drifted(truth_tracks, sigma, tau, seed))
             floors.append(_zone_errors(noisy, truth, "border_"))
             seed_lines[scene.name][seed] += _sum_lines(noisy)
-        placed = run_engine(
-            layout,
-            with_boxes_of(truth_tracks, tracks),
-            band,
-            fps=scene.fps,
-            frame_size=scene.frame_size,
-        )
+        placed = counts(with_boxes_of(truth_tracks, tracks))
         lines[scene.name] += [*_sum_lines(ours), *_sum_lines(truth), *_sum_lines(placed)]
         zone_ids = [z.id for z in layout.zones_of(CAMERA)]
         for z, zone_id in enumerate(zone_ids):
