@@ -606,6 +606,8 @@ def main() -> None:
         parser.error(f"--step must be >= 1, got {args.step}")
     if args.json is None:
         suffix = "" if args.step == 1 else f"_step{args.step}"
+        if args.output_box is not None:
+            suffix += f"_output_box_{args.output_box}"
         args.json = RESULTS / f"journeys{suffix}.json"
     sequence, gt = sampled("PETS09-S2L1", args.step)
     fps = sequence.fps
